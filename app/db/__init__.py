@@ -1,0 +1,1 @@
+"""Database: SQLAlchemy tables and sessions (PostgreSQL in server mode, SQLite embedded)."""

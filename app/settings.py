@@ -1,0 +1,77 @@
+"""The one settings object (environment prefix ``SCULPT_``), read once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCULPT_", env_file=None, extra="ignore")
+
+    home: Path = Field(Path(".sculpt"), description="Folder for the embedded mode's database, broker and artifacts.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite under home.")
+    broker_url: str | None = Field(None, description="Celery broker URL; default: filesystem transport under home.")
+    artifact_root: str | None = Field(None, description="Where files and checkpoints live; default: home/artifacts.")
+
+    # Upload limits, enforced while streaming.
+    max_upload_bytes: int = 64 * 1024 * 1024
+    max_upload_lines: int = 200_000
+    max_line_bytes: int = 1024 * 1024
+    max_json_depth: int = 32
+
+    # Registered base models must resolve inside one of these roots (a hub id is also accepted).
+    model_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    allow_hub_models: bool = True
+    trust_remote_code: bool = False
+
+    # Auth and limits.
+    rate_limit_per_minute: int = 600
+    max_queued_jobs: int = 1000
+
+    # Worker.
+    lease_seconds: int = 120
+    heartbeat_seconds: int = 10
+    job_time_limit_seconds: int = 24 * 3600
+    reconcile_seconds: int = 60
+    device: str | None = Field(None, description="torch device for training; default: cuda when present, else cpu.")
+
+    @field_validator("model_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value):
+        if isinstance(value, str):
+            return [p for p in value.split(":") if p]
+        return value
+
+    @property
+    def home_path(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_path / 'sculpt.db'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.home_path / "broker"
+
+    @property
+    def resolved_artifact_root(self) -> Path:
+        return Path(self.artifact_root).expanduser().resolve() if self.artifact_root else self.home_path / "artifacts"
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.resolved_broker_url.startswith("filesystem")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Sculpt worker: Celery app, job pipeline, training and evaluation engine (torch)."""
