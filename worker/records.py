@@ -1,0 +1,27 @@
+"""Turning a dataset record into the (prompt, completion) text pair that is trained and scored.
+
+A record is ``{"prompt": str, "completion": str}`` or ``{"messages": [{"role", "content"}, …]}``
+where the last assistant message is the target. Chat records are rendered with the tokenizer's
+chat template when it has one, so training and evaluation see the same text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _plain_chat(messages: list[dict[str, str]]) -> str:
+    lines = [f"{m['role']}: {m['content']}" for m in messages]
+    return "\n".join(lines) + "\nassistant: "
+
+
+def to_prompt_completion(record: dict[str, Any], tokenizer: Any = None) -> tuple[str, str]:
+    if "messages" not in record:
+        return str(record["prompt"]), str(record["completion"])
+    messages = list(record["messages"])
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    context, target = messages[:last], messages[last]["content"]
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        prompt = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True)
+        return prompt, target
+    return _plain_chat(context), target
