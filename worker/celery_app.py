@@ -1,0 +1,37 @@
+"""The Celery app of the worker: one job per process (``--pool solo``), long-job settings.
+
+Configuration comes from ``app.broker.celery_config`` so the API and the worker agree on the
+broker and its options. The model is loaded inside the task, never at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutting_down
+
+from app.broker import celery_config
+from app.settings import get_settings
+
+log = logging.getLogger("sculpt.worker")
+
+celery_app = Celery("sculpt", include=["worker.tasks"])
+celery_app.conf.update(celery_config(get_settings()))
+# A killed worker's job is recovered by the reconciler from the job table, not by Celery retries.
+celery_app.conf.task_acks_on_failure_or_timeout = True
+
+
+@worker_ready.connect
+def _start_reconciler(sender=None, **_kwargs) -> None:
+    from worker.reconciler import start_reconciler
+
+    queues = [q.name for q in sender.app.amqp.queues.consume_from.values()] if sender else None
+    start_reconciler(queues)
+
+
+@worker_shutting_down.connect
+def _stop_reconciler(**_kwargs) -> None:
+    from worker.reconciler import stop_reconciler
+
+    stop_reconciler()

@@ -1,0 +1,121 @@
+"""What a job trains from: its base version, its records and held-out split, and what the
+lineage learned before (for evaluation and for the activation retention basis)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app.datasets import read_records
+from app.db.session import session_scope
+from app.db.tables import File, Job, Model, ModelVersion, Task
+from app.storage import commit_file, file_path, files_dir, new_temp_file
+from worker.errors import JobFailed
+
+EVAL_FRACTION = 0.1
+PRIOR_SAMPLES_PER_TASK = 32
+
+
+@dataclass
+class LearnedTask:
+    name: str
+    position: int
+    version: int
+    metric: str
+    labels: list[str] | None
+    eval_records: list[dict]
+    train_file: str
+
+
+@dataclass
+class JobInputs:
+    model_id: str
+    base_version: int
+    base_uri: str
+    base_sha256: str | None
+    task_name: str
+    metric: str
+    labels: list[str] | None
+    train_records: list[dict]
+    eval_records: list[dict]
+    eval_uri: str
+    learned: list[LearnedTask] = field(default_factory=list)
+    ancestry: list[int] = field(default_factory=list)
+    prior_records: list[dict] = field(default_factory=list)
+
+
+def _records_of(session, file_id: str) -> list[dict]:
+    row = session.get(File, file_id)
+    if row is None:
+        raise JobFailed("invalid_data", f"file {file_id} no longer exists", "training_file")
+    return read_records(file_path(row.sha256))
+
+
+def _split(records: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
+    if len(records) < 2:
+        raise JobFailed("invalid_data", "the training file needs at least 2 records to hold one out for "
+                        "evaluation; add records or pass a validation_file", "training_file")
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    n_eval = max(1, round(len(records) * EVAL_FRACTION))
+    held = set(order[:n_eval])
+    return ([r for i, r in enumerate(records) if i not in held], [records[i] for i in sorted(held)])
+
+
+def _store_eval_split(records: list[dict]) -> str:
+    payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+    fd, tmp = new_temp_file(files_dir())
+    with open(fd, "wb") as handle:
+        handle.write(payload)
+    return str(commit_file(tmp, hashlib.sha256(payload).hexdigest()))
+
+
+def _ancestry(session, model_id: str, version: int) -> list[int]:
+    parents = dict(session.execute(
+        select(ModelVersion.version, ModelVersion.parent_version).where(ModelVersion.model_id == model_id)).all())
+    chain = [version]
+    while parents.get(chain[-1]) is not None:
+        chain.append(parents[chain[-1]])
+    return chain[::-1]
+
+
+def resolve(job: Job) -> JobInputs:
+    with session_scope() as session:
+        model = session.get(Model, job.model_id)
+        head = model.head_version
+        if job.requested_version is not None and job.requested_version != head:
+            raise JobFailed("lineage_moved", f"the job asked to train {job.model_id}:v{job.requested_version}, "
+                            f"but the head is now v{head}; resubmit against the current head", "model")
+        base = session.scalar(select(ModelVersion).where(ModelVersion.model_id == job.model_id,
+                                                         ModelVersion.version == head))
+        train = _records_of(session, job.training_file)
+        if job.validation_file:
+            eval_records = _records_of(session, job.validation_file)
+            eval_uri = str(file_path(session.get(File, job.validation_file).sha256))
+        else:
+            train, eval_records = _split(train, job.seed)
+            eval_uri = _store_eval_split(eval_records)
+        continual = job.continual or {}
+        ancestry = _ancestry(session, job.model_id, head)
+        task_name = continual.get("task") or job.suffix or job.training_file
+        tasks = session.scalars(select(Task).where(Task.model_id == job.model_id,
+                                                   Task.version.in_(ancestry), Task.name != task_name)
+                                .order_by(Task.position)).all()
+        learned = [LearnedTask(t.name, t.position, t.version, t.metric, t.labels,
+                               read_records(Path(t.eval_uri)), t.training_file) for t in tasks]
+        prior: list[dict] = []
+        for task in learned:
+            records = _records_of(session, task.train_file)
+            prior += random.Random(job.seed).sample(records, min(PRIOR_SAMPLES_PER_TASK, len(records)))
+        return JobInputs(
+            model_id=job.model_id, base_version=head, base_uri=base.checkpoint_uri,
+            base_sha256=base.checkpoint_sha256, task_name=task_name,
+            metric=continual.get("metric") or "exact_match", labels=continual.get("labels"),
+            train_records=train, eval_records=eval_records, eval_uri=eval_uri,
+            learned=learned, ancestry=ancestry, prior_records=prior,
+        )

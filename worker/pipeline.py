@@ -1,0 +1,202 @@
+"""One fine-tuning job, start to end: loading → calibrating → decomposing → training →
+evaluating → saving. Any failure before the version row leaves the head and the artifact
+root as they were."""
+
+from __future__ import annotations
+
+import errno
+import gc
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from app.settings import get_settings
+from worker import jobstore, registry
+from worker.checkpoints import CorruptCheckpoint, checkpoint_dir, save_checkpoint, verify_checkpoint
+from worker.errors import JobFailed, LeaseLost
+from worker.job_inputs import JobInputs, resolve
+from worker.leases import Heartbeat
+from worker.progress import ProgressReporter
+
+log = logging.getLogger("sculpt.worker")
+
+
+def _emit(job_id: str):
+    def emit(message: str, **kwargs) -> None:
+        jobstore.add_event(job_id, message, **kwargs)
+    return emit
+
+
+def _train_config(job):
+    from worker.engine import LoraConfig, RetentionConfig, TrainConfig
+
+    hyper, continual = job.hyperparameters or {}, job.continual or {}
+    config = TrainConfig(strategy=continual.get("strategy", "adaptive_svd"), seed=job.seed,
+                         device=get_settings().device)
+    if hyper.get("n_epochs") not in (None, "auto"):
+        config.n_epochs = int(hyper["n_epochs"])
+    if hyper.get("batch_size") not in (None, "auto"):
+        config.batch_size = int(hyper["batch_size"])
+    if continual.get("learning_rate") is not None:
+        config.learning_rate = float(continual["learning_rate"])
+    if hyper.get("learning_rate_multiplier") not in (None, "auto"):
+        config.learning_rate *= float(hyper["learning_rate_multiplier"])
+    retention = {k: v for k, v in (continual.get("retention") or {}).items() if v is not None}
+    config.retention = RetentionConfig(**{**config.retention.__dict__, **retention})
+    if continual.get("lora"):
+        config.lora = LoraConfig(**{**config.lora.__dict__, **continual["lora"]})
+    return config
+
+
+def _load(inputs: JobInputs):
+    from worker.engine import load_model_and_tokenizer
+
+    settings = get_settings()
+    try:
+        if inputs.base_sha256:
+            verify_checkpoint(Path(inputs.base_uri), inputs.base_sha256)
+        return load_model_and_tokenizer(inputs.base_uri, trust_remote_code=settings.trust_remote_code,
+                                        device=settings.device)[:2]
+    except (CorruptCheckpoint, OSError, ValueError) as exc:
+        raise JobFailed("model_not_loadable",
+                        f"could not load {inputs.model_id}:v{inputs.base_version} from {inputs.base_uri}: {exc}",
+                        "model") from exc
+
+
+def _baseline(model, tokenizer, inputs: JobInputs, suites, emit) -> None:
+    """Scores of the model before training: the new task (forward transfer) and, once per
+    version, general ability and safety, which later versions are compared against."""
+    from worker.job_eval import general_and_safety, score, version_metrics
+
+    before = score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
+                   f"{inputs.task_name} (before training)", emit)
+    registry.store_cell(inputs.model_id, inputs.base_version, inputs.task_name, inputs.metric,
+                        before["score"], before["n"])
+    if "general" not in version_metrics(inputs.model_id, inputs.base_version):
+        general, safety = general_and_safety(model, tokenizer, suites, emit)
+        registry.store_base_metrics(inputs.model_id, inputs.base_version, general, safety)
+
+
+def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
+    from worker.engine import train_task
+    from worker.job_eval import evaluate, lineage_suites
+
+    emit = _emit(job.id)
+    inputs = resolve(job)
+    emit(f"Training {inputs.model_id}:v{inputs.base_version} on task {inputs.task_name!r}: "
+         f"{len(inputs.train_records)} training and {len(inputs.eval_records)} held-out records; "
+         f"{len(inputs.learned)} earlier task(s) to re-evaluate")
+    model, tokenizer = _load(inputs)
+    suites = lineage_suites(inputs.model_id)
+    _baseline(model, tokenizer, inputs, suites, emit)
+
+    reporter = ProgressReporter(job.id, heartbeat)
+
+    def on_phase(phase: str) -> None:
+        reporter.phase = phase
+        jobstore.set_phase(job.id, phase)
+
+    config = _train_config(job)
+    started = time.monotonic()
+    trained = train_task(model, tokenizer, inputs.train_records, config, tasks_learned=len(inputs.learned),
+                         prior_records=inputs.prior_records, on_phase=on_phase,
+                         on_progress=reporter.on_progress, should_cancel=reporter.should_cancel)
+    emit(f"Trained {trained.steps} steps on {trained.trained_tokens} tokens in {time.monotonic() - started:.1f}s; "
+         f"final loss {trained.final_loss:.4f}", type="metrics",
+         data={"steps": trained.steps, "trained_tokens": trained.trained_tokens, "final_loss": trained.final_loss})
+
+    on_phase("evaluating")
+    gates = {**_model_gates(inputs.model_id), **((job.continual or {}).get("gates") or {})}
+    evaluation = evaluate(trained.model, tokenizer, inputs, suites, gates, emit)
+    if reporter.should_cancel():
+        raise _cancelled()
+
+    on_phase("saving")
+    version = registry.next_version(inputs.model_id)
+    target = checkpoint_dir(inputs.model_id, version)
+    sha = save_checkpoint(trained.model, tokenizer, target,
+                          extra={"model": inputs.model_id, "version": version, "parent": inputs.base_version,
+                                 "job": job.id, "task": inputs.task_name})
+    try:
+        verify_checkpoint(target, sha)
+        return registry.record_version(job, inputs, version, str(target), sha, trained.retention, evaluation,
+                                       trained.trained_tokens, owner)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def _model_gates(model_id: str) -> dict:
+    from app.db.session import session_scope
+    from app.db.tables import Model
+
+    with session_scope() as session:
+        return dict(session.get(Model, model_id).gates or {})
+
+
+def _cancelled():
+    from worker.engine import TrainingCancelled
+
+    return TrainingCancelled("cancel requested")
+
+
+def _failure(exc: BaseException) -> tuple[str, str] | None:
+    """Map an exception to (error code, message a user can act on); None for unexpected ones."""
+    from worker.engine import NonFiniteLoss
+
+    if isinstance(exc, JobFailed):
+        return exc.code, exc.message
+    if isinstance(exc, NonFiniteLoss):
+        return "nan_loss", f"training stopped: {exc}. Try a lower learning rate or check the data for outliers."
+    if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
+        return "out_of_memory", ("the model did not fit in memory while training; lower batch_size "
+                                 "(gradient accumulation keeps the effective batch) or use a smaller model")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "disk_full", "the artifact store ran out of space while saving the checkpoint; free space and retry"
+    return None
+
+
+def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
+    """Run one job; False when it could not be started (a live lease still holds it)."""
+    job = jobstore.start_attempt(job_id, owner)
+    if job is None:
+        return False
+    if job.attempts > jobstore.MAX_ATTEMPTS:
+        jobstore.end(job_id, "failed", f"the job's worker stopped {job.attempts - 1} times while running it; "
+                     "check the worker's logs and memory", error_code="worker_lost", level="error")
+        return True
+    if job.cancel_requested:
+        jobstore.end(job_id, "cancelled", "The job was cancelled before it started")
+        return True
+    heartbeat.job_id = job_id
+    jobstore.add_event(job_id, f"Attempt {job.attempts} started on worker {owner}",
+                       data={"attempt": job.attempts, "worker": owner})
+    from worker.engine import TrainingCancelled
+
+    try:
+        _run(job, owner, heartbeat)
+    except TrainingCancelled:
+        jobstore.end(job_id, "cancelled", "The job was cancelled; the head is unchanged")
+    except LeaseLost:
+        log.warning("job %s: lineage lease lost; another worker will run it", job_id)
+    except Exception as exc:  # every failure ends the job with a message; details go to the log only
+        known = _failure(exc)
+        if known is None:
+            log.exception("job %s failed unexpectedly", job_id)
+            known = ("internal_error", f"the worker hit an unexpected error ({type(exc).__name__}); "
+                     "the head is unchanged. Operators: see the worker log for this job id")
+        jobstore.end(job_id, "failed", known[1], error_code=known[0], level="error",
+                     error_param=getattr(exc, "param", None))
+    finally:
+        heartbeat.job_id = None
+        gc.collect()
+        _free_accelerator()
+    return True
+
+
+def _free_accelerator() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

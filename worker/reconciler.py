@@ -1,0 +1,107 @@
+"""Keeps the job table and the broker in agreement, from inside every worker.
+
+On start and then periodically it (1) re-enqueues the earliest unfinished job of each lineage
+that no live worker holds and whose message may be gone (a Redis restart, a killed worker, a
+broker that was down when the job was accepted), and (2) removes what crashed saves left in
+the artifact root: temp folders and checkpoint folders that no version row points at.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import func, or_, select, update
+
+from app.broker import enqueue_job
+from app.db.session import session_scope
+from app.db.tables import Job, Model, ModelVersion, utcnow
+from app.settings import get_settings
+from app.storage import TMP_PREFIX, checkpoints_dir, files_dir
+from worker.jobstore import PENDING
+
+log = logging.getLogger("sculpt.worker")
+STALE_UPLOAD_S = 3600
+
+_stop = threading.Event()
+
+
+def _unheld_lineages(session, now) -> list[str]:
+    return list(session.scalars(select(Model.id).where(
+        or_(Model.lock_owner.is_(None), Model.lock_expires_at < now))))
+
+
+def requeue_orphans(queues: list[str] | None = None) -> list[str]:
+    now = utcnow()
+    stale = now - timedelta(seconds=get_settings().reconcile_seconds)
+    sent = []
+    with session_scope() as session:
+        unheld = _unheld_lineages(session, now)
+        if not unheld:
+            return sent
+        first = (select(Job.model_id, func.min(Job.seq).label("seq"))
+                 .where(Job.status.in_(PENDING), Job.model_id.in_(unheld)).group_by(Job.model_id).subquery())
+        jobs = session.scalars(select(Job).join(first, Job.seq == first.c.seq).where(
+            or_(Job.enqueued_at.is_(None), Job.enqueued_at < stale))).all()
+        targets = [(job.id, job.queue) for job in jobs if queues is None or job.queue in queues]
+    for job_id, queue in targets:
+        try:
+            enqueue_job(job_id, queue)
+        except Exception as exc:  # the broker is down: the next round tries again
+            log.warning("reconciler could not enqueue %s: %s", job_id, exc)
+            continue
+        with session_scope() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
+        sent.append(job_id)
+    if sent:
+        log.info("reconciler re-enqueued %s", sent)
+    return sent
+
+
+def sweep_artifacts() -> list[str]:
+    """Remove leftovers of crashed saves, only in lineages that no live worker is saving into."""
+    removed = []
+    with session_scope() as session:
+        unheld = set(_unheld_lineages(session, utcnow()))
+        known = {(m, f"v{v}") for m, v in session.execute(select(ModelVersion.model_id, ModelVersion.version))}
+    for lineage in checkpoints_dir().iterdir():
+        if not lineage.is_dir() or lineage.name not in unheld:
+            continue
+        for entry in lineage.iterdir():
+            if entry.name.startswith(TMP_PREFIX) or (lineage.name, entry.name) not in known:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(str(entry))
+    cutoff = time.time() - STALE_UPLOAD_S
+    for entry in files_dir().rglob(f"{TMP_PREFIX}*"):
+        if entry.stat().st_mtime < cutoff:
+            entry.unlink(missing_ok=True)
+            removed.append(str(entry))
+    if removed:
+        log.info("removed leftovers of interrupted saves: %s", removed)
+    return removed
+
+
+def reconcile_once(queues: list[str] | None = None) -> None:
+    try:
+        sweep_artifacts()
+        requeue_orphans(queues)
+    except Exception as exc:  # the database may be down; the next round tries again
+        log.warning("reconcile round failed: %s", exc)
+
+
+def _loop(queues: list[str] | None) -> None:
+    reconcile_once(queues)
+    while not _stop.wait(get_settings().reconcile_seconds):
+        reconcile_once(queues)
+
+
+def start_reconciler(queues: list[str] | None = None) -> None:
+    _stop.clear()
+    threading.Thread(target=_loop, args=(queues,), name="sculpt-reconciler", daemon=True).start()
+
+
+def stop_reconciler() -> None:
+    _stop.set()
