@@ -1,0 +1,73 @@
+"""Scoring a model on a task's held-out records with the task's metric."""
+
+from __future__ import annotations
+
+import time
+from statistics import fmean
+from typing import Any
+
+from worker.evaluation.generation import default_max_new_tokens, generate_texts, is_encoder_decoder
+from worker.evaluation.likelihood import target_log_likelihoods
+from worker.evaluation.metrics import TEXT_METRICS
+from worker.records import to_prompt_completion
+
+METRICS = (*TEXT_METRICS, "choice")
+
+
+def _label_ids(tokenizer: Any, label: str) -> list[int]:
+    # The label is scored with its closing eos, as training ends completions with it, so a label
+    # that is a prefix of another ("no" / "not sure") does not win just by being shorter.
+    ids = tokenizer(label, add_special_tokens=False)["input_ids"]
+    return ids + [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else ids
+
+
+def rank_labels(model: Any, tokenizer: Any, prompts: list[str], labels: list[str], *, batch_size: int = 16) -> list[str]:
+    """For each prompt, the label with the highest summed log-likelihood (ties: the earlier label)."""
+    contexts = [tokenizer(p)["input_ids"] for p in prompts]
+    if not is_encoder_decoder(model) and any(not c for c in contexts):
+        raise ValueError("choice scoring needs non-empty prompts for a decoder-only model")
+    targets = [_label_ids(tokenizer, label) for label in labels]
+    pairs = [(context, target) for context in contexts for target in targets]
+    scores = [ll for ll, _ in target_log_likelihoods(model, pairs, batch_size=batch_size)]
+    best = []
+    for row in range(len(prompts)):
+        row_scores = scores[row * len(labels):(row + 1) * len(labels)]
+        best.append(labels[max(range(len(labels)), key=lambda k: (row_scores[k], -k))])
+    return best
+
+
+def score_task(
+    model: Any,
+    tokenizer: Any,
+    records: list[dict],
+    *,
+    metric: str = "exact_match",
+    labels: list[str] | None = None,
+    batch_size: int = 16,
+    max_new_tokens: int | None = None,
+) -> dict:
+    """Mean per-record score in [0, 1]: {"score", "n", "seconds"}.
+
+    Records are rendered with ``worker.records.to_prompt_completion``, as training renders them.
+    ``labels`` (choice only) default to the distinct completions, sorted.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    if not records:
+        raise ValueError("no records to score")
+    started = time.perf_counter()
+    pairs = [to_prompt_completion(r, tokenizer) for r in records]
+    prompts = [p for p, _ in pairs]
+    references = [c for _, c in pairs]
+    if metric == "choice":
+        choices = list(labels) if labels else sorted(set(references))
+        unknown = sorted(set(references) - set(choices))
+        if unknown:
+            raise ValueError(f"completions not among the labels: {unknown[:5]}")
+        predicted = rank_labels(model, tokenizer, prompts, choices, batch_size=batch_size)
+        per_record = [float(p == r) for p, r in zip(predicted, references)]
+    else:
+        limit = max_new_tokens or default_max_new_tokens(tokenizer, references)
+        generated = generate_texts(model, tokenizer, prompts, max_new_tokens=limit, batch_size=batch_size)
+        per_record = [TEXT_METRICS[metric](g, r) for g, r in zip(generated, references)]
+    return {"score": fmean(per_record), "n": len(records), "seconds": time.perf_counter() - started}
