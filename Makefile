@@ -1,0 +1,40 @@
+# Sculpt: `make demo` and `make test` set themselves up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build that lies on this machine's disk; on a GPU host: make install TORCH_SPEC="torch==2.13.0" PIP_EXTRA="--index-url ..."
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo serve worker test test-fast bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[worker,dev]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/sculpt demo
+
+serve: install
+	$(BIN)/sculpt serve
+
+worker: install
+	$(BIN)/sculpt worker
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m bench.step_overhead
+	$(BIN)/python -m bench.continual
+
+lint: install
+	$(BIN)/ruff check app worker tests bench
+
+clean:
+	rm -rf .sculpt test-artifacts .pytest_cache
