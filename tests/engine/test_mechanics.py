@@ -1,0 +1,98 @@
+"""The pieces the method is built from: projection, ranks, importance, activation bases."""
+
+import pytest
+import torch
+
+from worker.engine import RetentionConfig, TrainConfig, train_task
+from worker.engine.importance import cosine_importance
+from worker.engine.retention import kept_rank, kept_ratio
+from worker.engine.subspace import MatrixProjector, activation_basis, union
+from worker.engine.targets import find_targets
+from worker.engine.trainer import _single_inputs
+from worker.engine.data import encode
+from worker.tiny import build_tiny_causal_lm, build_tiny_t5
+
+from .conftest import fact_records
+
+
+def _orthonormal(dim, rank, seed):
+    q, _ = torch.linalg.qr(torch.randn(dim, rank, generator=torch.Generator().manual_seed(seed)))
+    return q
+
+
+@pytest.mark.parametrize("out_rank, in_rank", [(8, 20), (40, 4), (0, 30)], ids=["kept", "complement", "in-only"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_projection_is_idempotent_and_orthogonal(out_rank, in_rank, transposed):
+    m, n = 48, 32
+    projector = MatrixProjector(_orthonormal(m, out_rank, 1), _orthonormal(n, in_rank, 2), transposed=transposed)
+    shape = (n, m) if transposed else (m, n)
+    x, y = torch.randn(shape, dtype=torch.float32), torch.randn(shape, dtype=torch.float32)
+    px = projector(x.clone())
+    assert torch.allclose(projector(px.clone()), px, atol=1e-5)  # idempotent
+    # Orthogonal (self-adjoint): <P x, y> == <x, P y>, and x - P x is orthogonal to every P y.
+    assert torch.allclose((px * y).sum(), (x * projector(y.clone())).sum(), atol=1e-4)
+    assert abs(float(((x - px) * projector(y.clone())).sum())) < 1e-4
+    assert px.norm() < x.norm()
+
+
+def test_kept_ratio_respects_bounds_and_grows_with_tasks():
+    config = RetentionConfig(min_ratio=0.1, target_ratio=0.6, max_ratio=0.9)
+    for importance in (0.0, 0.3, 1.0):
+        ratios = [kept_ratio(importance, config, t) for t in range(6)]
+        assert all(config.min_ratio <= r <= config.max_ratio for r in ratios)
+        assert all(later > earlier for earlier, later in zip(ratios, ratios[1:]))
+        assert ratios[0] == pytest.approx(config.min_ratio + importance * (config.target_ratio - config.min_ratio))
+    fixed = RetentionConfig(mode="fixed", fixed_ratio=0.5)
+    assert kept_ratio(0.0, fixed, 0) == kept_ratio(1.0, fixed, 0) == 0.5
+    assert kept_rank(64, 0.999) == 63 and kept_rank(64, 0.0) == 0
+
+
+def test_kept_ranks_grow_with_task_count_in_training():
+    records = fact_records("t", 16, seed=0)
+    config = TrainConfig(n_epochs=1, retention=RetentionConfig(basis="weights"))
+    ranks = []
+    for tasks_learned in (0, 3):
+        model, tokenizer = build_tiny_causal_lm()
+        result = train_task(model, tokenizer, records, config, tasks_learned=tasks_learned)
+        matrices = result.retention["matrices"].values()
+        for info in matrices:
+            d = min(info["shape"])
+            assert round(d * 0.1) <= info["weight_rank"] <= round(d * 0.9)
+        ranks.append([info["weight_rank"] for info in matrices])
+    assert all(later >= earlier for earlier, later in zip(*ranks)) and sum(ranks[1]) > sum(ranks[0])
+
+
+@pytest.mark.parametrize("builder, kind", [(build_tiny_causal_lm, "causal"), (build_tiny_t5, "seq2seq")])
+def test_importance_is_finite_and_normalised(builder, kind):
+    model, tokenizer = builder()
+    examples = encode(fact_records("t", 8, seed=0), tokenizer, kind, 64)
+    inputs = _single_inputs(examples, 8, tokenizer.pad_token_id, "cpu", torch.Generator().manual_seed(0))
+    importance = cosine_importance(model, find_targets(model), inputs)
+    values = torch.tensor(list(importance.values()))
+    assert torch.isfinite(values).all()
+    assert values.min() == 0.0 and values.max() == 1.0
+    assert len(set(values.tolist())) > 2  # it actually tells matrices apart
+
+
+@pytest.mark.parametrize("energy", [0.5, 0.9, 0.99])
+def test_activation_basis_reaches_requested_energy(energy):
+    generator = torch.Generator().manual_seed(0)
+    # Inputs with a decaying spectrum, as real activations have.
+    x = torch.randn(500, 32, generator=generator) * torch.logspace(0, -2, 32)
+    covariance = x.T @ x / len(x)
+    basis = activation_basis(covariance, energy, cap=32)
+    captured = lambda b: float(torch.trace(b.T @ covariance @ b) / torch.trace(covariance))  # noqa: E731
+    assert captured(basis) >= energy - 1e-6
+    assert captured(basis[:, :-1]) < energy  # and it is the smallest such basis
+    assert torch.allclose(basis.T @ basis, torch.eye(basis.shape[1]), atol=1e-5)
+    assert activation_basis(covariance, energy, cap=2).shape[1] <= 2
+
+
+def test_union_is_orthonormal_and_spans_both():
+    first, second = _orthonormal(32, 6, 1), _orthonormal(32, 5, 2)
+    joint = union(first, torch.cat([second, first[:, :2]], dim=1), cap=32)  # overlapping directions count once
+    assert joint.shape[1] == 11
+    assert torch.allclose(joint.T @ joint, torch.eye(11), atol=1e-5)
+    for part in (first, second):
+        assert torch.allclose(joint @ (joint.T @ part), part, atol=1e-5)
+    assert union(first, second, cap=8).shape[1] == 8

@@ -1,0 +1,111 @@
+"""Training and retention settings of one task, and what a finished task returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+STRATEGIES = ("adaptive_svd", "full", "lora")
+RETENTION_MODES = ("adaptive", "fixed")
+RETENTION_BASES = ("weights", "activations", "both")
+
+
+@dataclass
+class RetentionConfig:
+    """How much of each target matrix is kept, and where that kept subspace comes from.
+
+    A matrix's kept fraction starts between ``min_ratio`` and ``target_ratio`` (by importance, or
+    ``fixed_ratio`` everywhere) and moves towards ``max_ratio`` as the lineage learns more tasks.
+    """
+
+    mode: str = "adaptive"
+    min_ratio: float = 0.1
+    target_ratio: float = 0.6
+    max_ratio: float = 0.9
+    fixed_ratio: float = 0.5
+    # "both" won the continual benchmark (bench/RESULTS.md): weights alone forget like full FT.
+    basis: str = "both"
+    energy: float = 0.9
+    target_regex: str | None = None
+    train_embeddings: bool = False
+    calibration_batches: int = 4
+
+    def validate(self) -> None:
+        if self.mode not in RETENTION_MODES:
+            raise ValueError(f"retention mode must be one of {RETENTION_MODES}, got {self.mode!r}")
+        if self.basis not in RETENTION_BASES:
+            raise ValueError(f"retention basis must be one of {RETENTION_BASES}, got {self.basis!r}")
+        if not 0.0 <= self.min_ratio <= self.target_ratio <= self.max_ratio < 1.0:
+            raise ValueError(
+                "retention ratios must satisfy 0 <= min_ratio <= target_ratio <= max_ratio < 1, got "
+                f"{self.min_ratio}, {self.target_ratio}, {self.max_ratio}"
+            )
+        if not 0.0 <= self.fixed_ratio < 1.0:
+            raise ValueError(f"fixed_ratio must be in [0, 1), got {self.fixed_ratio}")
+        if not 0.0 < self.energy < 1.0:
+            raise ValueError(f"energy must be in (0, 1), got {self.energy}")
+        if self.calibration_batches < 1:
+            raise ValueError("calibration_batches must be at least 1")
+
+
+@dataclass
+class LoraConfig:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    strategy: str = "adaptive_svd"
+    n_epochs: int = 3
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    warmup_ratio: float = 0.05
+    grad_accum: int = 1
+    weight_decay: float = 0.01
+    seed: int = 0
+    max_length: int = 512
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    device: str | None = None  # None: cuda when available, else cpu; bf16 autocast on cuda
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        for name in ("n_epochs", "batch_size", "grad_accum", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        self.retention.validate()
+
+
+@dataclass
+class ProgressInfo:
+    step: int
+    total_steps: int
+    loss: float
+    lr: float
+    tokens_per_second: float
+    epoch: float
+
+
+@dataclass
+class TrainResult:
+    model: Any  # a plain Hugging Face model (LoRA merged), ready for save_pretrained
+    retention: dict
+    steps: int
+    trained_tokens: int
+    final_loss: float
+    seconds: float
+
+
+class TrainingCancelled(Exception):
+    """The cancel check returned True; the model is mid-training and must not be saved."""
+
+
+class NonFiniteLoss(Exception):
+    """The loss became NaN or infinite; the model is broken and must not be saved."""

@@ -1,0 +1,68 @@
+"""AdamW whose every update, normalised step and weight decay together, is projected before it lands.
+
+PEFT's OSF projects gradients; Adam's element-wise scaling then moves the step back into the frozen
+subspace. Projecting the final update instead keeps the kept subspace exact whatever the optimizer
+state, and needs no copy of the weights: one transient update buffer per matrix at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+
+class ProjectedAdamW(torch.optim.Optimizer):
+    def __init__(
+        self,
+        params,
+        projectors: dict[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
+        self.projectors = projectors or {}
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                state = self.state[param]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(param)
+                    state["exp_avg_sq"] = torch.zeros_like(param)
+                state["step"] += 1
+                exp_avg, exp_avg_sq, step = state["exp_avg"], state["exp_avg_sq"], state["step"]
+                exp_avg.lerp_(param.grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(param.grad, param.grad, value=1 - beta2)
+
+                update = exp_avg_sq.sqrt().div_(math.sqrt(1 - beta2**step)).add_(group["eps"])
+                torch.div(exp_avg, update, out=update).div_(1 - beta1**step)
+                if group["weight_decay"]:
+                    update.add_(param, alpha=group["weight_decay"])
+                projector = self.projectors.get(param)
+                if projector is not None:
+                    update = projector(update)
+                param.add_(update, alpha=-group["lr"])
+        return loss
+
+
+def decay_groups(named_params, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices only; biases and norm scales are not decayed (the usual practice)."""
+    decay, no_decay = [], []
+    for _, param in named_params:
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]

@@ -1,0 +1,26 @@
+"""How much of each matrix to keep: from importance (or fixed), growing with tasks learned."""
+
+from __future__ import annotations
+
+from .config import RetentionConfig
+
+
+def kept_ratio(importance: float, config: RetentionConfig, tasks_learned: int) -> float:
+    """The fraction of a matrix's rank to keep.
+
+    A first task keeps between ``min_ratio`` and ``target_ratio`` (more for more important matrices, as
+    in the paper), or ``fixed_ratio`` everywhere. Each learned task then closes part of the gap to
+    ``max_ratio`` (t/(t+1) of it), so older knowledge claims more of the space while some always stays
+    free for the new task.
+    """
+    if config.mode == "fixed":
+        start = config.fixed_ratio
+    else:
+        start = config.min_ratio + importance * (config.target_ratio - config.min_ratio)
+    growth = tasks_learned / (tasks_learned + 1)
+    return max(start, start + (config.max_ratio - start) * growth)
+
+
+def kept_rank(dim: int, ratio: float) -> int:
+    """k = round(d * ratio), leaving at least one direction trainable."""
+    return min(dim - 1, max(0, round(dim * ratio)))

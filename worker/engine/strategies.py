@@ -1,0 +1,150 @@
+"""The three ways to train a task behind one interface: adaptive_svd (the method), full and lora.
+
+Each ``prepare_*`` readies the model for training and returns the optimizer, a ``finish`` that turns
+the trained model into a plain Hugging Face model, and the retention summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import peft
+import torch
+
+from .calibration import observe
+from .config import TrainConfig
+from .importance import cosine_importance
+from .optim import ProjectedAdamW, decay_groups
+from .retention import kept_rank, kept_ratio
+from .subspace import MatrixProjector, activation_basis, union, weight_bases
+from .targets import Target, find_targets
+
+
+@dataclass
+class Prepared:
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    finish: Callable[[torch.nn.Module], torch.nn.Module]
+    retention: dict
+
+
+def _unchanged(model):
+    return model
+
+
+def _plain_adamw(model, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = decay_groups(model.named_parameters(), config.weight_decay)
+    return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+
+def prepare_full(model, config: TrainConfig) -> Prepared:
+    model.requires_grad_(True)
+    summary = {"strategy": "full", "matrices": {}, "summary": {"trainable_parameters": _count(model)}}
+    return Prepared(model, _plain_adamw(model, config), _unchanged, summary)
+
+
+def prepare_lora(model, config: TrainConfig) -> Prepared:
+    targets = find_targets(model, config.retention.target_regex)
+    lora = peft.LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=[t.name for t in targets],
+    )
+    wrapped = peft.get_peft_model(model, lora)
+    summary = {
+        "strategy": "lora",
+        "matrices": {},
+        "summary": {"trainable_parameters": _count(wrapped), "r": config.lora.r, "alpha": config.lora.alpha},
+    }
+    return Prepared(wrapped, _plain_adamw(wrapped, config), lambda m: m.merge_and_unload(), summary)
+
+
+def input_covariances(model, targets: list[Target], inputs) -> dict[str, torch.Tensor]:
+    """Uncentred covariance xᵀx / N of each target's inputs (the second moment old inputs live in)."""
+    sums = {t.name: torch.zeros(t.shape[1], t.shape[1], device=t.weight.device) for t in targets}
+    counts = dict.fromkeys(sums, 0)
+
+    def record(target: Target, x: torch.Tensor, _y: torch.Tensor) -> None:
+        sums[target.name].addmm_(x.T, x)
+        counts[target.name] += x.shape[0]
+
+    observe(model, targets, inputs, record)
+    return {name: sums[name] / max(counts[name], 1) for name in sums}
+
+
+def kept_bases(target: Target, rank: int, covariance: torch.Tensor | None, config) -> dict:
+    """The kept output- and input-side bases of one matrix for the configured retention basis."""
+    weight = target.weight.detach()
+    weight = weight.T if target.transposed else weight
+    out_dim, in_dim = target.shape
+    in_cap = max(rank, round(config.max_ratio * in_dim))
+    u, v = weight_bases(weight, rank)
+    if covariance is None or config.basis == "weights":
+        return {"out": u, "in": v, "activation_rank": 0}
+    act = activation_basis(covariance, config.energy, in_cap)
+    if config.basis == "activations":
+        return {"out": None, "in": act, "activation_rank": act.shape[1]}
+    return {"out": u, "in": union(act, v, in_cap), "activation_rank": act.shape[1]}
+
+
+def prepare_adaptive_svd(
+    model, config: TrainConfig, *, calibration_inputs, prior_inputs, tasks_learned: int, on_phase
+) -> Prepared:
+    retention = config.retention
+    targets = find_targets(model, retention.target_regex)
+    importance = cosine_importance(model, targets, calibration_inputs)
+    covariances = input_covariances(model, targets, prior_inputs) if prior_inputs and retention.basis != "weights" else {}
+
+    on_phase("decomposing")
+    projectors, matrices = {}, {}
+    for target in targets:
+        ratio = kept_ratio(importance[target.name], retention, tasks_learned)
+        rank = kept_rank(min(target.shape), ratio)
+        bases = kept_bases(target, rank, covariances.get(target.name), retention)
+        projector = MatrixProjector(bases["out"], bases["in"], transposed=target.transposed)
+        projectors[target.weight] = projector
+        matrices[target.name] = {
+            "shape": list(target.shape),
+            "importance": importance[target.name],
+            "ratio": ratio,
+            "weight_rank": rank,
+            "activation_rank": bases["activation_rank"],
+            "kept_out": 0 if bases["out"] is None else bases["out"].shape[1],
+            "kept_in": bases["in"].shape[1],
+        }
+
+    model.requires_grad_(retention.train_embeddings)
+    for target in targets:
+        target.weight.requires_grad_(True)
+        if getattr(target.module, "bias", None) is not None:
+            # A bias shift would move outputs even for inputs in the kept subspace.
+            target.module.bias.requires_grad_(False)
+    groups = decay_groups(model.named_parameters(), config.weight_decay)
+    optimizer = ProjectedAdamW(groups, projectors, lr=config.learning_rate)
+    return Prepared(model, optimizer, _unchanged, _retention_summary(matrices, retention, tasks_learned, covariances, projectors))
+
+
+def _retention_summary(matrices, retention, tasks_learned, covariances, projectors) -> dict:
+    kept_fraction = [
+        1 - (1 - m["kept_out"] / m["shape"][0]) * (1 - m["kept_in"] / m["shape"][1]) for m in matrices.values()
+    ]
+    return {
+        "strategy": "adaptive_svd",
+        "matrices": matrices,
+        "summary": {
+            "mode": retention.mode,
+            "basis": retention.basis if covariances or retention.basis == "weights" else "weights",
+            "tasks_learned": tasks_learned,
+            "matrix_count": len(matrices),
+            "mean_ratio": sum(m["ratio"] for m in matrices.values()) / len(matrices),
+            # Share of each matrix's entries the update cannot touch: 1 - (1 - ku/m)(1 - kv/n), averaged.
+            "mean_frozen_share": sum(kept_fraction) / len(kept_fraction),
+            "basis_parameters": sum(p.numel() for p in projectors.values()),
+        },
+    }
+
+
+def _count(model) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,105 @@
+"""Kept subspaces of a matrix and the projection that keeps updates off them.
+
+The input side (R^n) and the output side (R^m) each get an orthonormal kept basis. An update is
+confined to (I - U Uᵀ) ΔW (I - V Vᵀ). Each side stores either its kept basis or its complement,
+whichever has fewer columns, since both give the same projector and cost scales with columns.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Directions of a candidate basis with less than this much length left after removing the existing
+# basis are treated as already covered.
+NOVELTY_TOLERANCE = 1e-4
+
+
+def weight_bases(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``rank`` left and right singular vectors of an (out, in) matrix, from a float32 thin SVD."""
+    u, _, vh = torch.linalg.svd(weight.float(), full_matrices=False)
+    return u[:, :rank].contiguous(), vh[:rank].T.contiguous()
+
+
+def energy_rank(eigenvalues: torch.Tensor, energy: float) -> int:
+    """Smallest r whose leading eigenvalues hold ``energy`` of the total (eigenvalues descending)."""
+    total = eigenvalues.sum()
+    if total <= 0:
+        return 0
+    cumulative = torch.cumsum(eigenvalues, 0) / total
+    return int(torch.searchsorted(cumulative, torch.tensor(energy, dtype=cumulative.dtype))) + 1
+
+
+def activation_basis(covariance: torch.Tensor, energy: float, cap: int) -> torch.Tensor:
+    """Leading eigenvectors of an input covariance up to ``energy``, at most ``cap`` of them."""
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance.double())
+    eigenvalues, eigenvectors = eigenvalues.flip(0).clamp_min(0), eigenvectors.flip(1)
+    rank = min(cap, energy_rank(eigenvalues, energy))
+    return eigenvectors[:, :rank].float().contiguous()
+
+
+def union(first: torch.Tensor, second: torch.Tensor, cap: int) -> torch.Tensor:
+    """Orthonormal basis of span(first) + span(second), ``first`` kept whole, at most ``cap`` columns.
+
+    The part of ``second`` not already in ``first`` is added most-novel direction first.
+    """
+    if second.shape[1] == 0:
+        return first[:, :cap]
+    residual = second - first @ (first.T @ second)
+    u, s, _ = torch.linalg.svd(residual.double(), full_matrices=False)
+    novel = u[:, s > NOVELTY_TOLERANCE].float()
+    return torch.cat([first, novel], dim=1)[:, :cap].contiguous()
+
+
+class SideProjector:
+    """Projects onto the orthogonal complement of a kept basis, on one side of a matrix."""
+
+    def __init__(self, kept: torch.Tensor):
+        dim, rank = kept.shape
+        self.dim, self.rank = dim, rank
+        self.uses_complement = dim - rank < rank
+        # Re-orthonormalising in float64 matters: a float32 SVD's vectors are orthonormal only to ~1e-6,
+        # which would leak that much of every update into the kept subspace.
+        q, _ = torch.linalg.qr(kept.double(), mode="complete" if self.uses_complement else "reduced")
+        self.basis = (q[:, rank:] if self.uses_complement else q).float().contiguous()
+
+    def left(self, x: torch.Tensor) -> torch.Tensor:
+        """(I - K Kᵀ) x, for x with ``dim`` rows."""
+        if self.uses_complement:
+            return self.basis @ (self.basis.T @ x)
+        return x.addmm_(self.basis, self.basis.T @ x, alpha=-1)
+
+    def right(self, x: torch.Tensor) -> torch.Tensor:
+        """x (I - K Kᵀ), for x with ``dim`` columns."""
+        if self.uses_complement:
+            return (x @ self.basis) @ self.basis.T
+        return x.addmm_(x @ self.basis, self.basis.T, alpha=-1)
+
+    def numel(self) -> int:
+        return self.basis.numel()
+
+
+class MatrixProjector:
+    """ΔW ↦ (I - U Uᵀ) ΔW (I - V Vᵀ) for a weight stored as (out, in), or transposed (GPT-2 Conv1D)."""
+
+    def __init__(self, out_kept: torch.Tensor | None, in_kept: torch.Tensor | None, transposed: bool = False):
+        self.out_side = SideProjector(out_kept) if out_kept is not None and out_kept.shape[1] else None
+        self.in_side = SideProjector(in_kept) if in_kept is not None and in_kept.shape[1] else None
+        self.transposed = transposed
+
+    def __call__(self, delta: torch.Tensor) -> torch.Tensor:
+        """Project ``delta`` (may be modified in place; use the returned tensor)."""
+        rows, cols = (self.in_side, self.out_side) if self.transposed else (self.out_side, self.in_side)
+        if rows is not None:
+            delta = rows.left(delta)
+        if cols is not None:
+            delta = cols.right(delta)
+        return delta
+
+    def to(self, device) -> MatrixProjector:
+        for side in (self.out_side, self.in_side):
+            if side is not None:
+                side.basis = side.basis.to(device)
+        return self
+
+    def numel(self) -> int:
+        return sum(side.numel() for side in (self.out_side, self.in_side) if side is not None)
