@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     max_upload_lines: int = 200_000
     max_line_bytes: int = 1024 * 1024
     max_json_depth: int = 32
+    max_request_bytes: int = Field(1024 * 1024, description="Largest JSON request body.")
 
     # Registered base models must resolve inside one of these roots (a hub id is also accepted).
     model_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
@@ -54,6 +55,12 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home_path / 'sculpt.db'}"
+
+    @property
+    def allowed_model_roots(self) -> list[Path]:
+        """Where a registered local base model may live; default: SCULPT_HOME and the working directory."""
+        roots = self.model_roots or [self.home_path, Path.cwd()]
+        return [Path(r).expanduser().resolve() for r in roots]
 
     @property
     def resolved_broker_url(self) -> str:

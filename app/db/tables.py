@@ -64,6 +64,8 @@ class File(Base):
     status: Mapped[str] = mapped_column(String(16), default="processed")
     status_details: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Deleted files stay as rows (finished jobs still name them); their bytes go when unshared.
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Model(Base):

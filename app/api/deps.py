@@ -1,0 +1,17 @@
+"""Request-scoped dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy.orm import Session
+
+from app.db.session import new_session
+
+
+def get_session() -> Iterator[Session]:
+    session = new_session()
+    try:
+        yield session
+    finally:
+        session.close()

@@ -1,0 +1,101 @@
+"""The FastAPI application: routers under /v1, health at the root, errors in OpenAI's shape."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import Depends, FastAPI
+from sqlalchemy.exc import DBAPIError, OperationalError
+from fastapi import HTTPException
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api import files, health, jobs, models
+from app.auth import authenticate
+from app.errors import error_response, install_error_handlers
+from app.ratelimit import RateLimiter
+from app.settings import get_settings
+
+log = logging.getLogger("sculpt.api")
+
+# Multipart framing around an upload's bytes; the file itself is held to max_upload_bytes by the validator.
+MULTIPART_SLACK_BYTES = 64 * 1024
+
+
+class BodyLimit:
+    """Cap every request body while it streams in (uploads get the upload limit, JSON the request limit).
+
+    A declared Content-Length over the cap is refused before reading; otherwise the count stops the
+    read as soon as the cap is passed, so an oversized body never sits in memory or on disk.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        settings = get_settings()
+        limit = (settings.max_upload_bytes + MULTIPART_SLACK_BYTES if scope["path"].rstrip("/") == "/v1/files"
+                 else settings.max_request_bytes)
+        too_large = HTTPException(413, f"The request body is larger than {limit} bytes")
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return await self._refuse(too_large, scope, receive, send)
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise too_large
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except HTTPException as exc:
+            if exc is not too_large or started:
+                raise
+            await self._refuse(too_large, scope, receive, send)
+
+    @staticmethod
+    async def _refuse(exc: HTTPException, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, exc.detail, "invalid_request_error", code="payload_too_large")
+        await response(scope, receive, send)
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(title="Sculpt", version="0.1.0",
+                  description="Continual training of language models: constrained full fine-tuning as a "
+                              "service, OpenAI-compatible where OpenAI has the concept.")
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+    install_error_handlers(app)
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_request, _exc):
+        # PostgreSQL restarting or unreachable: a clear, retryable answer; the pool recovers by itself.
+        return error_response(503, "The database is unreachable; retry shortly", "server_error",
+                              code="database_unavailable", headers={"Retry-After": "5"})
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request, exc: DBAPIError):
+        if exc.connection_invalidated:
+            return await _database_down(request, exc)
+        log.error("database error on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+        return error_response(500, "The server hit an unexpected database error; it has been logged.",
+                              "server_error", code="internal_error")
+
+    app.include_router(health.router)
+    secured = [Depends(authenticate)]
+    for module in (files, models, jobs):
+        app.include_router(module.router, prefix="/v1", dependencies=secured)
+    app.add_middleware(BodyLimit)
+    return app

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.common import StrictModel
+from app.schemas.jobs import Gates
+
+LINEAGE_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$"
+
+
+class ModelCreate(StrictModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"id": "support-bot", "base_model": "/models/tiny-llama", "gates": {"max_forgetting": 0.1}}]})
+
+    id: str = Field(pattern=LINEAGE_ID_PATTERN, description="The lineage id; no ':' (that separates versions).")
+    base_model: str = Field(min_length=1, max_length=1024,
+                            description="A local Hugging Face directory inside the allowed roots, or a hub id.")
+    gates: Gates | None = Field(None, description="Default gates for this lineage's jobs.")
+
+
+class ModelObject(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "sculpt"
+    base_model: str
+    head: int = Field(description="The version that jobs train from and that serves.")
+    fine_tuned_model: str = Field(description="The head as '<id>:v<n>'.")
+    versions: int = Field(description="How many versions the lineage holds.")
+    tasks: list[str] = Field(description="Tasks learned, in order.")
+    gates: dict[str, Any] = Field(default_factory=dict)
+
+
+class VersionObject(BaseModel):
+    id: str = Field(description="'<model>:v<n>'.")
+    object: Literal["model.version"] = "model.version"
+    model: str
+    version: int
+    parent_version: int | None
+    is_head: bool
+    status: str = Field(description="'base', 'promoted' (passed its gates) or 'rejected' (kept, not promoted).")
+    job_id: str | None
+    task: str | None
+    strategy: str | None
+    checkpoint_uri: str
+    checkpoint_sha256: str | None
+    retention: dict[str, Any]
+    metrics: dict[str, Any]
+    gate_verdict: dict[str, Any]
+    created_at: int
+
+
+class HeadChangeRequest(StrictModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"version": 2, "reason": "roll back: v3 regressed"}]})
+
+    version: int = Field(ge=1, le=2**31 - 1)
+    reason: str = Field(min_length=1, max_length=2000)
+    force: bool = Field(False, description="Needed to promote a version its gates rejected, "
+                                           "or to move the head while a job on the lineage runs.")
+
+
+class HeadChangeObject(BaseModel):
+    object: Literal["model.head_change"] = "model.head_change"
+    model: str
+    from_version: int | None
+    to_version: int
+    reason: str
+    actor: str
+    job_id: str | None
+    created_at: int
+
+
+class EvaluationsObject(BaseModel):
+    object: Literal["model.evaluations"] = "model.evaluations"
+    model: str
+    tasks: list[str]
+    versions: list[int]
+    matrix: list[list[float | None]] = Field(description="matrix[r][i]: score of versions[r] on tasks[i].")
+    metric: dict[str, str] = Field(description="The metric of each task.")
+    acc: float | None
+    bwt: float | None
+    forgetting: dict[str, float]
+    general: dict[str, Any]
+    safety: dict[str, Any]

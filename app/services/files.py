@@ -1,0 +1,109 @@
+"""Task dataset files: validated upload into the content-addressed store, listing, deletion."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from app import storage
+from app.datasets import DatasetError, validate_stream
+from app.db.tables import File, Job, Model, Task, utcnow
+from app.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from app.ids import new_id
+from app.schemas.jobs import TERMINAL_STATUSES
+from app.settings import get_settings
+
+PURPOSES = ("fine-tune",)
+
+
+def upload_file(session: Session, source: BinaryIO, filename: str, purpose: str) -> File:
+    """Validate ``source`` while copying it to a temp file; store it and its row only if it is valid."""
+    if purpose not in PURPOSES:
+        raise Unprocessable(f"purpose must be one of {list(PURPOSES)}", param="purpose")
+    fd, tmp = storage.new_temp_file(storage.files_dir())
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            try:
+                summary = validate_stream(source, sink, get_settings())
+            except DatasetError as exc:
+                error = PayloadTooLarge if exc.too_large else Unprocessable
+                raise error("invalid training file: " + "; ".join(exc.problems), param="file",
+                            code="invalid_file") from exc
+            sink.flush()
+            os.fsync(sink.fileno())
+        storage.commit_file(tmp, summary.sha256)
+    finally:
+        tmp.unlink(missing_ok=True)
+    row = File(id=new_id("file"), filename=Path(filename or "upload.jsonl").name[:255] or "upload.jsonl",
+               purpose=purpose, bytes=summary.bytes, sha256=summary.sha256, line_count=summary.lines,
+               record_format=summary.record_format, status="processed")
+    session.add(row)
+    session.commit()
+    return row
+
+
+def get_file(session: Session, file_id: str, param: str = "file_id") -> File:
+    row = session.get(File, file_id)
+    if row is None or row.deleted_at is not None:
+        raise NotFound(f"No file with id '{file_id}'", param=param)
+    return row
+
+
+def list_files(session: Session, after: str | None, limit: int, purpose: str | None) -> tuple[list[File], bool]:
+    """Newest first, like OpenAI; ``after`` is the id of the last file of the previous page."""
+    query = select(File).where(File.deleted_at.is_(None))
+    if purpose:
+        query = query.where(File.purpose == purpose)
+    if after:
+        cursor = get_file(session, after, param="after")
+        query = query.where(or_(File.created_at < cursor.created_at,
+                                and_(File.created_at == cursor.created_at, File.id < cursor.id)))
+    rows = session.scalars(query.order_by(File.created_at.desc(), File.id.desc()).limit(limit + 1)).all()
+    return list(rows[:limit]), len(rows) > limit
+
+
+def content_path(session: Session, file_id: str) -> Path:
+    row = get_file(session, file_id)
+    path = storage.file_path(row.sha256)
+    if not path.exists():
+        raise NotFound(f"The content of file '{file_id}' is missing from the artifact store", param="file_id")
+    return path
+
+
+def stored_path(file_row: File) -> Path:
+    """Where a validated file's bytes live (for the worker)."""
+    return storage.file_path(file_row.sha256)
+
+
+def _in_use_by(session: Session, file_id: str) -> str | None:
+    active_job = session.scalar(
+        select(Job.id).where(or_(Job.training_file == file_id, Job.validation_file == file_id),
+                             Job.status.not_in(TERMINAL_STATUSES)).limit(1))
+    if active_job:
+        return f"job {active_job}"
+    task = session.scalar(select(Task).where(Task.training_file == file_id).limit(1))
+    if task:
+        return f"task '{task.name}' of model '{task.model_id}' (its evaluation needs it)"
+    model = session.scalar(select(Model.id).where(
+        or_(Model.reference_file_id == file_id, Model.safety_file_id == file_id)).limit(1))
+    if model:
+        return f"model '{model}'"
+    return None
+
+
+def delete_file(session: Session, file_id: str) -> None:
+    """Hide the file (finished jobs keep naming it); drop its bytes when nothing else shares them."""
+    row = get_file(session, file_id)
+    user = _in_use_by(session, file_id)
+    if user:
+        raise Conflict(f"File '{file_id}' is in use by {user}", param="file_id", code="file_in_use")
+    row.deleted_at = utcnow()
+    session.commit()
+    still_shared = session.scalar(select(File.id).where(File.sha256 == row.sha256,
+                                                        File.deleted_at.is_(None)).limit(1))
+    if not still_shared:
+        storage.file_path(row.sha256).unlink(missing_ok=True)

@@ -1,0 +1,14 @@
+"""Unix timestamps for the API (OpenAI's clients expect integers)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def unix(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    # SQLite hands back naive datetimes; everything is stored in UTC.
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
