@@ -8,7 +8,6 @@ padding from changing the result, so a batch yields what each prompt yields on i
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -29,15 +28,20 @@ def batches(items: list, size: int) -> Iterator[list]:
         yield items[start:start + size]
 
 
-@contextmanager
-def padding_side(tokenizer: Any, side: str) -> Iterator[None]:
-    """Temporarily set the tokenizer's padding side (it is shared with training code)."""
-    saved = tokenizer.padding_side
-    tokenizer.padding_side = side
-    try:
-        yield
-    finally:
-        tokenizer.padding_side = saved
+def start_token_id(tokenizer: Any) -> int:
+    """The token a text starts from when it has none of its own (bos, else eos)."""
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if start is None:
+        raise ValueError("the tokenizer has neither a bos nor an eos token to start a text from")
+    return start
+
+
+def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """A prompt's token ids exactly as training encodes them (no special tokens added).
+
+    An empty prompt becomes the start token, so there is something to continue from.
+    """
+    return tokenizer(prompt, add_special_tokens=False)["input_ids"] or [start_token_id(tokenizer)]
 
 
 def default_max_new_tokens(tokenizer: Any, references: list[str]) -> int:
@@ -45,7 +49,18 @@ def default_max_new_tokens(tokenizer: Any, references: list[str]) -> int:
     return longest + MAX_NEW_TOKENS_MARGIN
 
 
-def _pad_token_id(tokenizer: Any) -> int:
+def pad_batch(sequences: list[list[int]], pad_id: int, *, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad token id lists to one width: (input_ids, attention_mask)."""
+    width = max(len(s) for s in sequences)
+    rows, masks = [], []
+    for s in sequences:
+        padding = [pad_id] * (width - len(s))
+        rows.append(padding + s if left else s + padding)
+        masks.append([0] * len(padding) + [1] * len(s) if left else [1] * len(s) + [0] * len(padding))
+    return torch.tensor(rows, dtype=torch.long), torch.tensor(masks, dtype=torch.long)
+
+
+def pad_token_id(tokenizer: Any) -> int:
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad is None:
         raise ValueError("the tokenizer has neither a pad nor an eos token; batched generation needs one")
@@ -59,26 +74,26 @@ def generate_texts(
     """Greedy continuation of each prompt (without the prompt), stopping at eos."""
     encoder_decoder = is_encoder_decoder(model)
     device = next(model.parameters()).device
-    pad_id = _pad_token_id(tokenizer)
+    pad_id = pad_token_id(tokenizer)
     outputs: list[str] = []
     was_training = model.training
     model.eval()
     try:
-        # Encoder inputs are read as a whole, so they pad on the right like in training.
-        with padding_side(tokenizer, "right" if encoder_decoder else "left"):
-            for chunk in batches(prompts, batch_size):
-                encoded = tokenizer(chunk, return_tensors="pt", padding=True).to(device)
-                generated = model.generate(
-                    **encoded,
-                    do_sample=False,
-                    num_beams=1,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=pad_id,
-                    eos_token_id=tokenizer.eos_token_id,
-                )
-                # A decoder-only output repeats the (padded) prompt; an encoder-decoder's does not.
-                new_tokens = generated if encoder_decoder else generated[:, encoded["input_ids"].shape[1]:]
-                outputs.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+        for chunk in batches([prompt_ids(tokenizer, p) for p in prompts], batch_size):
+            # Encoder inputs are read as a whole, so they pad on the right like in training.
+            input_ids, attention_mask = pad_batch(chunk, pad_id, left=not encoder_decoder)
+            generated = model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention_mask.to(device),
+                do_sample=False,
+                num_beams=1,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=pad_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            # A decoder-only output repeats the (padded) prompt; an encoder-decoder's does not.
+            new_tokens = generated if encoder_decoder else generated[:, input_ids.shape[1]:]
+            outputs.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
     finally:
         model.train(was_training)
     return outputs

@@ -6,7 +6,7 @@ import time
 from statistics import fmean
 from typing import Any
 
-from worker.evaluation.generation import default_max_new_tokens, generate_texts, is_encoder_decoder
+from worker.evaluation.generation import default_max_new_tokens, generate_texts, pad_token_id, prompt_ids
 from worker.evaluation.likelihood import target_log_likelihoods
 from worker.evaluation.metrics import TEXT_METRICS
 from worker.records import to_prompt_completion
@@ -15,20 +15,19 @@ METRICS = (*TEXT_METRICS, "choice")
 
 
 def _label_ids(tokenizer: Any, label: str) -> list[int]:
-    # The label is scored with its closing eos, as training ends completions with it, so a label
-    # that is a prefix of another ("no" / "not sure") does not win just by being shorter.
-    ids = tokenizer(label, add_special_tokens=False)["input_ids"]
-    return ids + [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else ids
+    # Encoded as training encodes a completion, closing eos included, so a label that is a
+    # prefix of another ("no" / "not sure") does not win just by being shorter.
+    return tokenizer(label, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
 
 def rank_labels(model: Any, tokenizer: Any, prompts: list[str], labels: list[str], *, batch_size: int = 16) -> list[str]:
     """For each prompt, the label with the highest summed log-likelihood (ties: the earlier label)."""
-    contexts = [tokenizer(p)["input_ids"] for p in prompts]
-    if not is_encoder_decoder(model) and any(not c for c in contexts):
-        raise ValueError("choice scoring needs non-empty prompts for a decoder-only model")
+    if tokenizer.eos_token_id is None:
+        raise ValueError("choice scoring needs a tokenizer with an eos token")
     targets = [_label_ids(tokenizer, label) for label in labels]
-    pairs = [(context, target) for context in contexts for target in targets]
-    scores = [ll for ll, _ in target_log_likelihoods(model, pairs, batch_size=batch_size)]
+    pairs = [(prompt_ids(tokenizer, p), target) for p in prompts for target in targets]
+    scored = target_log_likelihoods(model, pairs, pad_id=pad_token_id(tokenizer), batch_size=batch_size)
+    scores = [ll for ll, _ in scored]
     best = []
     for row in range(len(prompts)):
         row_scores = scores[row * len(labels):(row + 1) * len(labels)]

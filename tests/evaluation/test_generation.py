@@ -1,0 +1,41 @@
+"""Batched greedy generation gives what one-by-one generation gives (padding-aware)."""
+
+import pytest
+
+from tests.evaluation.teaching import TAUGHT
+from worker.evaluation.generation import (
+    MAX_NEW_TOKENS_MARGIN,
+    default_max_new_tokens,
+    generate_texts,
+    pad_batch,
+)
+
+# Different lengths, so batches are padded.
+PROMPTS = ["hi", "a much longer prompt than the others", "mid length", "x", "another one of medium size"]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_causal", "tiny_t5"])
+def test_batched_generation_matches_one_by_one(fixture, request):
+    model, tokenizer = request.getfixturevalue(fixture)
+    batched = generate_texts(model, tokenizer, PROMPTS, max_new_tokens=10, batch_size=5)
+    alone = [generate_texts(model, tokenizer, [p], max_new_tokens=10)[0] for p in PROMPTS]
+    assert batched == alone
+    # A model that answered nothing would make the comparison vacuous.
+    assert sum(bool(text) for text in batched) >= 3
+
+
+def test_generation_stops_at_eos_and_continues_the_prompt_only(taught_causal):
+    model, tokenizer = taught_causal
+    prompts = list(TAUGHT)[:4]
+    assert generate_texts(model, tokenizer, prompts, max_new_tokens=40, batch_size=3) == [TAUGHT[p] for p in prompts]
+
+
+def test_left_padding_puts_prompts_at_the_end():
+    ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0, left=True)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_default_max_new_tokens_leaves_a_margin_over_the_longest_reference(tiny_causal):
+    _, tokenizer = tiny_causal  # one token per byte
+    assert default_max_new_tokens(tokenizer, ["abc", "abcdefg"]) == 7 + MAX_NEW_TOKENS_MARGIN
