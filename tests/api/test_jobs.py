@@ -1,0 +1,232 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import select, update
+
+from app.db.session import session_scope
+from app.db.tables import Job, JobEvent, ModelVersion
+from tests.api.helpers import assert_error, create_job, register, upload_ok
+
+
+def set_job(job_id: str, **values) -> None:
+    with session_scope() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def test_create_and_get_job(client, base_model_dir):
+    register(client, "m", base_model_dir)
+    training = upload_ok(client)
+    response = create_job(client, "m", training, suffix="adds", seed=7, metadata={"pipeline": "nightly"},
+                          hyperparameters={"n_epochs": 2},
+                          continual={"strategy": "full", "gates": {"max_forgetting": 0.1}})
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["id"].startswith("ftjob-") and job["object"] == "fine_tuning.job"
+    assert (job["model"], job["status"], job["training_file"], job["seed"]) == ("m", "queued", training, 7)
+    assert job["hyperparameters"] == {"n_epochs": 2, "batch_size": "auto", "learning_rate_multiplier": "auto"}
+    assert job["continual"]["task"] == "adds" and job["continual"]["strategy"] == "full"
+    assert job["continual"]["gates"] == {"max_forgetting": 0.1}
+    assert job["metadata"] == {"pipeline": "nightly"} and job["fine_tuned_model"] is None
+    assert job["error"] is None and job["finished_at"] is None and isinstance(job["created_at"], int)
+    assert client.get(f"/v1/fine_tuning/jobs/{job['id']}").json() == job
+    with session_scope() as session:
+        assert session.scalar(select(Job.enqueued_at).where(Job.id == job["id"])) is not None
+
+
+def test_job_stays_queued_when_the_broker_is_down(sqlite_client, base_model_dir, monkeypatch):
+    import app.services.jobs as jobs_service
+
+    def broken(*_args, **_kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(jobs_service, "enqueue_job", broken)
+    register(sqlite_client, "m", base_model_dir)
+    job = create_job(sqlite_client, "m", upload_ok(sqlite_client)).json()
+    assert job["status"] == "queued"
+    with session_scope() as session:
+        assert session.scalar(select(Job.enqueued_at).where(Job.id == job["id"])) is None
+
+
+def test_create_validation_errors(client, base_model_dir):
+    register(client, "m", base_model_dir)
+    training = upload_ok(client)
+    assert_error(create_job(client, "nope", training), 404, param="model", code="model_not_found")
+    assert_error(create_job(client, "m:v5", training), 404, param="model", code="version_not_found")
+    assert_error(create_job(client, "m:vx", training), 422, param="model", code="invalid_model")
+    assert_error(create_job(client, "m", "file-missing"), 404, param="training_file")
+    assert_error(create_job(client, "m", training, validation_file="file-missing"), 404, param="validation_file")
+    bad = {
+        "hyperparameters": {"n_epochs": 0}, "seed": -1, "suffix": "has space",
+        "continual": {"strategy": "magic"},
+    }
+    for field, value in bad.items():
+        assert_error(create_job(client, "m", training, **{field: value}), 422)
+    checks = [
+        ({"hyperparameters": {"batch_size": 5000}}, "hyperparameters.batch_size"),
+        ({"hyperparameters": {"learning_rate_multiplier": 0}}, "hyperparameters.learning_rate_multiplier"),
+        ({"continual": {"retention": {"min_ratio": 1.5}}}, "continual.retention.min_ratio"),
+        ({"continual": {"retention": {"target_regex": "("}}}, "continual.retention.target_regex"),
+        ({"continual": {"metric": "choice"}}, "continual"),
+        ({"continual": {"devices": ["tpu"]}}, "continual.devices"),
+        ({"continual": {"learning_rate": 5}}, "continual.learning_rate"),
+        ({"continual": {"gates": {"max_forgetting": 2}}}, "continual.gates.max_forgetting"),
+        ({"continual": {"bogus": 1}}, "continual.bogus"),
+        ({"n_epochs": 3}, "n_epochs"),
+    ]
+    for fields, param in checks:
+        error = assert_error(create_job(client, "m", training, **fields), 422, param=param)
+        if "bogus" in param or param == "n_epochs":
+            assert "unknown field" in error["message"]
+    assert client.get("/v1/fine_tuning/jobs").json()["data"] == []
+
+
+def test_requested_version_must_be_the_head(client, base_model_dir):
+    register(client, "m", base_model_dir)
+    training = upload_ok(client)
+    assert create_job(client, "m:v1", training, suffix="one").status_code == 201
+    with session_scope() as session:
+        session.add(ModelVersion(model_id="m", version=2, parent_version=1, checkpoint_uri="/x"))
+    client.post("/v1/models/m/head", json={"version": 2, "reason": "newer"})
+    assert_error(create_job(client, "m:v1", training, suffix="two"), 409, param="model", code="head_moved")
+
+
+def test_task_names_are_unique_per_lineage(sqlite_client, base_model_dir):
+    register(sqlite_client, "m", base_model_dir)
+    training = upload_ok(sqlite_client)
+    first = create_job(sqlite_client, "m", training, continual={"task": "adds"})
+    assert first.status_code == 201
+    assert_error(create_job(sqlite_client, "m", training, continual={"task": "adds"}), 409,
+                 param="continual.task", code="task_exists")
+    default_named = create_job(sqlite_client, "m", training).json()
+    assert default_named["continual"]["task"] == training
+
+
+def test_idempotency_key(client, base_model_dir):
+    register(client, "m", base_model_dir)
+    training = upload_ok(client)
+    headers = {"Idempotency-Key": "nightly-2026-01-01"}
+    body = {"model": "m", "training_file": training, "suffix": "a"}
+    first = client.post("/v1/fine_tuning/jobs", json=body, headers=headers)
+    again = client.post("/v1/fine_tuning/jobs", json=body, headers=headers)
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    other = client.post("/v1/fine_tuning/jobs", json={**body, "suffix": "b"}, headers=headers)
+    assert_error(other, 409, code="idempotency_key_reused")
+    assert len(client.get("/v1/fine_tuning/jobs").json()["data"]) == 1
+
+
+def test_list_pagination_and_metadata_filter(client, base_model_dir):
+    register(client, "m", base_model_dir)
+    training = upload_ok(client)
+    ids = [create_job(client, "m", training, suffix=f"t{i}", metadata={"batch": str(i % 2)}).json()["id"]
+           for i in range(5)]
+    page = client.get("/v1/fine_tuning/jobs", params={"limit": 2}).json()
+    assert [j["id"] for j in page["data"]] == ids[::-1][:2] and page["has_more"] is True
+    rest = client.get("/v1/fine_tuning/jobs", params={"limit": 10, "after": page["data"][-1]["id"]}).json()
+    assert [j["id"] for j in rest["data"]] == ids[::-1][2:] and rest["has_more"] is False
+    odd = client.get("/v1/fine_tuning/jobs", params={"metadata[batch]": "1"}).json()["data"]
+    assert [j["id"] for j in odd] == [ids[3], ids[1]]
+    assert client.get("/v1/fine_tuning/jobs", params={"metadata[none]": "1"}).json()["data"] == []
+    assert_error(client.get("/v1/fine_tuning/jobs", params={"limit": 0}), 422, param="limit")
+    assert_error(client.get("/v1/fine_tuning/jobs", params={"after": "ftjob-nope"}), 404, param="after")
+
+
+def test_events_cursor_and_type(client, base_model_dir):
+    register(client, "m", base_model_dir)
+    job = create_job(client, "m", upload_ok(client)).json()
+    with session_scope() as session:
+        for step in range(4):
+            session.add(JobEvent(job_id=job["id"], type="metrics", message=f"step {step}",
+                                 data={"step": step, "loss": 1.0 / (step + 1)}))
+        session.add(JobEvent(job_id=job["id"], level="warning", message="slow data loader"))
+    events = client.get(f"/v1/fine_tuning/jobs/{job['id']}/events").json()
+    assert events["object"] == "list"
+    messages = [e["message"] for e in events["data"]]
+    assert messages[0] == "slow data loader" and messages[-1] == f"Created fine-tuning job: {job['id']}"
+    first = events["data"][0]
+    assert first["id"].startswith("ftevent-") and first["object"] == "fine_tuning.job.event"
+    assert first["level"] == "warn" and first["type"] == "message" and isinstance(first["created_at"], int)
+    metrics = client.get(f"/v1/fine_tuning/jobs/{job['id']}/events", params={"type": "metrics"}).json()["data"]
+    assert [e["data"]["step"] for e in metrics] == [3, 2, 1, 0]
+    page = client.get(f"/v1/fine_tuning/jobs/{job['id']}/events",
+                      params={"type": "metrics", "limit": 2, "after": metrics[1]["id"]}).json()
+    assert [e["data"]["step"] for e in page["data"]] == [1, 0] and page["has_more"] is False
+    forward = client.get(f"/v1/fine_tuning/jobs/{job['id']}/events",
+                         params={"order": "asc", "after": metrics[2]["id"], "type": "metrics"}).json()["data"]
+    assert [e["data"]["step"] for e in forward] == [2, 3]
+    assert_error(client.get(f"/v1/fine_tuning/jobs/{job['id']}/events", params={"after": "x"}), 422, "after")
+    assert_error(client.get("/v1/fine_tuning/jobs/ftjob-nope/events"), 404)
+
+
+def test_cancel(client, base_model_dir):
+    register(client, "m", base_model_dir)
+    training = upload_ok(client)
+    queued = create_job(client, "m", training, suffix="a").json()
+    cancelled = client.post(f"/v1/fine_tuning/jobs/{queued['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled" and cancelled.json()["finished_at"] is not None
+    assert_error(client.post(f"/v1/fine_tuning/jobs/{queued['id']}/cancel"), 409, code="job_finished")
+
+    running = create_job(client, "m", training, suffix="b").json()
+    set_job(running["id"], status="running", phase="training", started_at=datetime.now(timezone.utc),
+            progress={"step": 3, "total_steps": 10, "fraction": 0.3, "eta_seconds": 20})
+    flagged = client.post(f"/v1/fine_tuning/jobs/{running['id']}/cancel").json()
+    assert flagged["status"] == "running" and flagged["cancel_requested"] is True
+    assert flagged["progress"] == {"phase": "training", "step": 3, "total_steps": 10, "fraction": 0.3,
+                                   "eta_seconds": 20.0}
+    assert flagged["estimated_finish"] is not None
+    assert_error(client.post("/v1/fine_tuning/jobs/ftjob-nope/cancel"), 404)
+
+
+def test_file_in_use_cannot_be_deleted(client, base_model_dir):
+    register(client, "m", base_model_dir)
+    training = upload_ok(client)
+    job = create_job(client, "m", training).json()
+    assert_error(client.delete(f"/v1/files/{training}"), 409, code="file_in_use")
+    client.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel")
+    assert client.delete(f"/v1/files/{training}").status_code == 200
+    assert client.get(f"/v1/fine_tuning/jobs/{job['id']}").status_code == 200
+
+
+def test_succeeded_job_result_and_checkpoints(client, base_model_dir):
+    register(client, "m", base_model_dir)
+    job = create_job(client, "m", upload_ok(client)).json()
+    assert client.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints").json()["data"] == []
+    with session_scope() as session:
+        session.add(ModelVersion(model_id="m", version=2, parent_version=1, job_id=job["id"], status="promoted",
+                                 checkpoint_uri="/ckpt/m/v2", checkpoint_sha256="cd" * 32,
+                                 metrics={"train_loss": 0.5, "note": "text"}))
+    set_job(job["id"], status="succeeded", result_version=2, base_version=1, trained_tokens=1234,
+            finished_at=datetime.now(timezone.utc), progress={"step": 10, "total_steps": 10},
+            result={"version": 2, "promoted": True, "acc": 0.9, "bwt": -0.01, "gates": {"passed": True}})
+    done = client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
+    assert done["fine_tuned_model"] == "m:v2" and done["trained_tokens"] == 1234
+    assert done["result"] == {"version": 2, "promoted": True, "acc": 0.9, "bwt": -0.01, "gates": {"passed": True}}
+    checkpoints = client.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
+    assert len(checkpoints) == 1
+    checkpoint = checkpoints[0]
+    assert checkpoint["fine_tuned_model_checkpoint"] == "m:v2" and checkpoint["step_number"] == 10
+    assert checkpoint["metrics"] == {"step": 10, "train_loss": 0.5} and checkpoint["checkpoint_sha256"] == "cd" * 32
+
+
+def test_failed_job_error(sqlite_client, base_model_dir):
+    register(sqlite_client, "m", base_model_dir)
+    job = create_job(sqlite_client, "m", upload_ok(sqlite_client)).json()
+    set_job(job["id"], status="failed", error_code="nan_loss", error_message="The loss became NaN at step 3",
+            finished_at=datetime.now(timezone.utc))
+    failed = sqlite_client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
+    assert failed["error"] == {"code": "nan_loss", "message": "The loss became NaN at step 3", "param": None}
+
+
+def test_queue_limit(sqlite_client, base_model_dir, monkeypatch):
+    from app.settings import get_settings
+
+    monkeypatch.setenv("SCULPT_MAX_QUEUED_JOBS", "1")
+    get_settings.cache_clear()
+    register(sqlite_client, "m", base_model_dir)
+    training = upload_ok(sqlite_client)
+    assert create_job(sqlite_client, "m", training, suffix="a").status_code == 201
+    response = create_job(sqlite_client, "m", training, suffix="b")
+    assert_error(response, 429, code="queue_full")
+    assert int(response.headers["Retry-After"]) > 0

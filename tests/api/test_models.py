@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import json
+import os
+
+from app.db.session import session_scope
+from app.db.tables import Evaluation, ModelVersion, Task
+from tests.api.helpers import assert_error, register
+
+
+def add_version(model_id: str, version: int, status: str = "promoted", metrics: dict | None = None) -> None:
+    with session_scope() as session:
+        session.add(ModelVersion(model_id=model_id, version=version, parent_version=version - 1, status=status,
+                                 checkpoint_uri=f"/ckpt/{model_id}/v{version}", checkpoint_sha256="ab" * 32,
+                                 metrics=metrics or {}, job_id=f"ftjob-{version}", task_name=f"t{version}"))
+
+
+def test_register_get_list(client, base_model_dir):
+    body = register(client, "support-bot", base_model_dir)
+    assert body["id"] == "support-bot" and body["object"] == "model" and body["head"] == 1
+    assert body["fine_tuned_model"] == "support-bot:v1" and body["versions"] == 1 and body["tasks"] == []
+    assert body["base_model"] == str(base_model_dir.resolve()) and isinstance(body["created"], int)
+    assert client.get("/v1/models/support-bot").json() == body
+    listing = client.get("/v1/models").json()
+    assert listing["object"] == "list" and [m["id"] for m in listing["data"]] == ["support-bot"]
+
+    versions = client.get("/v1/models/support-bot/versions").json()["data"]
+    assert len(versions) == 1
+    v1 = versions[0]
+    assert (v1["version"], v1["status"], v1["parent_version"], v1["is_head"]) == (1, "base", None, True)
+    assert v1["checkpoint_uri"] == str(base_model_dir.resolve())
+    assert client.get("/v1/models/support-bot/versions/1").json() == v1
+
+    history = client.get("/v1/models/support-bot/head/history").json()["data"]
+    assert [(h["from_version"], h["to_version"], h["actor"]) for h in history] == [(None, 1, "anonymous")]
+
+    assert_error(client.post("/v1/models", json={"id": "support-bot", "base_model": str(base_model_dir)}),
+                 409, param="id")
+
+
+def test_register_refuses_bad_base_models(sqlite_client, base_model_dir, tmp_path, monkeypatch):
+    def refuse(reference, code=None):
+        response = sqlite_client.post("/v1/models", json={"id": "m", "base_model": reference})
+        return assert_error(response, 422, param="base_model", code=code)
+
+    refuse(str(tmp_path / "missing"), "invalid_model")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refuse(str(empty), "invalid_model")
+    refuse("/etc", "path_not_allowed")
+    refuse(str(base_model_dir) + "/../../../../etc", "path_not_allowed")
+    outside_link = tmp_path / "link-out"
+    os.symlink("/usr", outside_link)
+    refuse(str(outside_link), "path_not_allowed")
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text(json.dumps({}))
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    refuse(str(pickled), "unsafe_weights")
+    refuse("not a hub id!", "invalid_model")
+    refuse("org/../x")
+    assert_error(sqlite_client.post("/v1/models", json={"id": "bad:id", "base_model": "gpt2"}), 422, param="id")
+    assert_error(sqlite_client.post("/v1/models", json={"id": "m", "base_model": "gpt2", "extra": 1}),
+                 422, param="extra")
+    assert sqlite_client.get("/v1/models").json()["data"] == []
+
+    monkeypatch.setenv("SCULPT_ALLOW_HUB_MODELS", "false")
+    from app.settings import get_settings
+
+    get_settings.cache_clear()
+    refuse("org/model")
+
+
+def test_hub_id_is_accepted(sqlite_client):
+    response = sqlite_client.post("/v1/models", json={"id": "hub", "base_model": "sshleifer/tiny-gpt2"})
+    assert response.status_code == 201, response.text
+    assert response.json()["base_model"] == "sshleifer/tiny-gpt2"
+
+
+def test_unknown_model_and_version(client, base_model_dir):
+    assert_error(client.get("/v1/models/nope"), 404, code="model_not_found")
+    assert_error(client.get("/v1/models/nope/versions"), 404)
+    assert_error(client.get("/v1/models/nope/head/history"), 404)
+    assert_error(client.get("/v1/models/nope/evaluations"), 404)
+    register(client, "m", base_model_dir)
+    assert_error(client.get("/v1/models/m/versions/7"), 404, param="version")
+    assert_error(client.get("/v1/models/m/versions/0"), 422, param="version")
+    assert_error(client.get("/v1/models/m/versions/99999999999999999999"), 422, param="version")
+
+
+def test_promote_rollback_and_audit(sqlite_client, base_model_dir):
+    register(sqlite_client, "m", base_model_dir)
+    add_version("m", 2)
+    add_version("m", 3, status="rejected")
+
+    moved = sqlite_client.post("/v1/models/m/head", json={"version": 2, "reason": "passed review"})
+    assert moved.status_code == 200 and moved.json()["head"] == 2
+    assert_error(sqlite_client.post("/v1/models/m/head", json={"version": 3, "reason": "try"}), 409,
+                 param="force", code="version_rejected")
+    assert sqlite_client.get("/v1/models/m").json()["head"] == 2
+    forced = sqlite_client.post("/v1/models/m/head", json={"version": 3, "reason": "accept risk", "force": True})
+    assert forced.json()["head"] == 3
+    back = sqlite_client.post("/v1/models/m/head", json={"version": 1, "reason": "roll back"})
+    assert back.json()["head"] == 1 and back.json()["fine_tuned_model"] == "m:v1"
+
+    assert_error(sqlite_client.post("/v1/models/m/head", json={"version": 9, "reason": "x"}), 404)
+    assert_error(sqlite_client.post("/v1/models/m/head", json={"version": 2}), 422, param="reason")
+    history = sqlite_client.get("/v1/models/m/head/history").json()["data"]
+    assert [(h["from_version"], h["to_version"], h["reason"]) for h in history] == [
+        (None, 1, "registered"), (1, 2, "passed review"), (2, 3, "accept risk"), (3, 1, "roll back")]
+    assert all(isinstance(h["created_at"], int) and h["actor"] == "anonymous" for h in history)
+    heads = {v["version"]: v["is_head"] for v in sqlite_client.get("/v1/models/m/versions").json()["data"]}
+    assert heads == {1: True, 2: False, 3: False}
+
+
+def test_evaluations_matrix(client, base_model_dir):
+    register(client, "m", base_model_dir)
+    empty = client.get("/v1/models/m/evaluations").json()
+    assert (empty["tasks"], empty["versions"], empty["matrix"], empty["acc"]) == ([], [], [], None)
+
+    add_version("m", 2)
+    add_version("m", 3, metrics={"general": {"perplexity_ratio": 1.02}, "safety": {"refusal_rate": 0.9}})
+    with session_scope() as session:
+        session.add_all([
+            Task(model_id="m", name="a", position=0, version=2, training_file="file-a", eval_uri="x"),
+            Task(model_id="m", name="b", position=1, version=3, training_file="file-b", eval_uri="y"),
+            Evaluation(model_id="m", version=2, task_name="a", metric="exact_match", score=0.8, n=10),
+            Evaluation(model_id="m", version=3, task_name="a", metric="exact_match", score=0.6, n=10),
+            Evaluation(model_id="m", version=3, task_name="b", metric="exact_match", score=0.9, n=10),
+        ])
+    client.post("/v1/models/m/head", json={"version": 3, "reason": "newest"})
+    record = client.get("/v1/models/m/evaluations").json()
+    assert record["tasks"] == ["a", "b"] and record["versions"] == [2, 3]
+    assert record["matrix"] == [[0.8, None], [0.6, 0.9]]
+    assert abs(record["acc"] - 0.75) < 1e-9 and abs(record["bwt"] - (-0.2)) < 1e-9
+    assert abs(record["forgetting"]["a"] - 0.2) < 1e-9
+    assert record["general"] == {"perplexity_ratio": 1.02} and record["safety"] == {"refusal_rate": 0.9}
+    assert client.get("/v1/models/m").json()["tasks"] == ["a", "b"]
