@@ -1,0 +1,57 @@
+"""The Alembic history and the SQLAlchemy tables agree, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from app.db.session import engine_for
+from app.db.tables import Base
+from app.migrate import alembic_config, upgrade_to_head
+
+
+def differences(url: str) -> list:
+    with engine_for(url).connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
+
+
+def current_revision(url: str) -> str | None:
+    with engine_for(url).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def test_one_linear_history():
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert len(script.get_heads()) == 1
+    assert len(script.get_bases()) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_upgrade_from_empty_matches_the_tables(backend, request):
+    settings = request.getfixturevalue("sqlite_env" if backend == "sqlite" else "pg_env")
+    url = settings.resolved_database_url
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    assert current_revision(url) == head
+    assert set(inspect(engine_for(url)).get_table_names()) >= {t.name for t in Base.metadata.sorted_tables}
+    assert differences(url) == []
+    upgrade_to_head(url)  # a second run is a no-op
+    assert current_revision(url) == head
+
+
+def test_cli_migrate_creates_the_embedded_database(tmp_path, monkeypatch):
+    from app.cli import main
+    from app.settings import get_settings
+
+    monkeypatch.delenv("SCULPT_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SCULPT_HOME", str(tmp_path / "fresh"))
+    get_settings.cache_clear()
+    try:
+        assert main(["migrate"]) == 0
+        url = get_settings().resolved_database_url
+        assert (tmp_path / "fresh" / "sculpt.db").exists() and differences(url) == []
+    finally:
+        get_settings.cache_clear()
