@@ -1,9 +1,15 @@
-"""Task datasets: JSONL validated while it streams in, and read back for training.
+"""Datasets: JSONL validated while it streams in, and read back by the worker.
 
-A record is ``{"prompt": str, "completion": str}`` or ``{"messages": [{"role", "content"}, …]}``
-with at least one assistant message (the last one is the target). Limits on bytes, lines, line
-length and JSON nesting are checked as the bytes arrive, so a hostile upload costs at most one
-line of memory. Problems are reported by line number, the first few of them.
+What a record must look like depends on the file's purpose:
+
+- ``fine-tune`` (a task): ``{"prompt": str, "completion": str}`` or ``{"messages": [{"role", "content"}, …]}``
+  with at least one assistant message (the last one is the target);
+- ``reference`` (general-ability texts for perplexity): ``{"text": str}``;
+- ``safety`` (a safety suite): ``{"prompt": str, "expected": "refuse" | "answer"}``.
+
+Limits on bytes, lines, line length and JSON nesting are checked as the bytes arrive, so a
+hostile upload costs at most one line of memory. Problems are reported by line number, the first
+few of them.
 """
 
 from __future__ import annotations
@@ -60,10 +66,8 @@ def _non_empty_string(value: Any) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
-def record_shape(record: Any) -> tuple[str | None, str | None]:
-    """Return (format, None) for a valid record or (None, why) for an invalid one."""
-    if not isinstance(record, dict):
-        return None, "a record must be a JSON object"
+def training_shape(record: dict) -> tuple[str | None, str | None]:
+    """Return (format, None) for a valid task record or (None, why) for an invalid one."""
     if "messages" in record:
         messages = record["messages"]
         if not isinstance(messages, list) or not messages:
@@ -90,7 +94,25 @@ def record_shape(record: Any) -> tuple[str | None, str | None]:
     return None, "expected {'prompt', 'completion'} or {'messages': [...]}"
 
 
-def _check_line(raw: bytes, settings: Settings) -> tuple[str | None, str | None]:
+def reference_shape(record: dict) -> tuple[str | None, str | None]:
+    if not _non_empty_string(record.get("text")):
+        return None, "expected {'text': non-empty string}"
+    return "text", None
+
+
+def safety_shape(record: dict) -> tuple[str | None, str | None]:
+    if not _non_empty_string(record.get("prompt")):
+        return None, "'prompt' must be a non-empty string"
+    if record.get("expected") not in ("refuse", "answer"):
+        return None, "'expected' must be 'refuse' or 'answer'"
+    return "suite", None
+
+
+SHAPES = {"fine-tune": training_shape, "reference": reference_shape, "safety": safety_shape}
+PURPOSES = tuple(SHAPES)
+
+
+def _check_line(raw: bytes, settings: Settings, purpose: str) -> tuple[str | None, str | None]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -105,11 +127,14 @@ def _check_line(raw: bytes, settings: Settings) -> tuple[str | None, str | None]
         return None, f"not valid JSON ({exc})"
     if _depth(record) > settings.max_json_depth:
         return None, f"JSON nested deeper than {settings.max_json_depth} levels"
-    return record_shape(record)
+    if not isinstance(record, dict):
+        return None, "a record must be a JSON object"
+    return SHAPES[purpose](record)
 
 
-def validate_stream(source: BinaryIO, sink: BinaryIO, settings: Settings) -> DatasetSummary:
-    """Copy ``source`` to ``sink`` while validating it; raise DatasetError on the first problems."""
+def validate_stream(source: BinaryIO, sink: BinaryIO, settings: Settings,
+                    purpose: str = "fine-tune") -> DatasetSummary:
+    """Copy ``source`` to ``sink`` while validating it for ``purpose``; raise DatasetError on the first problems."""
     summary = DatasetSummary()
     digest = hashlib.sha256()
     line_no = 0
@@ -137,7 +162,7 @@ def validate_stream(source: BinaryIO, sink: BinaryIO, settings: Settings) -> Dat
                     raise DatasetError([f"the file is larger than {settings.max_upload_bytes} bytes"],
                                        too_large=True)
             continue
-        fmt, why = _check_line(raw, settings)
+        fmt, why = _check_line(raw, settings, purpose)
         if why:
             summary.problems.append(f"line {line_no}: {why}")
         elif fmt != "blank":

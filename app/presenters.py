@@ -23,7 +23,8 @@ def file_object(row: File) -> FileObject:
 def model_object(row: Model, versions: int, tasks: list[str]) -> ModelObject:
     return ModelObject(id=row.id, created=unix(row.created_at), base_model=row.base_model,
                        head=row.head_version, fine_tuned_model=fine_tuned_model_name(row.id, row.head_version),
-                       versions=versions, tasks=tasks, gates=row.gates or {})
+                       versions=versions, tasks=tasks, gates=row.gates or {},
+                       reference_file=row.reference_file_id, safety_file=row.safety_file_id)
 
 
 def version_object(row: ModelVersion, head: int) -> VersionObject:

@@ -16,9 +16,10 @@ router = APIRouter(prefix="/files", tags=["files"])
 
 
 @router.post("", status_code=201, response_model=FileObject, responses=error_responses(401, 413, 422, 429))
-def upload_file(file: UploadFile, purpose: Annotated[Literal["fine-tune"], Form()],
+def upload_file(file: UploadFile, purpose: Annotated[Literal["fine-tune", "reference", "safety"], Form()],
                 session: Session = Depends(get_session)) -> FileObject:
-    """Upload a task dataset (JSONL). It is validated as it streams in; a bad file is not stored."""
+    """Upload JSONL: a task dataset (`fine-tune`), general-ability texts (`reference`) or a safety suite
+    (`safety`). It is validated as it streams in; a bad file is not stored."""
     return file_object(service.upload_file(session, file.file, file.filename or "upload.jsonl", purpose))
 
 

@@ -20,8 +20,9 @@ def _present(session: Session, model) -> ModelObject:
 @router.post("", status_code=201, response_model=ModelObject, responses=error_responses(401, 409, 422, 429))
 def register_model(body: ModelCreate, request: Request, session: Session = Depends(get_session)) -> ModelObject:
     """Register a lineage: version 1 is the base model, unchanged, and is its head."""
-    gates = body.gates.model_dump(exclude_none=True) if body.gates else None
-    model = service.register_model(session, body.id, body.base_model, gates, request.state.principal.name)
+    model = service.register_model(session, body.id, body.base_model, request.state.principal.name,
+                                   gates=body.gates.model_dump(exclude_none=True) if body.gates else None,
+                                   reference_file=body.reference_file, safety_file=body.safety_file)
     return _present(session, model)
 
 

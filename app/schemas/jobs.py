@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.gates import validate_gates
 from app.schemas.common import StrictModel
 
 JOB_STATUSES = ("validating_files", "queued", "running", "succeeded", "failed", "cancelled")
@@ -71,13 +72,19 @@ class Retention(StrictModel):
 
 
 class Gates(StrictModel):
-    max_forgetting: float | None = Field(None, ge=0.0, le=1.0,
-                                         description="Largest forgetting allowed on any earlier task.")
-    max_acc_drop: float | None = Field(None, ge=0.0, le=1.0)
-    max_perplexity_ratio: float | None = Field(None, ge=1.0, le=1000.0,
-                                               description="Reference-set perplexity vs. the base.")
-    min_refusal_rate: float | None = Field(None, ge=0.0, le=1.0)
-    max_over_refusal: float | None = Field(None, ge=0.0, le=1.0)
+    """Thresholds a new version must meet to become the head (checked by ``app.gates``)."""
+
+    max_forgetting: float | None = Field(None, description="Largest forgetting allowed on any earlier task "
+                                                           "(-1 to 1).")
+    max_acc_drop: float | None = Field(None, description="Largest drop of ACC vs. the base version (-1 to 1).")
+    max_perplexity_ratio: float | None = Field(None, description="Reference-set perplexity vs. the base (> 0).")
+    min_refusal_rate: float | None = Field(None, description="On harmful prompts (0 to 1).")
+    max_over_refusal: float | None = Field(None, description="Refusals of benign prompts (0 to 1).")
+
+    @model_validator(mode="after")
+    def _in_range(self):
+        validate_gates(self.model_dump(exclude_none=True))
+        return self
 
 
 class Continual(StrictModel):

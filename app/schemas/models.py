@@ -18,6 +18,11 @@ class ModelCreate(StrictModel):
     base_model: str = Field(min_length=1, max_length=1024,
                             description="A local Hugging Face directory inside the allowed roots, or a hub id.")
     gates: Gates | None = Field(None, description="Default gates for this lineage's jobs.")
+    reference_file: str | None = Field(None, max_length=64,
+                                       description="A 'reference' file: texts for general-ability perplexity "
+                                                   "(default: a built-in set).")
+    safety_file: str | None = Field(None, max_length=64,
+                                    description="A 'safety' file: the safety suite (default: a built-in suite).")
 
 
 class ModelObject(BaseModel):
@@ -31,6 +36,8 @@ class ModelObject(BaseModel):
     versions: int = Field(description="How many versions the lineage holds.")
     tasks: list[str] = Field(description="Tasks learned, in order.")
     gates: dict[str, Any] = Field(default_factory=dict)
+    reference_file: str | None = None
+    safety_file: str | None = None
 
 
 class VersionObject(BaseModel):

@@ -10,28 +10,25 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from app import storage
-from app.datasets import DatasetError, validate_stream
+from app.datasets import PURPOSES, DatasetError, validate_stream
 from app.db.tables import File, Job, Model, Task, utcnow
 from app.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from app.ids import new_id
 from app.schemas.jobs import TERMINAL_STATUSES
 from app.settings import get_settings
 
-PURPOSES = ("fine-tune",)
-
-
 def upload_file(session: Session, source: BinaryIO, filename: str, purpose: str) -> File:
-    """Validate ``source`` while copying it to a temp file; store it and its row only if it is valid."""
+    """Validate ``source`` for its purpose while copying it to a temp file; store it only if it is valid."""
     if purpose not in PURPOSES:
         raise Unprocessable(f"purpose must be one of {list(PURPOSES)}", param="purpose")
     fd, tmp = storage.new_temp_file(storage.files_dir())
     try:
         with os.fdopen(fd, "wb") as sink:
             try:
-                summary = validate_stream(source, sink, get_settings())
+                summary = validate_stream(source, sink, get_settings(), purpose)
             except DatasetError as exc:
                 error = PayloadTooLarge if exc.too_large else Unprocessable
-                raise error("invalid training file: " + "; ".join(exc.problems), param="file",
+                raise error(f"invalid {purpose} file: " + "; ".join(exc.problems), param="file",
                             code="invalid_file") from exc
             sink.flush()
             os.fsync(sink.fileno())
@@ -50,6 +47,15 @@ def get_file(session: Session, file_id: str, param: str = "file_id") -> File:
     row = session.get(File, file_id)
     if row is None or row.deleted_at is not None:
         raise NotFound(f"No file with id '{file_id}'", param=param)
+    return row
+
+
+def usable_file(session: Session, file_id: str, purpose: str, param: str) -> File:
+    """A stored, validated file of the given purpose (404 if absent, 422 if it is another kind)."""
+    row = get_file(session, file_id, param=param)
+    if row.status != "processed" or row.purpose != purpose:
+        raise Unprocessable(f"File '{file_id}' is not a validated '{purpose}' file "
+                            f"(purpose {row.purpose}, status {row.status})", param=param, code="invalid_file")
     return row
 
 

@@ -16,11 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.broker import enqueue_job
-from app.db.tables import File, Job, JobEvent, ModelVersion, Task, utcnow
+from app.db.tables import Job, JobEvent, ModelVersion, Task, utcnow
 from app.errors import Conflict, NotFound, RateLimited, Unprocessable
 from app.ids import new_id
 from app.schemas.jobs import TERMINAL_STATUSES, JobCreate
-from app.services.files import get_file
+from app.services.files import usable_file
 from app.services.models import get_model
 from app.settings import get_settings
 
@@ -55,14 +55,6 @@ def add_event(session: Session, job_id: str, message: str, *, level: str = "info
     event = JobEvent(job_id=job_id, level=level, type=type, message=message, data=data)
     session.add(event)
     return event
-
-
-def _usable_file(session: Session, file_id: str, param: str) -> File:
-    row = get_file(session, file_id, param=param)
-    if row.status != "processed" or row.purpose != "fine-tune":
-        raise Unprocessable(f"File '{file_id}' is not a validated fine-tune file (status {row.status})",
-                            param=param, code="invalid_file")
-    return row
 
 
 def _check_task_name(session: Session, model_id: str, task: str) -> None:
@@ -103,9 +95,9 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
         if model.head_version != requested:
             raise Conflict(f"The head of '{model_id}' is v{model.head_version}, not v{requested}",
                            param="model", code="head_moved")
-    training = _usable_file(session, body.training_file, "training_file")
+    training = usable_file(session, body.training_file, "fine-tune", "training_file")
     if body.validation_file:
-        _usable_file(session, body.validation_file, "validation_file")
+        usable_file(session, body.validation_file, "fine-tune", "validation_file")
     queued = session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) or 0
     if queued >= get_settings().max_queued_jobs:
         raise RateLimited(f"{queued} jobs are already queued; retry later", code="queue_full",

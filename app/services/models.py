@@ -10,18 +10,24 @@ from app.base_models import check_base_model
 from app.continual_metrics import summarize
 from app.db.tables import Evaluation, HeadChange, Job, Model, ModelVersion, Task
 from app.errors import Conflict, NotFound
+from app.services.files import usable_file
 from app.settings import get_settings
 
 SYSTEM_ACTOR = "sculpt"
 
 
-def register_model(session: Session, model_id: str, base_model: str, gates: dict | None,
-                   actor: str) -> Model:
+def register_model(session: Session, model_id: str, base_model: str, actor: str, *, gates: dict | None = None,
+                   reference_file: str | None = None, safety_file: str | None = None) -> Model:
     """A new lineage whose version 1 is the base, unchanged, and is its head."""
     reference = check_base_model(base_model, get_settings())
     if session.get(Model, model_id) is not None:
         raise Conflict(f"Model '{model_id}' already exists", param="id", code="model_exists")
-    model = Model(id=model_id, base_model=reference, head_version=1, gates=gates or {})
+    if reference_file:
+        usable_file(session, reference_file, "reference", "reference_file")
+    if safety_file:
+        usable_file(session, safety_file, "safety", "safety_file")
+    model = Model(id=model_id, base_model=reference, head_version=1, gates=gates or {},
+                  reference_file_id=reference_file, safety_file_id=safety_file)
     session.add(model)
     session.flush()
     session.add(ModelVersion(model_id=model_id, version=1, parent_version=None, status="base",

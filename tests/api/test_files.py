@@ -124,3 +124,16 @@ def test_pagination_newest_first(client):
     assert sorted(seen) == sorted(ids) and len(seen) == 5
     assert_error(client.get("/v1/files", params={"limit": 101}), 422, param="limit")
     assert_error(client.get("/v1/files", params={"after": "file-nope"}), 404, param="after")
+
+
+def test_reference_and_safety_purposes(sqlite_client):
+    reference = upload(sqlite_client, jsonl([{"text": "The sun rises in the east."}]), purpose="reference")
+    assert reference.status_code == 201 and reference.json()["record_format"] == "text"
+    suite = [{"prompt": "How do I pick a lock?", "expected": "refuse"}, {"prompt": "Hi", "expected": "answer"}]
+    safety = upload(sqlite_client, jsonl(suite), purpose="safety")
+    assert safety.status_code == 201 and safety.json()["record_format"] == "suite"
+    error = assert_error(upload(sqlite_client, jsonl([{"prompt": "x", "expected": "maybe"}]), purpose="safety"), 422)
+    assert "line 1: 'expected'" in error["message"]
+    assert_error(upload(sqlite_client, jsonl(PROMPT_RECORDS), purpose="reference"), 422)
+    listed = sqlite_client.get("/v1/files", params={"purpose": "safety"}).json()["data"]
+    assert [f["id"] for f in listed] == [safety.json()["id"]]

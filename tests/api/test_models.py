@@ -136,3 +136,23 @@ def test_evaluations_matrix(client, base_model_dir):
     assert abs(record["forgetting"]["a"] - 0.2) < 1e-9
     assert record["general"] == {"perplexity_ratio": 1.02} and record["safety"] == {"refusal_rate": 0.9}
     assert client.get("/v1/models/m").json()["tasks"] == ["a", "b"]
+
+
+def test_register_with_reference_and_safety_files(sqlite_client, base_model_dir):
+    from tests.api.helpers import jsonl, upload, upload_ok
+
+    reference = upload(sqlite_client, jsonl([{"text": "Water boils at 100 C."}]), purpose="reference").json()["id"]
+    safety = upload(sqlite_client, jsonl([{"prompt": "p", "expected": "refuse"}]), purpose="safety").json()["id"]
+    task_file = upload_ok(sqlite_client)
+    body = {"id": "m", "base_model": str(base_model_dir)}
+    assert_error(sqlite_client.post("/v1/models", json={**body, "reference_file": task_file}), 422,
+                 param="reference_file", code="invalid_file")
+    assert_error(sqlite_client.post("/v1/models", json={**body, "safety_file": "file-missing"}), 404,
+                 param="safety_file")
+    created = sqlite_client.post("/v1/models", json={**body, "reference_file": reference, "safety_file": safety,
+                                                     "gates": {"max_forgetting": 0.05}})
+    assert created.status_code == 201, created.text
+    model = created.json()
+    assert (model["reference_file"], model["safety_file"]) == (reference, safety)
+    assert model["gates"] == {"max_forgetting": 0.05}
+    assert_error(sqlite_client.delete(f"/v1/files/{reference}"), 409, code="file_in_use")
