@@ -7,64 +7,27 @@ padding from changing the result, so a batch yields what each prompt yields on i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import torch
+
+from worker.evaluation.batching import (
+    eval_mode,
+    is_encoder_decoder,
+    length_sorted_batches,
+    pad_batch,
+    pad_token_id,
+    prompt_ids,
+)
 
 # Extra tokens allowed beyond the longest reference, so a slightly longer answer is still
 # seen in full (and judged wrong) rather than cut to look right.
 MAX_NEW_TOKENS_MARGIN = 8
 
 
-def is_encoder_decoder(model: Any) -> bool:
-    return bool(getattr(model.config, "is_encoder_decoder", False))
-
-
-def batches(items: list, size: int) -> Iterator[list]:
-    if size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {size}")
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def start_token_id(tokenizer: Any) -> int:
-    """The token a text starts from when it has none of its own (bos, else eos)."""
-    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    if start is None:
-        raise ValueError("the tokenizer has neither a bos nor an eos token to start a text from")
-    return start
-
-
-def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    """A prompt's token ids exactly as training encodes them (no special tokens added).
-
-    An empty prompt becomes the start token, so there is something to continue from.
-    """
-    return tokenizer(prompt, add_special_tokens=False)["input_ids"] or [start_token_id(tokenizer)]
-
-
 def default_max_new_tokens(tokenizer: Any, references: list[str]) -> int:
     longest = max((len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references), default=0)
     return longest + MAX_NEW_TOKENS_MARGIN
-
-
-def pad_batch(sequences: list[list[int]], pad_id: int, *, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad token id lists to one width: (input_ids, attention_mask)."""
-    width = max(len(s) for s in sequences)
-    rows, masks = [], []
-    for s in sequences:
-        padding = [pad_id] * (width - len(s))
-        rows.append(padding + s if left else s + padding)
-        masks.append([0] * len(padding) + [1] * len(s) if left else [1] * len(s) + [0] * len(padding))
-    return torch.tensor(rows, dtype=torch.long), torch.tensor(masks, dtype=torch.long)
-
-
-def pad_token_id(tokenizer: Any) -> int:
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad is None:
-        raise ValueError("the tokenizer has neither a pad nor an eos token; batched generation needs one")
-    return pad
 
 
 @torch.no_grad()
@@ -75,11 +38,9 @@ def generate_texts(
     encoder_decoder = is_encoder_decoder(model)
     device = next(model.parameters()).device
     pad_id = pad_token_id(tokenizer)
-    outputs: list[str] = []
-    was_training = model.training
-    model.eval()
-    try:
-        for chunk in batches([prompt_ids(tokenizer, p) for p in prompts], batch_size):
+    outputs: list[str] = [""] * len(prompts)
+    with eval_mode(model):
+        for indices, chunk in length_sorted_batches([prompt_ids(tokenizer, p) for p in prompts], batch_size):
             # Encoder inputs are read as a whole, so they pad on the right like in training.
             input_ids, attention_mask = pad_batch(chunk, pad_id, left=not encoder_decoder)
             generated = model.generate(
@@ -93,7 +54,6 @@ def generate_texts(
             )
             # A decoder-only output repeats the (padded) prompt; an encoder-decoder's does not.
             new_tokens = generated if encoder_decoder else generated[:, input_ids.shape[1]:]
-            outputs.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
-    finally:
-        model.train(was_training)
+            for index, text in zip(indices, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
+                outputs[index] = text
     return outputs

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from worker.evaluation.generation import batches, is_encoder_decoder, pad_batch
+from worker.evaluation.batching import eval_mode, is_encoder_decoder, length_sorted_batches, pad_batch
 
 IGNORE = -100
 Pair = tuple[list[int], list[int]]
@@ -44,15 +44,12 @@ def target_log_likelihoods(model: Any, pairs: list[Pair], *, pad_id: int, batch_
             raise ValueError("each scored pair needs at least one context token and one target token")
     device = next(model.parameters()).device
     forward = _encoder_decoder_batch if is_encoder_decoder(model) else _decoder_only_batch
-    results: list[tuple[float, int]] = []
-    was_training = model.training
-    model.eval()
-    try:
-        for chunk in batches(pairs, batch_size):
+    results: list[tuple[float, int]] = [(0.0, 0)] * len(pairs)
+    with eval_mode(model):
+        for indices, chunk in length_sorted_batches(pairs, batch_size, length=lambda pair: len(pair[0]) + len(pair[1])):
             logits, labels = forward(model, chunk, pad_id, device)
             token_nll = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="none")
             counted = (labels != IGNORE).sum(dim=1)
-            results.extend((-nll, int(n)) for nll, n in zip(token_nll.sum(dim=1).tolist(), counted.tolist()))
-    finally:
-        model.train(was_training)
+            for index, nll, n in zip(indices, token_nll.sum(dim=1).tolist(), counted.tolist()):
+                results[index] = (-nll, int(n))
     return results

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from worker.evaluation.generation import pad_token_id, start_token_id
+from worker.evaluation.batching import pad_token_id, start_token_id
 from worker.evaluation.likelihood import target_log_likelihoods
 
 
