@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -58,7 +59,7 @@ def _principal(session: Session, credentials: HTTPAuthorizationCredentials | Non
 
 
 def authenticate(request: Request,
-                 credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     session = new_session()
     try:
         principal = _principal(session, credentials)

@@ -23,7 +23,7 @@ def _redacted(url: str) -> str:
     """A URL fit to print: no password."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not an SQLAlchemy-style URL (e.g. a broker URL): drop any credentials
+    except Exception:  # noqa: BLE001 - not an SQLAlchemy-style URL (e.g. a broker URL): drop any credentials
         scheme, _, rest = url.partition("://")
         return f"{scheme}://{rest.rpartition('@')[2]}"
 

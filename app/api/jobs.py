@@ -3,10 +3,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, Header, Query, Request, Response
 
-from app.api.deps import get_session
+from app.api.deps import SessionDep
 from app.presenters import checkpoint_object, event_object, job_object
 from app.schemas.common import ListObject, error_responses
 from app.schemas.jobs import CheckpointObject, EventObject, JobCreate, JobObject
@@ -26,7 +25,7 @@ def _page(items: list, has_more: bool) -> ListObject:
              responses={200: {"model": JobObject, "description": "A replay of an earlier request with the same "
                                                                  "Idempotency-Key and body"},
                         **error_responses(401, 404, 409, 422, 429)})
-def create_job(body: JobCreate, response: Response, session: Session = Depends(get_session),
+def create_job(session: SessionDep, body: JobCreate, response: Response,
                idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=255)) -> JobObject:
     """Create a fine-tuning job: it trains the lineage's head on a new task and records a new version."""
     job, created = service.create_job(session, body, idempotency_key or None)
@@ -39,9 +38,8 @@ def create_job(body: JobCreate, response: Response, session: Session = Depends(g
 
 
 @router.get("", response_model=ListObject[JobObject], responses=error_responses(401, 404, 422, 429))
-def list_jobs(request: Request, after: str | None = Query(None, max_length=64),
-              limit: int = Query(20, ge=1, le=100),
-              session: Session = Depends(get_session)) -> ListObject[JobObject]:
+def list_jobs(session: SessionDep, request: Request, after: str | None = Query(None, max_length=64),
+              limit: int = Query(20, ge=1, le=100)) -> ListObject[JobObject]:
     """Newest first. Filter with `metadata[key]=value` query parameters."""
     metadata = {m.group("key"): value for name, value in request.query_params.multi_items()
                 if (m := METADATA_PARAM.match(name))}
@@ -50,26 +48,28 @@ def list_jobs(request: Request, after: str | None = Query(None, max_length=64),
 
 
 @router.get("/{job_id}", response_model=JobObject, responses=error_responses(401, 404, 429))
-def get_job(job_id: str, session: Session = Depends(get_session)) -> JobObject:
+def get_job(session: SessionDep, job_id: str) -> JobObject:
     return job_object(service.get_job(session, job_id))
 
 
-@router.get("/{job_id}/events", response_model=ListObject[EventObject], responses=error_responses(401, 404, 422, 429))
-def list_events(job_id: str, after: str | None = Query(None, max_length=40), limit: int = Query(20, ge=1, le=100),
+@router.get("/{job_id}/events", response_model=ListObject[EventObject],
+            responses=error_responses(401, 404, 422, 429))
+def list_events(session: SessionDep, job_id: str, after: str | None = Query(None, max_length=40),
+                limit: int = Query(20, ge=1, le=100),
                 type: Literal["message", "metrics"] | None = Query(None),
                 order: Literal["asc", "desc"] = Query("desc", description="'asc' follows a job from its start."),
-                session: Session = Depends(get_session)) -> ListObject[EventObject]:
+                ) -> ListObject[EventObject]:
     rows, has_more = service.list_events(session, job_id, after, limit, type, order)
     return _page([event_object(e) for e in rows], has_more)
 
 
 @router.post("/{job_id}/cancel", response_model=JobObject, responses=error_responses(401, 404, 409, 429))
-def cancel_job(job_id: str, session: Session = Depends(get_session)) -> JobObject:
+def cancel_job(session: SessionDep, job_id: str) -> JobObject:
     """Queued: cancelled at once. Running: the worker stops it at its next training step."""
     return job_object(service.cancel_job(session, job_id))
 
 
 @router.get("/{job_id}/checkpoints", response_model=ListObject[CheckpointObject],
             responses=error_responses(401, 404, 429))
-def list_checkpoints(job_id: str, session: Session = Depends(get_session)) -> ListObject[CheckpointObject]:
+def list_checkpoints(session: SessionDep, job_id: str) -> ListObject[CheckpointObject]:
     return _page([checkpoint_object(j, v) for j, v in service.checkpoints(session, job_id)], False)

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from sqlalchemy.orm import Session
 
-from app.api.deps import get_session
+from app.api.deps import SessionDep
 from app.presenters import head_change_object, model_object, version_object
 from app.schemas.common import ListObject, error_responses
-from app.schemas.models import (EvaluationsObject, HeadChangeObject, HeadChangeRequest, ModelCreate, ModelObject,
-                                VersionObject)
+from app.schemas.models import (
+    EvaluationsObject,
+    HeadChangeObject,
+    HeadChangeRequest,
+    ModelCreate,
+    ModelObject,
+    VersionObject,
+)
 from app.services import models as service
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -17,8 +23,8 @@ def _present(session: Session, model) -> ModelObject:
     return model_object(model, service.version_count(session, model.id), service.task_names(session, model.id))
 
 
-@router.post("", status_code=201, response_model=ModelObject, responses=error_responses(401, 409, 422, 429))
-def register_model(body: ModelCreate, request: Request, session: Session = Depends(get_session)) -> ModelObject:
+@router.post("", status_code=201, response_model=ModelObject, responses=error_responses(401, 404, 409, 422, 429))
+def register_model(session: SessionDep, body: ModelCreate, request: Request) -> ModelObject:
     """Register a lineage: version 1 is the base model, unchanged, and is its head."""
     model = service.register_model(session, body.id, body.base_model, request.state.principal.name,
                                    gates=body.gates.model_dump(exclude_none=True) if body.gates else None,
@@ -27,18 +33,18 @@ def register_model(body: ModelCreate, request: Request, session: Session = Depen
 
 
 @router.get("", response_model=ListObject[ModelObject], responses=error_responses(401, 429))
-def list_models(session: Session = Depends(get_session)) -> ListObject[ModelObject]:
+def list_models(session: SessionDep) -> ListObject[ModelObject]:
     return ListObject(data=[_present(session, m) for m in service.list_models(session)])
 
 
 @router.get("/{model_id}", response_model=ModelObject, responses=error_responses(401, 404, 429))
-def get_model(model_id: str, session: Session = Depends(get_session)) -> ModelObject:
+def get_model(session: SessionDep, model_id: str) -> ModelObject:
     return _present(session, service.get_model(session, model_id))
 
 
 @router.get("/{model_id}/versions", response_model=ListObject[VersionObject],
             responses=error_responses(401, 404, 429))
-def list_versions(model_id: str, session: Session = Depends(get_session)) -> ListObject[VersionObject]:
+def list_versions(session: SessionDep, model_id: str) -> ListObject[VersionObject]:
     rows = service.list_versions(session, model_id)
     head = service.get_model(session, model_id).head_version
     return ListObject(data=[version_object(r, head) for r in rows])
@@ -46,15 +52,15 @@ def list_versions(model_id: str, session: Session = Depends(get_session)) -> Lis
 
 @router.get("/{model_id}/versions/{version}", response_model=VersionObject,
             responses=error_responses(401, 404, 422, 429))
-def get_version(model_id: str, version: int = Path(ge=1, le=2**31 - 1),
-                session: Session = Depends(get_session)) -> VersionObject:
+def get_version(session: SessionDep, model_id: str,
+                version: int = Path(ge=1, le=2**31 - 1)) -> VersionObject:
     row = service.get_version(session, model_id, version)
     return version_object(row, service.get_model(session, model_id).head_version)
 
 
 @router.post("/{model_id}/head", response_model=ModelObject, responses=error_responses(401, 404, 409, 422, 429))
-def move_head(model_id: str, body: HeadChangeRequest, request: Request,
-              session: Session = Depends(get_session)) -> ModelObject:
+def move_head(session: SessionDep, model_id: str, body: HeadChangeRequest,
+              request: Request) -> ModelObject:
     """Promote or roll back the head; recorded in the head history with who and why."""
     model = service.move_head(session, model_id, body.version, body.reason, request.state.principal.name,
                               force=body.force)
@@ -63,11 +69,11 @@ def move_head(model_id: str, body: HeadChangeRequest, request: Request,
 
 @router.get("/{model_id}/head/history", response_model=ListObject[HeadChangeObject],
             responses=error_responses(401, 404, 429))
-def head_history(model_id: str, session: Session = Depends(get_session)) -> ListObject[HeadChangeObject]:
+def head_history(session: SessionDep, model_id: str) -> ListObject[HeadChangeObject]:
     return ListObject(data=[head_change_object(r) for r in service.head_history(session, model_id)])
 
 
 @router.get("/{model_id}/evaluations", response_model=EvaluationsObject, responses=error_responses(401, 404, 429))
-def evaluations(model_id: str, session: Session = Depends(get_session)) -> EvaluationsObject:
+def evaluations(session: SessionDep, model_id: str) -> EvaluationsObject:
     """The continual-learning record: the accuracy matrix with ACC, BWT and forgetting."""
     return EvaluationsObject(**service.evaluations(session, model_id))

@@ -17,6 +17,7 @@ from app.ids import new_id
 from app.schemas.jobs import TERMINAL_STATUSES
 from app.settings import get_settings
 
+
 def upload_file(session: Session, source: BinaryIO, filename: str, purpose: str) -> File:
     """Validate ``source`` for its purpose while copying it to a temp file; store it only if it is valid."""
     if purpose not in PURPOSES:

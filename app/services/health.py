@@ -16,7 +16,7 @@ def database_problem() -> str | None:
     try:
         with get_engine().connect() as connection:
             connection.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure means "not ready"; the reason goes to the operator
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the reason goes to the operator
         return f"database unreachable ({type(exc).__name__})"
     return None
 
@@ -43,6 +43,6 @@ def broker_problem(settings: Settings) -> str | None:
 
             with Connection(url, connect_timeout=PROBE_TIMEOUT_SECONDS) as connection:
                 connection.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT_SECONDS)
-    except Exception as exc:  # any failure means "not ready"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         return f"broker unreachable ({type(exc).__name__})"
     return None

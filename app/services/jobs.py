@@ -135,7 +135,7 @@ def enqueue(session: Session, job: Job) -> bool:
     """Send the job to its queue; on failure leave it for the reconciler. Returns whether it was sent."""
     try:
         enqueue_job(job.id, job.queue)
-    except Exception as exc:  # the broker being down must not lose or fail an accepted job
+    except Exception as exc:  # noqa: BLE001 - the broker being down must not lose or fail an accepted job
         log.warning("could not enqueue %s (%s); the reconciler will retry", job.id, exc)
         return False
     now = utcnow()

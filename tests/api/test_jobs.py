@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
@@ -170,7 +170,7 @@ def test_cancel(client, base_model_dir):
     assert_error(client.post(f"/v1/fine_tuning/jobs/{queued['id']}/cancel"), 409, code="job_finished")
 
     running = create_job(client, "m", training, suffix="b").json()
-    set_job(running["id"], status="running", phase="training", started_at=datetime.now(timezone.utc),
+    set_job(running["id"], status="running", phase="training", started_at=datetime.now(UTC),
             progress={"step": 3, "total_steps": 10, "fraction": 0.3, "eta_seconds": 20})
     flagged = client.post(f"/v1/fine_tuning/jobs/{running['id']}/cancel").json()
     assert flagged["status"] == "running" and flagged["cancel_requested"] is True
@@ -199,7 +199,7 @@ def test_succeeded_job_result_and_checkpoints(client, base_model_dir):
                                  checkpoint_uri="/ckpt/m/v2", checkpoint_sha256="cd" * 32,
                                  metrics={"train_loss": 0.5, "note": "text"}))
     set_job(job["id"], status="succeeded", result_version=2, base_version=1, trained_tokens=1234,
-            finished_at=datetime.now(timezone.utc), progress={"step": 10, "total_steps": 10},
+            finished_at=datetime.now(UTC), progress={"step": 10, "total_steps": 10},
             result={"version": 2, "promoted": True, "acc": 0.9, "bwt": -0.01, "gates": {"passed": True}})
     done = client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
     assert done["fine_tuned_model"] == "m:v2" and done["trained_tokens"] == 1234
@@ -215,7 +215,7 @@ def test_failed_job_error(sqlite_client, base_model_dir):
     register(sqlite_client, "m", base_model_dir)
     job = create_job(sqlite_client, "m", upload_ok(sqlite_client)).json()
     set_job(job["id"], status="failed", error_code="nan_loss", error_message="The loss became NaN at step 3",
-            finished_at=datetime.now(timezone.utc))
+            finished_at=datetime.now(UTC))
     failed = sqlite_client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
     assert failed["error"] == {"code": "nan_loss", "message": "The loss became NaN at step 3", "param": None}
 
