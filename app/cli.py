@@ -118,14 +118,23 @@ def cmd_serve(args) -> int:
         worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--queues", args.queues])
         print(f"worker       pid {worker.pid} (queues {args.queues})")
     sys.stdout.flush()
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler
+    # that was there before it: make that handler an exception, so the worker is stopped below.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         server = uvicorn.Server(uvicorn.Config("app.main:create_app", factory=True, host=args.host,
                                                port=args.port, log_level="info"))
-        server.run()  # returns on Ctrl-C or SIGTERM
+        server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         if worker is not None:
             _stop(worker)
     return 0
+
+
+def _exit_on_signal(_signum, _frame) -> None:
+    raise SystemExit(0)
 
 
 def cmd_init_base(args) -> int:
@@ -182,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from app.cli import main
+
+
+def test_keys_create_list_revoke(sqlite_env, capsys):
+    assert main(["keys", "create", "ci"]) == 0
+    secret = capsys.readouterr().out.strip()
+    assert secret.startswith("sk-sculpt-")
+    assert main(["keys", "create", "ci"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["keys", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "ci" in listing and "active" in listing and secret not in listing
+    assert main(["keys", "revoke", "ci"]) == 0
+    assert main(["keys", "revoke", "ci"]) == 1
+    assert main(["keys", "list"]) == 0
+    assert "revoked" in capsys.readouterr().out
+
+
+def test_serve_refuses_a_public_address_without_keys(sqlite_env, capsys):
+    assert main(["serve", "--host", "0.0.0.0", "--no-worker"]) == 2
+    assert "refusing to serve on 0.0.0.0" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_serve_runs_api_and_worker_and_stops_both_on_sigterm(tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCULPT_")}
+    env.update(SCULPT_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+                                  stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        ready = False
+        while time.monotonic() < deadline and not ready:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.3)
+        assert ready, log.read_text()
+        printed = log.read_text()
+        for what in ("Sculpt API", "database", "broker", "artifacts", "auth         none", "worker       pid"):
+            assert what in printed, printed
+        worker_pid = int(printed.split("worker       pid ")[1].split()[0])
+        assert _alive(worker_pid)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+        deadline = time.monotonic() + 10
+        while _alive(worker_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker_pid), "the worker outlived `sculpt serve`"
+    finally:
+        if server.poll() is None:
+            server.kill()
