@@ -37,7 +37,15 @@ def create_job(session: SessionDep, body: JobCreate, response: Response,
     return job_object(job)
 
 
-@router.get("", response_model=ListObject[JobObject], responses=error_responses(401, 404, 422, 429))
+METADATA_FILTER_DOC = {"parameters": [{
+    "name": "metadata", "in": "query", "required": False, "style": "deepObject", "explode": True,
+    "description": "Only jobs whose metadata has these values: `metadata[pipeline]=nightly`.",
+    "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+}]}
+
+
+@router.get("", response_model=ListObject[JobObject], responses=error_responses(401, 404, 422, 429),
+            openapi_extra=METADATA_FILTER_DOC)
 def list_jobs(session: SessionDep, request: Request, after: str | None = Query(None, max_length=64),
               limit: int = Query(20, ge=1, le=100)) -> ListObject[JobObject]:
     """Newest first. Filter with `metadata[key]=value` query parameters."""
