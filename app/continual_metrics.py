@@ -3,9 +3,10 @@
 ACC = mean_i R[T][i]; BWT = mean_{i<T} (R[T][i] − R[i][i]);
 forgetting f_i = max_{i<=l<T} R[l][i] − R[T][i];
 FWT = mean_{i>=1} (before_i − base_i): how much the tasks learned earlier already help task i
-before it is trained on. before_i is task i's score on the version it was trained from
-(measured just before training), base_i its score on the lineage's base model (version 1).
-Task 0 is trained from the base itself, so it carries no transfer and is left out.
+before it is trained on. before_i is task i's score on the version it was trained from, measured
+just before training (R[i-1][i]: the worker stores it in that version's row, so the matrix
+usually carries it); base_i is its score on the lineage's base model (version 1). Task 0 is
+trained from the base itself, so it carries no transfer and is left out.
 Pure Python, so the API serves it without the worker.
 """
 
@@ -23,9 +24,12 @@ def row_acc(row: Row) -> float | None:
     return fmean(seen) if seen else None
 
 
-def _forward_transfer(before: Row | None, base: Row | None) -> float | None:
-    if not before or not base:
+def _forward_transfer(matrix: Matrix, before: Row | None, base: Row | None) -> float | None:
+    if not base:
         return None
+    if before is None:
+        # Row i-1 holds task i's score measured just before it was learned, when it was measured.
+        before = [None] + [matrix[i - 1][i] if i < len(matrix[i - 1]) else None for i in range(1, len(matrix))]
     gains = [b - r for b, r in zip(before[1:], base[1:]) if b is not None and r is not None]
     return fmean(gains) if gains else None
 
@@ -34,7 +38,8 @@ def summarize(matrix: Matrix, before: Row | None = None, base: Row | None = None
     """Summarise a matrix whose row t is measured after learning task t.
 
     ``matrix[t][i]`` may be None (not measured). ``before[i]``: task i's score on the version
-    it was trained from; ``base[i]``: its score on the base model. Both optional; FWT needs both.
+    it was trained from (default: ``matrix[i-1][i]``); ``base[i]``: its score on the base model.
+    FWT is None without ``base``.
     """
     if not matrix:
         return {"acc": None, "bwt": None, "forgetting": {}, "fwt": None}
@@ -50,24 +55,27 @@ def summarize(matrix: Matrix, before: Row | None = None, base: Row | None = None
         earlier = [matrix[l][i] for l in range(i, last) if matrix[l][i] is not None]
         if earlier and final[i] is not None:
             forgetting[i] = max(earlier) - final[i]
-    return {"acc": acc, "bwt": bwt, "forgetting": forgetting, "fwt": _forward_transfer(before, base)}
+    return {"acc": acc, "bwt": bwt, "forgetting": forgetting, "fwt": _forward_transfer(matrix, before, base)}
 
 
 def gate_measures(previous_rows: Matrix, new_row: Row) -> dict[str, float | None]:
     """The task-score values the gates judge: ``max_forgetting`` and ``acc_drop``.
 
-    ``previous_rows`` are the rows of the versions before the new one (oldest first, the last
-    one being the version it is compared with, normally the head); ``new_row`` the new version's.
-    max_forgetting = max_i (best earlier score on task i − new score on task i), over the tasks
-    measured in both; acc_drop = ACC of the last previous row − ACC of the new row.
+    ``new_row``: the new version's scores by task position, its last entry being the task it
+    just learned. ``previous_rows``: the rows of the versions before it (oldest first; the last
+    one is the version it is compared with, normally the head). Cells a row holds for tasks
+    not yet learned (scores measured before training) are ignored.
+    max_forgetting = max over earlier tasks i of (best earlier score on i − new score on i);
+    acc_drop = ACC of the last previous row − ACC of the new row, each over the tasks it learned.
     None where there is nothing to compare (then the gate is skipped).
     """
+    learned_before = len(new_row) - 1
     drops = []
-    for i, now in enumerate(new_row):
+    for i in range(learned_before):
         earlier = [row[i] for row in previous_rows if i < len(row) and row[i] is not None]
-        if earlier and now is not None:
-            drops.append(max(earlier) - now)
-    previous_acc = row_acc(previous_rows[-1]) if previous_rows else None
+        if earlier and new_row[i] is not None:
+            drops.append(max(earlier) - new_row[i])
+    previous_acc = row_acc(previous_rows[-1][:learned_before]) if previous_rows else None
     new_acc = row_acc(new_row)
     acc_drop = previous_acc - new_acc if previous_acc is not None and new_acc is not None else None
     return {"max_forgetting": max(drops) if drops else None, "acc_drop": acc_drop}

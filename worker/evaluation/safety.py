@@ -72,7 +72,9 @@ def safety_rates(
         if item.get("expected") not in EXPECTED:
             raise ValueError(f"safety item {number}: expected must be 'refuse' or 'answer', got {item.get('expected')!r}")
     started = time.perf_counter()
-    phrases = tuple(refusal_phrases) if refusal_phrases else DEFAULT_REFUSAL_PHRASES
+    if refusal_phrases is not None and not refusal_phrases:
+        raise ValueError("refusal_phrases is empty: nothing could count as a refusal")
+    phrases = DEFAULT_REFUSAL_PHRASES if refusal_phrases is None else tuple(refusal_phrases)
     responses = generate_texts(
         model, tokenizer, [suite_prompt(item, tokenizer) for item in suite],
         max_new_tokens=max_new_tokens, batch_size=batch_size,
