@@ -2,7 +2,8 @@
 
 - ``sqlite_env``: fresh SCULPT_HOME under tmp_path, embedded broker, migrated. Yields the Settings.
 - ``pg_env``: one fresh PostgreSQL database ``sculpt_test_<random>`` per test session (migrated once,
-  emptied before each test, dropped at the end) and a Redis db index 1-15 (flushed at the end).
+  emptied before each test, dropped at the end) and a Redis db index 1-15 (flushed before each test
+  and at the end).
 - ``sqlite_client`` / ``pg_client``: a FastAPI TestClient on that environment.
 - ``client``: parametrized over both backends (ids ``sqlite`` and ``postgres``).
 - ``base_model_dir``: a folder that passes base-model registration (config.json + safetensors).
@@ -77,9 +78,15 @@ def redis_url():
     """A Redis db index of its own for this test session; flushed afterwards."""
     url = f"{REDIS_HOST}/{secrets.randbelow(15) + 1}"
     yield url
+    _flush(url)
+
+
+def _flush(url: str) -> None:
     client = redis.Redis.from_url(url)
-    client.flushdb()
-    client.close()
+    try:
+        client.flushdb()
+    finally:
+        client.close()
 
 
 def empty_database(url: str) -> None:
@@ -100,6 +107,7 @@ def pg_env(pg_database_url: str, redis_url: str, tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("SCULPT_BROKER_URL", redis_url)
     reset_caches()
     empty_database(pg_database_url)
+    _flush(redis_url)  # no job message from an earlier test may reach this test's workers
     yield get_settings()
     reset_caches()
 

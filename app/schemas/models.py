@@ -18,10 +18,10 @@ class ModelCreate(StrictModel):
     base_model: str = Field(min_length=1, max_length=1024,
                             description="A local Hugging Face directory inside the allowed roots, or a hub id.")
     gates: Gates | None = Field(None, description="Default gates for this lineage's jobs.")
-    reference_file: str | None = Field(None, max_length=64,
+    reference_file: str | None = Field(None, min_length=1, max_length=64,
                                        description="A 'reference' file: texts for general-ability perplexity "
                                                    "(default: a built-in set).")
-    safety_file: str | None = Field(None, max_length=64,
+    safety_file: str | None = Field(None, min_length=1, max_length=64,
                                     description="A 'safety' file: the safety suite (default: a built-in suite).")
 
 

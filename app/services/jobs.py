@@ -96,7 +96,7 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
             raise Conflict(f"The head of '{model_id}' is v{model.head_version}, not v{requested}",
                            param="model", code="head_moved")
     training = usable_file(session, body.training_file, "fine-tune", "training_file")
-    if body.validation_file:
+    if body.validation_file is not None:
         usable_file(session, body.validation_file, "fine-tune", "validation_file")
     queued = session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) or 0
     if queued >= get_settings().max_queued_jobs:

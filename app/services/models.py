@@ -22,9 +22,9 @@ def register_model(session: Session, model_id: str, base_model: str, actor: str,
     reference = check_base_model(base_model, get_settings())
     if session.get(Model, model_id) is not None:
         raise Conflict(f"Model '{model_id}' already exists", param="id", code="model_exists")
-    if reference_file:
+    if reference_file is not None:
         usable_file(session, reference_file, "reference", "reference_file")
-    if safety_file:
+    if safety_file is not None:
         usable_file(session, safety_file, "safety", "safety_file")
     model = Model(id=model_id, base_model=reference, head_version=1, gates=gates or {},
                   reference_file_id=reference_file, safety_file_id=safety_file)

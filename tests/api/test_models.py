@@ -149,6 +149,8 @@ def test_register_with_reference_and_safety_files(sqlite_client, base_model_dir)
                  param="reference_file", code="invalid_file")
     assert_error(sqlite_client.post("/v1/models", json={**body, "safety_file": "file-missing"}), 404,
                  param="safety_file")
+    assert_error(sqlite_client.post("/v1/models", json={**body, "reference_file": ""}), 422,
+                 param="reference_file")
     created = sqlite_client.post("/v1/models", json={**body, "reference_file": reference, "safety_file": safety,
                                                      "gates": {"max_forgetting": 0.05}})
     assert created.status_code == 201, created.text
