@@ -3,11 +3,12 @@
 import pytest
 
 from tests.evaluation.teaching import TAUGHT
+from worker.evaluation.batching import pad_batch
 from worker.evaluation.generation import (
     MAX_NEW_TOKENS_MARGIN,
     default_max_new_tokens,
+    fit_context,
     generate_texts,
-    pad_batch,
 )
 
 # Different lengths, so batches are padded.
@@ -41,3 +42,14 @@ def test_left_padding_puts_prompts_at_the_end():
 def test_default_max_new_tokens_leaves_a_margin_over_the_longest_reference(tiny_causal):
     _, tokenizer = tiny_causal  # one token per byte
     assert default_max_new_tokens(tokenizer, ["abc", "abcdefg"]) == 7 + MAX_NEW_TOKENS_MARGIN
+
+
+def test_a_prompt_longer_than_the_context_keeps_its_end(tiny_causal, tiny_t5):
+    model, tokenizer = tiny_causal
+    context = model.config.max_position_embeddings
+    long_prompt = "x" * context + "the end"
+    assert fit_context(model, list(range(context + 5)), 10) == list(range(15, context + 5))
+    tail = tokenizer.decode(fit_context(model, tokenizer(long_prompt, add_special_tokens=False)["input_ids"], 10))
+    assert generate_texts(model, tokenizer, [long_prompt], max_new_tokens=10) == generate_texts(
+        model, tokenizer, [tail], max_new_tokens=10)
+    assert fit_context(tiny_t5[0], list(range(2000)), 10) == list(range(2000))

@@ -30,6 +30,18 @@ def default_max_new_tokens(tokenizer: Any, references: list[str]) -> int:
     return longest + MAX_NEW_TOKENS_MARGIN
 
 
+def fit_context(model: Any, ids: list[int], max_new_tokens: int) -> list[int]:
+    """Keep the end of a decoder-only prompt when prompt + answer would pass the model's context
+    length (as training keeps the end of a long prompt); learned position tables fail past it."""
+    context = getattr(model.config, "max_position_embeddings", None)
+    if is_encoder_decoder(model) or not context:
+        return ids
+    keep = context - max_new_tokens
+    if keep < 1:
+        raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in a {context}-token context")
+    return ids[-keep:]
+
+
 @torch.no_grad()
 def generate_texts(
     model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: int, batch_size: int = 16
@@ -40,7 +52,8 @@ def generate_texts(
     pad_id = pad_token_id(tokenizer)
     outputs: list[str] = [""] * len(prompts)
     with eval_mode(model):
-        for indices, chunk in length_sorted_batches([prompt_ids(tokenizer, p) for p in prompts], batch_size):
+        encoded = [fit_context(model, prompt_ids(tokenizer, p), max_new_tokens) for p in prompts]
+        for indices, chunk in length_sorted_batches(encoded, batch_size):
             # Encoder inputs are read as a whole, so they pad on the right like in training.
             input_ids, attention_mask = pad_batch(chunk, pad_id, left=not encoder_decoder)
             generated = model.generate(

@@ -48,8 +48,12 @@ def target_log_likelihoods(model: Any, pairs: list[Pair], *, pad_id: int, batch_
     with eval_mode(model):
         for indices, chunk in length_sorted_batches(pairs, batch_size, length=lambda pair: len(pair[0]) + len(pair[1])):
             logits, labels = forward(model, chunk, pad_id, device)
-            token_nll = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="none")
-            counted = (labels != IGNORE).sum(dim=1)
-            for index, nll, n in zip(indices, token_nll.sum(dim=1).tolist(), counted.tolist()):
+            # Only target positions go through the (float32) softmax: a full vocabulary at every
+            # prompt position would cost gigabytes for long prompts and large vocabularies.
+            counted = labels != IGNORE
+            token_nll = F.cross_entropy(logits[counted].float(), labels[counted], reduction="none")
+            rows = counted.nonzero()[:, 0]
+            per_row = torch.zeros(len(chunk), device=token_nll.device).index_add_(0, rows, token_nll)
+            for index, nll, n in zip(indices, per_row.tolist(), counted.sum(dim=1).tolist()):
                 results[index] = (-nll, int(n))
     return results

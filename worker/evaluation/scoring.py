@@ -61,11 +61,12 @@ def score_task(
     references = [c for _, c in pairs]
     if metric == "choice":
         choices = list(labels) if labels else sorted(set(references))
-        unknown = sorted(set(references) - set(choices))
+        # Labels and completions are matched without surrounding whitespace (" yes" is "yes").
+        unknown = sorted({r.strip() for r in references} - {c.strip() for c in choices})
         if unknown:
             raise ValueError(f"completions not among the labels: {unknown[:5]}")
         predicted = rank_labels(model, tokenizer, prompts, choices, batch_size=batch_size)
-        per_record = [float(p == r) for p, r in zip(predicted, references)]
+        per_record = [float(p.strip() == r.strip()) for p, r in zip(predicted, references)]
     else:
         limit = max_new_tokens or default_max_new_tokens(tokenizer, references)
         generated = generate_texts(model, tokenizer, prompts, max_new_tokens=limit, batch_size=batch_size)
