@@ -53,7 +53,7 @@ def pad_batch(sequences: list[list[int]], pad_id: int, *, left: bool = False) ->
 def pad_token_id(tokenizer: Any) -> int:
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad is None:
-        raise ValueError("the tokenizer has neither a pad nor an eos token; batched generation needs one")
+        raise ValueError("the tokenizer has neither a pad nor an eos token; padding a batch needs one")
     return pad
 
 
