@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, HTTPException
 from sqlalchemy.exc import DBAPIError, OperationalError
-from fastapi import HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,6 +13,7 @@ from app.api import files, health, jobs, models
 from app.auth import authenticate
 from app.errors import error_response, install_error_handlers
 from app.ratelimit import RateLimiter
+from app.schemas.common import error_responses
 from app.settings import get_settings
 
 log = logging.getLogger("sculpt.api")
@@ -22,8 +22,9 @@ log = logging.getLogger("sculpt.api")
 MULTIPART_SLACK_BYTES = 64 * 1024
 
 
-class BodyLimit:
-    """Cap every request body while it streams in (uploads get the upload limit, JSON the request limit).
+class RequestGuard:
+    """Refuse URLs holding NUL, and cap every request body while it streams in (uploads get the upload
+    limit, JSON the request limit).
 
     A declared Content-Length over the cap is refused before reading; otherwise the count stops the
     read as soon as the cap is passed, so an oversized body never sits in memory or on disk.
@@ -35,6 +36,10 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"].lower():
+            response = error_response(400, "The URL contains a NUL character", "invalid_request_error",
+                                      code="invalid_url")
+            return await response(scope, receive, send)
         settings = get_settings()
         limit = (settings.max_upload_bytes + MULTIPART_SLACK_BYTES if scope["path"].rstrip("/") == "/v1/files"
                  else settings.max_request_bytes)
@@ -75,7 +80,9 @@ def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(title="Sculpt", version="0.1.0",
                   description="Continual training of language models: constrained full fine-tuning as a "
-                              "service, OpenAI-compatible where OpenAI has the concept.")
+                              "service, OpenAI-compatible where OpenAI has the concept.",
+                  # Any route: a malformed URL (400) or the database being unreachable (503).
+                  responses=error_responses(400, 503))
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
     install_error_handlers(app)
 
@@ -97,5 +104,5 @@ def create_app() -> FastAPI:
     secured = [Depends(authenticate)]
     for module in (files, models, jobs):
         app.include_router(module.router, prefix="/v1", dependencies=secured)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(RequestGuard)
     return app

@@ -18,6 +18,12 @@ from app.schemas.jobs import TERMINAL_STATUSES
 from app.settings import get_settings
 
 
+def _clean_filename(filename: str | None) -> str:
+    """The client's name for the file, as a display label only: no folders, no control characters."""
+    name = "".join(ch for ch in Path(filename or "").name if ch.isprintable())[:255]
+    return name or "upload.jsonl"
+
+
 def upload_file(session: Session, source: BinaryIO, filename: str, purpose: str) -> File:
     """Validate ``source`` for its purpose while copying it to a temp file; store it only if it is valid."""
     if purpose not in PURPOSES:
@@ -36,7 +42,7 @@ def upload_file(session: Session, source: BinaryIO, filename: str, purpose: str)
         storage.commit_file(tmp, summary.sha256)
     finally:
         tmp.unlink(missing_ok=True)
-    row = File(id=new_id("file"), filename=Path(filename or "upload.jsonl").name[:255] or "upload.jsonl",
+    row = File(id=new_id("file"), filename=_clean_filename(filename),
                purpose=purpose, bytes=summary.bytes, sha256=summary.sha256, line_count=summary.lines,
                record_format=summary.record_format, status="processed")
     session.add(row)

@@ -76,3 +76,13 @@ def test_embedded_broker_folder_must_be_writable(sqlite_env):
     shutil.rmtree(sqlite_env.broker_folder)
     sqlite_env.broker_folder.write_text("a file where the broker folder should be")
     assert "broker unreachable" in broker_problem(sqlite_env)
+
+
+def test_nul_characters_are_refused_not_crashing(client, base_model_dir):
+    from tests.api.helpers import register
+
+    assert_error(client.get("/v1/files/file-%00x"), 400, code="invalid_url")
+    assert_error(client.get("/v1/fine_tuning/jobs", params={"after": "a\x00b"}), 400, code="invalid_url")
+    register(client, "m", base_model_dir)
+    response = client.post("/v1/models/m/head", json={"version": 1, "reason": "nul\x00here"})
+    assert_error(response, 422, param="reason")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -17,12 +19,16 @@ from tests.api.helpers import create_job, register, upload_ok
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 
 
+# Examples per operation and backend; raise it (SCULPT_SCHEMATHESIS_EXAMPLES) for a deeper local hunt.
+EXAMPLES = int(os.environ.get("SCULPT_SCHEMATHESIS_EXAMPLES", "25"))
+
+
 @pytest.fixture
-def api_schema(sqlite_client, base_model_dir):
+def api_schema(client, base_model_dir):
     # Some real resources, so generated requests also reach the non-404 paths.
-    register(sqlite_client, "m", base_model_dir)
-    create_job(sqlite_client, "m", upload_ok(sqlite_client))
-    return schemathesis.openapi.from_asgi("/openapi.json", sqlite_client.app)
+    register(client, "m", base_model_dir)
+    create_job(client, "m", upload_ok(client))
+    return schemathesis.openapi.from_asgi("/openapi.json", client.app)
 
 
 def test_api_conforms_to_its_schema(api_schema):
@@ -31,7 +37,7 @@ def test_api_conforms_to_its_schema(api_schema):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, database=None,
+        @settings(max_examples=EXAMPLES, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
         def check(case):
             case.call_and_validate(checks=CHECKS)
