@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from app.db.session import new_session
+from app.api.deps import SessionDep
 from app.errors import RateLimited, Unauthorized
 from app.services.keys import active_key_name, any_active_key
 
@@ -58,13 +58,10 @@ def _principal(session: Session, credentials: HTTPAuthorizationCredentials | Non
     raise Unauthorized("Invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
 
 
-def authenticate(request: Request,
+def authenticate(request: Request, session: SessionDep,
                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
-    session = new_session()
-    try:
-        principal = _principal(session, credentials)
-    finally:
-        session.close()
+    # The same session as the route's (FastAPI caches a dependency within a request).
+    principal = _principal(session, credentials)
     limiter = request.app.state.rate_limiter
     if limiter is not None:
         wait = limiter.acquire(principal.name)

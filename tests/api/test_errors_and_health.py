@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.helpers import assert_error
@@ -45,6 +46,8 @@ def test_health_and_ready(client):
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_not_ready_names_the_broker(pg_env, monkeypatch):
     from app.main import create_app
     from app.settings import get_settings

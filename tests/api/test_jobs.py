@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select, update
 
 from app.db.session import session_scope
@@ -231,3 +232,26 @@ def test_queue_limit(sqlite_client, base_model_dir, monkeypatch):
     response = create_job(sqlite_client, "m", training, suffix="b")
     assert_error(response, 429, code="queue_full")
     assert int(response.headers["Retry-After"]) > 0
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_unreachable_redis_still_accepts_the_job_quickly(pg_env, base_model_dir, monkeypatch):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.conftest import reset_caches
+
+    monkeypatch.setenv("SCULPT_BROKER_URL", "redis://127.0.0.1:1/0")
+    reset_caches()
+    client = TestClient(create_app())
+    register(client, "m", base_model_dir)
+    training = upload_ok(client)
+    started = time.monotonic()
+    job = create_job(client, "m", training).json()
+    assert time.monotonic() - started < 5
+    assert job["status"] == "queued"
+    with session_scope() as session:
+        assert session.scalar(select(Job.enqueued_at).where(Job.id == job["id"])) is None
