@@ -7,6 +7,7 @@ one after another with live progress, and prints the lineage and the accuracy ma
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -82,8 +83,9 @@ def _print_results(client: httpx.Client) -> None:
     versions = _check(client.get(f"/v1/models/{MODEL_ID}/versions"))["data"]
     print("\nLineage:")
     for v in versions:
-        parent = f"parent v{v['parent']}" if v.get("parent") else "base"
-        print(f"  v{v['version']:<3} {parent:<10} {v.get('status', ''):<9} task={v.get('task') or '-'}")
+        parent = f"parent v{v['parent_version']}" if v["parent_version"] else "base"
+        head = "  ← head" if v["is_head"] else ""
+        print(f"  v{v['version']:<3} {parent:<10} {v['status']:<9} task={v['task'] or '-'}{head}")
     record = _check(client.get(f"/v1/models/{MODEL_ID}/evaluations"))
     print("\nAccuracy matrix (rows: versions, columns: tasks; exact match on held-out examples):")
     print("  " + "version".ljust(9) + "".join(t[:14].ljust(15) for t in record["tasks"]))
@@ -107,8 +109,11 @@ def run_demo(home: Path) -> None:
     env = {**os.environ, "SCULPT_HOME": str(home), "SCULPT_MODEL_ROOTS": str(home)}
     for key in ("SCULPT_DATABASE_URL", "SCULPT_BROKER_URL", "SCULPT_ARTIFACT_ROOT"):
         env.pop(key, None)
-    print(f"Starting the embedded service on http://127.0.0.1:{port} …")
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env)
+    log_path = home / "service.log"
+    print(f"Starting the embedded service on http://127.0.0.1:{port} (its log: {log_path}) …")
+    log_file = open(log_path, "wb")
+    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env,
+                              stdout=log_file, stderr=subprocess.STDOUT)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             _wait_ready(client, server)
@@ -119,8 +124,9 @@ def run_demo(home: Path) -> None:
                                             files={"file": (f"{task}.jsonl", task_jsonl(task))}))
                 job = _check(client.post("/v1/fine_tuning/jobs", json={
                     "model": MODEL_ID, "training_file": upload["id"], "seed": 0,
-                    "hyperparameters": {"n_epochs": 3},
-                    "continual": {"task": task, "strategy": "adaptive_svd"}}))
+                    # A tiny randomly initialised model needs a far larger step than a pretrained one.
+                    "hyperparameters": {"n_epochs": 6, "batch_size": 16},
+                    "continual": {"task": task, "strategy": "adaptive_svd", "learning_rate": 1e-2}}))
                 job = _follow(client, job["id"], task)
                 if job["status"] != "succeeded":
                     raise SystemExit(f"demo: job {job['id']} ended {job['status']}: {(job.get('error') or {}).get('message')}")
@@ -135,7 +141,9 @@ def run_demo(home: Path) -> None:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+        log_file.close()
 
 
 def main() -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     run_demo(Path(os.environ.get("SCULPT_DEMO_HOME", ".sculpt/demo")).resolve())

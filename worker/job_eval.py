@@ -46,13 +46,17 @@ def lineage_suites(model_id: str) -> Suites:
     return Suites(texts, safety)
 
 
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def general_and_safety(model, tokenizer, suites: Suites, emit: Emit) -> tuple[dict, dict]:
     from worker.evaluation import perplexity, safety_rates
 
     ppl = perplexity(model, tokenizer, suites.reference_texts)
     safety = safety_rates(model, tokenizer, suites.safety)
-    emit(f"General ability: perplexity {ppl:.3f}; safety: refusal {safety['refusal_rate']:.2f}, "
-         f"over-refusal {safety['over_refusal_rate']:.2f} ({safety['seconds']:.1f}s)",
+    emit(f"General ability: perplexity {ppl:.3f}; safety: refusal rate {_rate(safety['refusal_rate'])}, "
+         f"over-refusal rate {_rate(safety['over_refusal_rate'])} ({safety['seconds']:.1f}s)",
          type="metrics", data={"perplexity": ppl, **safety})
     return {"perplexity": ppl}, safety
 
