@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Callable
@@ -13,6 +14,7 @@ from app.db.session import session_scope
 from app.db.tables import Evaluation, File, Model, ModelVersion
 from app.gates import check_gates
 from app.storage import file_path
+from worker.errors import JobFailed
 from worker.job_inputs import JobInputs
 
 Emit = Callable[..., None]
@@ -54,6 +56,9 @@ def general_and_safety(model, tokenizer, suites: Suites, emit: Emit) -> tuple[di
     from worker.evaluation import perplexity, safety_rates
 
     ppl = perplexity(model, tokenizer, suites.reference_texts)
+    if not math.isfinite(ppl):
+        raise JobFailed("nan_loss", "the trained model's outputs are no longer finite (reference perplexity "
+                        "overflows): training diverged. Try a lower learning rate or learning_rate_multiplier")
     safety = safety_rates(model, tokenizer, suites.safety)
     emit(f"General ability: perplexity {ppl:.3f}; safety: refusal rate {_rate(safety['refusal_rate'])}, "
          f"over-refusal rate {_rate(safety['over_refusal_rate'])} ({safety['seconds']:.1f}s)",

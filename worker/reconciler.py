@@ -12,7 +12,7 @@ import logging
 import shutil
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timezone
 
 from sqlalchemy import func, or_, select, update
 
@@ -25,6 +25,7 @@ from worker.jobstore import PENDING
 
 log = logging.getLogger("sculpt.worker")
 STALE_UPLOAD_S = 3600
+MAX_BACKOFF_ROUNDS = 10
 
 _stop = threading.Event()
 
@@ -34,9 +35,23 @@ def _unheld_lineages(session, now) -> list[str]:
         or_(Model.lock_owner.is_(None), Model.lock_expires_at < now))))
 
 
+def _as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _message_may_be_lost(job: Job, now: datetime, period: float) -> bool:
+    """Re-send with a growing interval (its age so far, capped), so a job waiting its turn
+    behind long jobs does not collect a duplicate message every round."""
+    if job.enqueued_at is None:
+        return True
+    waited = (now - _as_utc(job.enqueued_at)).total_seconds()
+    age = (_as_utc(job.enqueued_at) - _as_utc(job.created_at)).total_seconds()
+    return waited > min(max(period, age), MAX_BACKOFF_ROUNDS * period)
+
+
 def requeue_orphans(queues: list[str] | None = None) -> list[str]:
     now = utcnow()
-    stale = now - timedelta(seconds=get_settings().reconcile_seconds)
+    period = get_settings().reconcile_seconds
     sent = []
     with session_scope() as session:
         unheld = _unheld_lineages(session, now)
@@ -44,9 +59,9 @@ def requeue_orphans(queues: list[str] | None = None) -> list[str]:
             return sent
         first = (select(Job.model_id, func.min(Job.seq).label("seq"))
                  .where(Job.status.in_(PENDING), Job.model_id.in_(unheld)).group_by(Job.model_id).subquery())
-        jobs = session.scalars(select(Job).join(first, Job.seq == first.c.seq).where(
-            or_(Job.enqueued_at.is_(None), Job.enqueued_at < stale))).all()
-        targets = [(job.id, job.queue) for job in jobs if queues is None or job.queue in queues]
+        jobs = session.scalars(select(Job).join(first, Job.seq == first.c.seq)).all()
+        targets = [(job.id, job.queue) for job in jobs
+                   if (queues is None or job.queue in queues) and _message_may_be_lost(job, now, period)]
     for job_id, queue in targets:
         try:
             enqueue_job(job_id, queue)

@@ -23,4 +23,6 @@ def perplexity(model: Any, tokenizer: Any, texts: list[str], *, batch_size: int 
     scored = target_log_likelihoods(model, pairs, pad_id=pad_token_id(tokenizer), batch_size=batch_size)
     total_log_likelihood = sum(ll for ll, _ in scored)
     total_tokens = sum(n for _, n in scored)
-    return math.exp(-total_log_likelihood / total_tokens)
+    mean_nll = -total_log_likelihood / total_tokens
+    # A diverged model can score beyond float range: report inf, the caller decides what it means.
+    return math.exp(mean_nll) if math.isfinite(mean_nll) and mean_nll < 700 else math.inf
