@@ -103,6 +103,7 @@ def _validation_message(errors: list[dict]) -> str:
 
 _STATUS_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
                  405: "invalid_request_error", 409: "conflict_error", 429: "rate_limit_error"}
+_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -120,7 +121,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         type_ = _STATUS_TYPES.get(exc.status_code, "server_error" if exc.status_code >= 500
                                   else "invalid_request_error")
-        return error_response(exc.status_code, str(exc.detail), type_, None, None, exc.headers)
+        return error_response(exc.status_code, str(exc.detail), type_, None, _STATUS_CODES.get(exc.status_code),
+                              exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

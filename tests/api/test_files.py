@@ -137,3 +137,44 @@ def test_reference_and_safety_purposes(sqlite_client):
     assert_error(upload(sqlite_client, jsonl(PROMPT_RECORDS), purpose="reference"), 422)
     listed = sqlite_client.get("/v1/files", params={"purpose": "safety"}).json()["data"]
     assert [f["id"] for f in listed] == [safety.json()["id"]]
+
+
+def test_streamed_upload_without_length_is_cut_off_at_the_limit(sqlite_env, monkeypatch):
+    """Drive the ASGI app with a chunked body (no Content-Length) and count what it reads."""
+    import asyncio
+    import json
+
+    from app.main import create_app
+    from app.settings import get_settings
+
+    monkeypatch.setenv("SCULPT_MAX_UPLOAD_BYTES", "10000")
+    get_settings.cache_clear()
+    boundary = "sculptboundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jsonl\"\r\n"
+            "Content-Type: application/jsonl\r\n\r\n").encode()
+    chunk = b'{"prompt": "question", "completion": "answer"}\n' * 100  # 4.7 kB
+    total_chunks = 1000  # 4.7 MB if it were all read
+    read = {"chunks": 0}
+    sent = []
+
+    async def receive():
+        read["chunks"] += 1
+        if read["chunks"] == 1:
+            return {"type": "http.request", "body": head, "more_body": True}
+        return {"type": "http.request", "body": chunk, "more_body": read["chunks"] < total_chunks}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/v1/files", "raw_path": b"/v1/files", "root_path": "",
+             "query_string": b"", "server": ("testserver", 80), "client": ("127.0.0.1", 1),
+             "headers": [(b"host", b"testserver"),
+                         (b"content-type", f"multipart/form-data; boundary={boundary}".encode())]}
+    asyncio.run(create_app()(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+    assert start["status"] == 413 and body["error"]["code"] == "payload_too_large"
+    assert read["chunks"] < 30  # it stopped soon after the limit, not at the end of the body
+    assert stored_blobs(sqlite_env) == []
