@@ -141,7 +141,8 @@ def cmd_init_base(args) -> int:
     if not args.tiny:
         print("error: only --tiny is supported (build a tiny model in code, no download)", file=sys.stderr)
         return 2
-    return subprocess.call([sys.executable, "-m", "worker.tiny", args.path])
+    # A subprocess, so the API package never imports torch.
+    return subprocess.call([sys.executable, "-m", "worker.tiny", args.path, "--kind", args.kind])
 
 
 def cmd_demo(args) -> int:
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     init_base = sub.add_parser("init-base", help="build a base model folder")
     init_base.add_argument("--tiny", action="store_true", help="a tiny model and tokenizer built in code")
+    init_base.add_argument("--kind", choices=["causal", "t5"], default="causal", help="decoder-only or T5")
     init_base.add_argument("path")
     init_base.set_defaults(func=cmd_init_base)
 

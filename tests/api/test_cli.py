@@ -79,3 +79,12 @@ def test_serve_runs_api_and_worker_and_stops_both_on_sigterm(tmp_path):
     finally:
         if server.poll() is None:
             server.kill()
+
+
+@pytest.mark.slow
+def test_init_base_builds_a_model_that_registers(sqlite_client, sqlite_env, tmp_path):
+    path = tmp_path / "tiny"
+    assert main(["init-base", "--tiny", str(path)]) == 0
+    response = sqlite_client.post("/v1/models", json={"id": "tiny", "base_model": str(path)})
+    assert response.status_code == 201, response.text
+    assert main(["init-base", str(tmp_path / "other")]) == 2
