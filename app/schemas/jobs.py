@@ -167,6 +167,21 @@ class JobResult(BaseModel):
 
 
 class JobObject(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "ftjob-5c2a9e1f0b7d4e3a8c6b1d2e", "object": "fine_tuning.job", "model": "support-bot",
+        "status": "running", "created_at": 1767225600, "finished_at": None, "estimated_finish": 1767226200,
+        "fine_tuned_model": None, "error": None,
+        "hyperparameters": {"n_epochs": 3, "batch_size": "auto", "learning_rate_multiplier": "auto"},
+        "training_file": "file-3b1f0c2e9a7d4c5b8e6f1a2b", "validation_file": None, "trained_tokens": None,
+        "seed": 7, "suffix": "refunds", "metadata": {"pipeline": "nightly"}, "organization_id": "sculpt",
+        "result_files": [], "method": {"type": "supervised"},
+        "continual": {"task": "refunds", "strategy": "adaptive_svd", "metric": "exact_match", "queue": "default",
+                      "gates": {"max_forgetting": 0.1}},
+        "base_version": 2, "cancel_requested": False,
+        "progress": {"phase": "training", "step": 120, "total_steps": 300, "fraction": 0.4, "eta_seconds": 95.0},
+        "result": None,
+    }]})
+
     id: str
     object: Literal["fine_tuning.job"] = "fine_tuning.job"
     model: str

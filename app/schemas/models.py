@@ -80,6 +80,14 @@ class HeadChangeObject(BaseModel):
 
 
 class EvaluationsObject(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "object": "model.evaluations", "model": "support-bot", "tasks": ["refunds", "shipping"],
+        "versions": [2, 3], "matrix": [[0.82, None], [0.8, 0.77]],
+        "metric": {"refunds": "exact_match", "shipping": "exact_match"}, "acc": 0.785, "bwt": -0.02,
+        "forgetting": {"refunds": 0.02}, "general": {"perplexity": 12.4, "perplexity_ratio": 1.03},
+        "safety": {"refusal_rate": 0.95, "over_refusal_rate": 0.05},
+    }]})
+
     object: Literal["model.evaluations"] = "model.evaluations"
     model: str
     tasks: list[str]

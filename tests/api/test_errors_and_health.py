@@ -89,3 +89,13 @@ def test_nul_characters_are_refused_not_crashing(client, base_model_dir):
     register(client, "m", base_model_dir)
     response = client.post("/v1/models/m/head", json={"version": 1, "reason": "nul\x00here"})
     assert_error(response, 422, param="reason")
+
+
+def test_openapi_and_docs_are_served(sqlite_client):
+    spec = sqlite_client.get("/openapi.json").json()
+    assert "/v1/fine_tuning/jobs" in spec["paths"] and "/v1/models/{model_id}/evaluations" in spec["paths"]
+    schemas = spec["components"]["schemas"]
+    for name in ("JobCreate", "JobObject", "FileObject", "ModelCreate", "EvaluationsObject"):
+        assert schemas[name].get("examples"), name
+    assert "bearer" in str(spec["components"]["securitySchemes"]).lower()
+    assert sqlite_client.get("/docs").status_code == 200
