@@ -1,0 +1,74 @@
+"""docker-compose.yml and the Dockerfile agree with what the code reads (no Docker engine here)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app.cli import build_parser
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+OURS = {name: svc for name, svc in SERVICES.items() if "build" in svc}
+
+
+def test_the_stack_has_every_service_the_design_names():
+    assert {"postgres", "redis", "migrate", "api", "worker"} <= set(SERVICES)
+    assert SERVICES["migrate"]["restart"] == "no"
+    for name in ("postgres", "redis", "api"):
+        assert "healthcheck" in SERVICES[name], name
+    for name in ("api", "worker"):
+        assert SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.parametrize("name", sorted(OURS))
+def test_each_command_is_one_the_cli_accepts(name):
+    command = OURS[name]["command"]
+    assert command[0] == "sculpt"
+    build_parser().parse_args(command[1:])  # exits (fails the test) on an unknown sub-command or flag
+
+
+@pytest.mark.parametrize("name", sorted(OURS))
+def test_each_environment_variable_is_a_setting(name):
+    fields = {f"SCULPT_{field.upper()}" for field in Settings.model_fields}
+    environment = OURS[name]["environment"]
+    sculpt_vars = {key for key in environment if key.startswith("SCULPT_")}
+    assert sculpt_vars <= fields, sculpt_vars - fields
+    assert {"SCULPT_DATABASE_URL", "SCULPT_BROKER_URL", "SCULPT_ARTIFACT_ROOT"} <= sculpt_vars
+    assert environment["SCULPT_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert environment["SCULPT_BROKER_URL"].startswith("redis://")
+
+
+@pytest.mark.parametrize("name", ["api", "worker"])
+def test_the_artifact_volume_is_mounted_where_the_settings_point(name):
+    service = OURS[name]
+    root = service["environment"]["SCULPT_ARTIFACT_ROOT"]
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in service["volumes"]}
+    assert mounts.get(root) == "artifacts"
+    assert "artifacts" in COMPOSE["volumes"]
+    model_roots = service["environment"]["SCULPT_MODEL_ROOTS"].split(":")
+    assert all(root in mounts for root in model_roots)
+
+
+def test_the_worker_reserves_a_gpu_and_runs_one_job_per_process():
+    worker = SERVICES["worker"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert worker["environment"]["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_the_dockerfile_builds_an_api_without_torch_and_a_worker_with_it():
+    text = (ROOT / "Dockerfile").read_text()
+    stages = dict(re.findall(r"^FROM \S+ AS (\w+)\n(.*?)(?=^FROM |\Z)", text, flags=re.M | re.S))
+    assert {"api", "worker"} <= set(stages)
+    assert "torch" not in stages["api"].lower()
+    assert "[worker]" in stages["worker"] and "TORCH_SPEC" in stages["worker"]
+    for target in ("api", "worker"):
+        command = json.loads(re.search(r"^CMD (.*)$", stages[target], flags=re.M).group(1))
+        build_parser().parse_args(command[1:])
