@@ -25,6 +25,8 @@ def celery_config(settings: Settings) -> dict:
         "task_time_limit": settings.job_time_limit_seconds,
         "task_soft_time_limit": settings.job_time_limit_seconds - 60,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # On SIGTERM give a running job time to reach a step boundary; its lease covers the rest.
+        "worker_soft_shutdown_timeout": 30,
         "worker_hijack_root_logger": False,
         "task_ignore_result": True,
         "broker_connection_retry_on_startup": True,
@@ -33,17 +35,19 @@ def celery_config(settings: Settings) -> dict:
     }
     if settings.is_embedded_broker:
         folder = settings.broker_folder
-        for sub in ("out", "processed"):
+        for sub in ("out", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         config["broker_transport_options"] = {
             "data_folder_in": str(folder / "out"),
             "data_folder_out": str(folder / "out"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     else:
         # Longer than the hard time limit, so Redis never hands a running job to a second worker.
-        config["broker_transport_options"] = {"visibility_timeout": settings.job_time_limit_seconds + 3600}
+        config["broker_transport_options"] = {
+            "visibility_timeout": settings.broker_visibility_timeout or settings.job_time_limit_seconds + 3600}
     return config
 
 

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     heartbeat_seconds: int = 10
     job_time_limit_seconds: int = 24 * 3600
     reconcile_seconds: int = 60
+    broker_visibility_timeout: int | None = Field(
+        None, description="Redis redelivery timeout; default: the job time limit plus an hour.")
     device: str | None = Field(None, description="torch device for training; default: cuda when present, else cpu.")
 
     @field_validator("model_roots", mode="before")
