@@ -31,10 +31,6 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-class BadRequest(ApiError):
-    status_code = 400
-
-
 class Unauthorized(ApiError):
     status_code = 401
     type = "authentication_error"
@@ -67,12 +63,6 @@ class RateLimited(ApiError):
     status_code = 429
     type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
-
-
-class Unavailable(ApiError):
-    status_code = 503
-    type = "server_error"
-    default_code = "unavailable"
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict:

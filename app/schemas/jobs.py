@@ -10,7 +10,6 @@ from app.schemas.common import StrictModel
 
 JOB_STATUSES = ("validating_files", "queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
-PHASES = ("loading", "calibrating", "decomposing", "training", "evaluating", "saving")
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 
 

@@ -87,11 +87,6 @@ def content_path(session: Session, file_id: str) -> Path:
     return path
 
 
-def stored_path(file_row: File) -> Path:
-    """Where a validated file's bytes live (for the worker)."""
-    return storage.file_path(file_row.sha256)
-
-
 def _in_use_by(session: Session, file_id: str) -> str | None:
     active_job = session.scalar(
         select(Job.id).where(or_(Job.training_file == file_id, Job.validation_file == file_id),

@@ -13,8 +13,6 @@ from app.errors import Conflict, NotFound
 from app.services.files import usable_file
 from app.settings import get_settings
 
-SYSTEM_ACTOR = "sculpt"
-
 
 def register_model(session: Session, model_id: str, base_model: str, actor: str, *, gates: dict | None = None,
                    reference_file: str | None = None, safety_file: str | None = None) -> Model:
