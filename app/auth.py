@@ -68,5 +68,8 @@ def authenticate(request: Request, session: SessionDep,
         if wait:
             raise RateLimited(f"Rate limit reached for '{principal.name}'; retry in {wait} s",
                               headers={"Retry-After": str(wait)})
-    request.state.principal = principal
     return principal
+
+
+# Routes that record who acted take this; FastAPI runs authenticate once per request.
+PrincipalDep = Annotated[Principal, Depends(authenticate)]

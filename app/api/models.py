@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from sqlalchemy.orm import Session
 
 from app.api.deps import SessionDep
+from app.auth import PrincipalDep
 from app.presenters import head_change_object, model_object, version_object
 from app.schemas.common import ListObject, error_responses
 from app.schemas.models import (
@@ -24,9 +25,9 @@ def _present(session: Session, model) -> ModelObject:
 
 
 @router.post("", status_code=201, response_model=ModelObject, responses=error_responses(401, 404, 409, 422, 429))
-def register_model(session: SessionDep, body: ModelCreate, request: Request) -> ModelObject:
+def register_model(session: SessionDep, body: ModelCreate, principal: PrincipalDep) -> ModelObject:
     """Register a lineage: version 1 is the base model, unchanged, and is its head."""
-    model = service.register_model(session, body.id, body.base_model, request.state.principal.name,
+    model = service.register_model(session, body.id, body.base_model, principal.name,
                                    gates=body.gates.model_dump(exclude_none=True) if body.gates else None,
                                    reference_file=body.reference_file, safety_file=body.safety_file)
     return _present(session, model)
@@ -60,9 +61,9 @@ def get_version(session: SessionDep, model_id: str,
 
 @router.post("/{model_id}/head", response_model=ModelObject, responses=error_responses(401, 404, 409, 422, 429))
 def move_head(session: SessionDep, model_id: str, body: HeadChangeRequest,
-              request: Request) -> ModelObject:
+              principal: PrincipalDep) -> ModelObject:
     """Promote or roll back the head; recorded in the head history with who and why."""
-    model = service.move_head(session, model_id, body.version, body.reason, request.state.principal.name,
+    model = service.move_head(session, model_id, body.version, body.reason, principal.name,
                               force=body.force)
     return _present(session, model)
 

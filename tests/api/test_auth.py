@@ -73,3 +73,15 @@ def test_rate_limit(sqlite_env, monkeypatch):
     assert_error(limited, 429, code="rate_limit_exceeded")
     assert int(limited.headers["Retry-After"]) >= 1
     assert client.get("/healthz").status_code == 200
+
+
+def test_every_v1_operation_needs_a_key_once_keys_exist(sqlite_client):
+    make_key("ops")
+    spec = sqlite_client.get("/openapi.json").json()
+    operations = [(method, path) for path, item in spec["paths"].items() if path.startswith("/v1/")
+                  for method in item]
+    assert len(operations) >= 15
+    for method, path in operations:
+        url = path.replace("{model_id}", "m").replace("{file_id}", "file-x").replace("{job_id}", "ftjob-x")
+        response = sqlite_client.request(method.upper(), url.replace("{version}", "1"))
+        assert response.status_code == 401, (method, path, response.status_code)
