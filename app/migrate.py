@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 import migrations
-
 from app.settings import get_settings
 
 
@@ -20,9 +23,29 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+@contextmanager
+def _sqlite_migration_lock(url: str) -> Iterator[None]:
+    """Serialise migrations of one SQLite file across processes (PostgreSQL locks in migrations/env.py)."""
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        yield
+        return
+    lock_path = Path(database).with_name(Path(database).name + ".migrate-lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def upgrade_to_head(url: str | None = None) -> None:
-    """Bring the database (default: the configured one) to the latest schema; safe to repeat."""
-    settings = get_settings()
-    if (url or settings.resolved_database_url).startswith("sqlite"):
-        settings.home_path.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), "head")
+    """Bring the database (default: the configured one) to the latest schema; safe to repeat and to
+    run from several processes at once."""
+    url = url or get_settings().resolved_database_url
+    if url.startswith("sqlite"):
+        with _sqlite_migration_lock(url):
+            command.upgrade(alembic_config(url), "head")
+    else:
+        command.upgrade(alembic_config(url), "head")

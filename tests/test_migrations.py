@@ -55,3 +55,34 @@ def test_cli_migrate_creates_the_embedded_database(tmp_path, monkeypatch):
         assert (tmp_path / "fresh" / "sculpt.db").exists() and differences(url) == []
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_concurrent_upgrades_from_several_processes(backend, tmp_path):
+    """The API, the migrate service and workers may all start at once on an empty database."""
+    import subprocess
+    import sys
+
+    import psycopg
+
+    from tests.conftest import PG_ADMIN
+
+    name = f"sculpt_test_concurrent_{tmp_path.name[-8:].lower().replace('-', '_')}"
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'home' / 'sculpt.db'}"
+    else:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    try:
+        code = f"from app.migrate import upgrade_to_head; upgrade_to_head({url!r})"
+        processes = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+                     for _ in range(3)]
+        results = [(p.wait(timeout=120), p.stderr.read()) for p in processes]
+        assert [rc for rc, _ in results] == [0, 0, 0], results
+        assert differences(url) == []
+    finally:
+        engine_for(url).dispose()
+        if backend == "postgres":
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
