@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -67,7 +69,7 @@ def test_concurrent_upgrades_from_several_processes(backend, tmp_path):
 
     from tests.conftest import PG_ADMIN
 
-    name = f"sculpt_test_concurrent_{tmp_path.name[-8:].lower().replace('-', '_')}"
+    name = f"sculpt_test_{secrets.token_hex(6)}"
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'home' / 'sculpt.db'}"
     else:
