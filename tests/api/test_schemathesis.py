@@ -31,15 +31,29 @@ def api_schema(client, base_model_dir):
     return schemathesis.openapi.from_asgi("/openapi.json", client.app)
 
 
-def test_api_conforms_to_its_schema(api_schema):
+@pytest.fixture
+def auth_headers(api_schema) -> dict[str, str]:
+    """Run with auth on, as a deployment would."""
+    from app.db.session import new_session
+    from app.services.keys import create_key
+
+    with new_session() as session:
+        return {"Authorization": f"Bearer {create_key(session, 'schemathesis')}"}
+
+
+def test_api_conforms_to_its_schema(api_schema, auth_headers):
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 17
+    statuses: list[int] = []
     for operation in operations:
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
         def check(case):
-            case.call_and_validate(checks=CHECKS)
+            statuses.append(case.call_and_validate(checks=CHECKS, headers=auth_headers).status_code)
 
         check()
+
+    assert 401 not in statuses  # the key was sent and accepted
+    assert sum(200 <= code < 300 for code in statuses) > len(operations)  # not only error paths
