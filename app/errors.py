@@ -1,17 +1,20 @@
 """API errors in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``.
 
 Services raise ``ApiError`` subclasses; the handlers installed by ``install_error_handlers``
-turn those, FastAPI's request-validation errors, HTTP exceptions and anything unexpected into
-that shape. An unexpected error is logged with its traceback and answered with a plain 500.
+turn those, FastAPI's request-validation errors, HTTP exceptions, database outages (503) and
+anything unexpected (500) into that shape. An unexpected error is logged on one line with where it
+happened; neither the response nor the log carries a stack trace.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("sculpt.api")
@@ -114,8 +117,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, str(exc.detail), type_, None, _STATUS_CODES.get(exc.status_code),
                               exc.headers)
 
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated or isinstance(exc, OperationalError):
+            # PostgreSQL restarting or unreachable: a clear, retryable answer; the pool recovers by itself.
+            return error_response(503, "The database is unreachable; retry shortly", "server_error",
+                                  code="database_unavailable", headers={"Retry-After": "5"})
+        return _internal_error(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "The server hit an unexpected error; it has been logged.",
-                              "server_error", None, "internal_error")
+        return _internal_error(request, exc)
+
+
+def _internal_error(request: Request, exc: BaseException) -> JSONResponse:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {frame.filename}:{frame.lineno}" if frame else ""
+    log.error("unhandled %s on %s %s%s: %s", type(exc).__name__, request.method, request.url.path, where, exc)
+    return error_response(500, "The server hit an unexpected error; it has been logged.", "server_error",
+                          None, "internal_error")

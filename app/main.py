@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import Depends, FastAPI, HTTPException
-from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,8 +12,6 @@ from app.errors import error_response, install_error_handlers
 from app.ratelimit import RateLimiter
 from app.schemas.common import error_responses
 from app.settings import get_settings
-
-log = logging.getLogger("sculpt.api")
 
 # Multipart framing around an upload's bytes; the file itself is held to max_upload_bytes by the validator.
 MULTIPART_SLACK_BYTES = 64 * 1024
@@ -85,20 +80,6 @@ def create_app() -> FastAPI:
                   responses=error_responses(400, 503))
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
     install_error_handlers(app)
-
-    @app.exception_handler(OperationalError)
-    async def _database_down(_request, _exc):
-        # PostgreSQL restarting or unreachable: a clear, retryable answer; the pool recovers by itself.
-        return error_response(503, "The database is unreachable; retry shortly", "server_error",
-                              code="database_unavailable", headers={"Retry-After": "5"})
-
-    @app.exception_handler(DBAPIError)
-    async def _database_error(request, exc: DBAPIError):
-        if exc.connection_invalidated:
-            return await _database_down(request, exc)
-        log.error("database error on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
-        return error_response(500, "The server hit an unexpected database error; it has been logged.",
-                              "server_error", code="internal_error")
 
     app.include_router(health.router)
     secured = [Depends(authenticate)]
