@@ -16,7 +16,8 @@ from app.settings import get_settings
 
 
 def alembic_config(url: str | None = None) -> Config:
-    folder = Path(migrations.__file__).parent
+    # __path__, not __file__: an older editable install may map migrations as a namespace package.
+    folder = Path(next(iter(migrations.__path__)))
     config = Config(str(folder / "alembic.ini"))
     config.set_main_option("script_location", str(folder))
     config.attributes["url"] = url or get_settings().resolved_database_url

@@ -88,3 +88,14 @@ def test_init_base_builds_a_model_that_registers(sqlite_client, sqlite_env, tmp_
     response = sqlite_client.post("/v1/models", json={"id": "tiny", "base_model": str(path)})
     assert response.status_code == 201, response.text
     assert main(["init-base", str(tmp_path / "other")]) == 2
+
+
+def test_console_script_migrates_from_any_folder(tmp_path):
+    script = os.path.join(os.path.dirname(sys.executable), "sculpt")
+    if not os.path.exists(script):
+        pytest.skip("the project is not installed (no sculpt console script)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCULPT_")}
+    env["SCULPT_HOME"] = str(tmp_path / "home")
+    result = subprocess.run([script, "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "database at head" in result.stdout and (tmp_path / "home" / "sculpt.db").exists()
