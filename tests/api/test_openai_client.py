@@ -34,6 +34,10 @@ def test_openai_client_round_trip(openai_client, client, base_model_dir):
 
     listed = openai_client.fine_tuning.jobs.list(limit=10)
     assert [j.id for j in listed.data] == [job.id] and listed.has_more is False
+    tagged = openai_client.fine_tuning.jobs.create(model="support-bot", training_file=uploaded.id, suffix="tagged",
+                                                   metadata={"pipeline": "nightly"})
+    assert [j.id for j in openai_client.fine_tuning.jobs.list(metadata={"pipeline": "nightly"})] == [tagged.id]
+    assert [j.id for j in openai_client.fine_tuning.jobs.list(limit=1)] == [tagged.id, job.id]  # auto-paging
 
     events = openai_client.fine_tuning.jobs.list_events(job.id, limit=5)
     assert events.data and events.data[0].object == "fine_tuning.job.event"
