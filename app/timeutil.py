@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def unix(moment: datetime | None) -> int | None:
@@ -10,5 +10,5 @@ def unix(moment: datetime | None) -> int | None:
         return None
     # SQLite hands back naive datetimes; everything is stored in UTC.
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
