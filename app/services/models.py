@@ -43,7 +43,10 @@ def register_model(session: Session, model_id: str, base_model: str, actor: str,
 def get_model(session: Session, model_id: str, param: str = "model_id") -> Model:
     model = session.get(Model, model_id)
     if model is None:
-        raise NotFound(f"No model with id '{model_id}'", param=param, code="model_not_found")
+        lineage, _, version = model_id.partition(":v")
+        hint = (f"; '{model_id}' names a version: see /v1/models/{lineage}/versions/{version}"
+                if version.isdigit() and param == "model_id" else "")
+        raise NotFound(f"No model with id '{model_id}'{hint}", param=param, code="model_not_found")
     return model
 
 

@@ -79,6 +79,7 @@ def test_hub_id_is_accepted(sqlite_client):
 
 def test_unknown_model_and_version(client, base_model_dir):
     assert_error(client.get("/v1/models/nope"), 404, code="model_not_found")
+    assert "/v1/models/bot/versions/2" in assert_error(client.get("/v1/models/bot:v2"), 404)["message"]
     assert_error(client.get("/v1/models/nope/versions"), 404)
     assert_error(client.get("/v1/models/nope/head/history"), 404)
     assert_error(client.get("/v1/models/nope/evaluations"), 404)
