@@ -76,8 +76,9 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Sculpt", version="0.1.0",
                   description="Continual training of language models: constrained full fine-tuning as a "
                               "service, OpenAI-compatible where OpenAI has the concept.",
-                  # Any route: a malformed URL (400) or the database being unreachable (503).
-                  responses=error_responses(400, 503))
+                  # Any route: a malformed URL (400), a request that fails validation (422, in the same
+                  # error shape, not FastAPI's default) or the database being unreachable (503).
+                  responses=error_responses(400, 422, 503))
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
     install_error_handlers(app)
 
