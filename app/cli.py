@@ -117,6 +117,8 @@ def cmd_serve(args) -> int:
     if settings.is_embedded_broker and not args.no_worker:
         worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--queues", args.queues])
         print(f"worker       pid {worker.pid} (queues {args.queues})")
+    else:
+        print("worker       none started here: run `sculpt worker` (one per GPU) against the same broker")
     sys.stdout.flush()
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler
     # that was there before it: make that handler an exception, so the worker is stopped below.
