@@ -46,8 +46,13 @@ def celery_config(settings: Settings) -> dict:
         }
     else:
         # Longer than the hard time limit, so Redis never hands a running job to a second worker.
+        visibility = settings.broker_visibility_timeout or settings.job_time_limit_seconds + 3600
         config["broker_transport_options"] = {
-            "visibility_timeout": settings.broker_visibility_timeout or settings.job_time_limit_seconds + 3600}
+            "visibility_timeout": visibility,
+            # Sweep for unacknowledged messages on the same time scale (kombu's default is ~100 s).
+            "unacked_restore_interval": max(1, min(10, visibility // 2)),
+            "unacked_restore_throttle": 1,
+        }
     return config
 
 

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int | None = Field(
         None, description="Redis redelivery timeout; default: the job time limit plus an hour.")
     device: str | None = Field(None, description="torch device for training; default: cuda when present, else cpu.")
+    # Fault injection for crash tests: hold a finished checkpoint this long before its version row.
+    fault_pause_before_commit_seconds: float = 0.0
 
     @field_validator("model_roots", mode="before")
     @classmethod

@@ -120,6 +120,8 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
                                  "job": job.id, "task": inputs.task_name})
     try:
         verify_checkpoint(target, sha)
+        if pause := get_settings().fault_pause_before_commit_seconds:
+            time.sleep(pause)
         return registry.record_version(job, inputs, version, str(target), sha, trained.retention, evaluation,
                                        trained.trained_tokens, owner)
     except BaseException:
