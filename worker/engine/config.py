@@ -23,8 +23,9 @@ class RetentionConfig:
     target_ratio: float = 0.6
     max_ratio: float = 0.9
     fixed_ratio: float = 0.5
-    # "both" won the continual benchmark (bench/RESULTS.md): weights alone forget like full FT.
-    basis: str = "both"
+    # "activations" won the continual benchmark (bench/RESULTS.md): "weights" and "both" kept the base
+    # task but could not learn new tasks that share its input distribution.
+    basis: str = "activations"
     energy: float = 0.9
     target_regex: str | None = None
     train_embeddings: bool = False

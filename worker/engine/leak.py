@@ -58,3 +58,18 @@ def peft_osf_leak(shape=(64, 64), rank=32, steps=200, lr=1e-3, weight_decay=0.01
     merged = model.merge_and_unload()[0].weight.detach()
     u, v = weight_bases(weight, rank)
     return leak(merged - weight, u, v)
+
+
+def projector_leak(projector: MatrixProjector, delta: torch.Tensor) -> float:
+    """The same figure for a trained matrix, against the kept bases a projector was built from.
+
+    ‖K Kᵀ ΔW‖ = ‖Kᵀ ΔW‖, and K Kᵀ ΔW = ΔW − (I − K Kᵀ) ΔW, so the projector's own sides measure it.
+    """
+    delta = delta.T if projector.transposed else delta
+    norm = float(delta.double().norm())
+    parts = []
+    if projector.out_side is not None:
+        parts.append(float((delta - projector.out_side.left(delta.clone())).double().norm()))
+    if projector.in_side is not None:
+        parts.append(float((delta - projector.in_side.right(delta.clone())).double().norm()))
+    return max(parts, default=0.0) / norm

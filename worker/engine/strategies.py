@@ -75,18 +75,20 @@ def input_covariances(model, targets: list[Target], inputs) -> dict[str, torch.T
 
 
 def kept_bases(target: Target, rank: int, covariance: torch.Tensor | None, config) -> dict:
-    """The kept output- and input-side bases of one matrix for the configured retention basis."""
+    """The kept output- and input-side bases of one matrix for the configured retention basis.
+
+    Every basis keeps the same budget of ``rank`` directions a side, so the bases differ only in which
+    directions they protect: the top singular ones, the ones old inputs occupy (up to ``energy``), or
+    those old inputs occupy first and top singular ones for the rest of the budget.
+    """
     weight = target.weight.detach()
-    weight = weight.T if target.transposed else weight
-    out_dim, in_dim = target.shape
-    in_cap = max(rank, round(config.max_ratio * in_dim))
-    u, v = weight_bases(weight, rank)
+    u, v = weight_bases(weight.T if target.transposed else weight, rank)
     if covariance is None or config.basis == "weights":
         return {"out": u, "in": v, "activation_rank": 0}
-    act = activation_basis(covariance, config.energy, in_cap)
+    act = activation_basis(covariance, config.energy, cap=rank)
     if config.basis == "activations":
         return {"out": None, "in": act, "activation_rank": act.shape[1]}
-    return {"out": u, "in": union(act, v, in_cap), "activation_rank": act.shape[1]}
+    return {"out": u, "in": union(act, v, cap=rank), "activation_rank": act.shape[1]}
 
 
 def prepare_adaptive_svd(
