@@ -7,6 +7,7 @@ points at it is inserted only after that, by the caller.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -54,8 +55,11 @@ def save_checkpoint(model, tokenizer, target: Path, extra: dict | None = None) -
             shutil.rmtree(target)
         os.replace(tmp, target)
         fsync_dir(target.parent)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(exc, OSError) and "No space left on device" in str(exc):
+            # safetensors reports a full disk as its own error type; say what it is.
+            raise OSError(errno.ENOSPC, f"no space left on device while writing {target}") from exc
         raise
     return manifest_sha256(target)
 
