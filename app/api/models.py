@@ -13,8 +13,10 @@ from app.schemas.models import (
     HeadChangeRequest,
     ModelCreate,
     ModelObject,
+    SuitesUpdate,
     VersionObject,
 )
+from app.schemas.jobs import Gates
 from app.services import models as service
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -66,6 +68,18 @@ def move_head(session: SessionDep, model_id: str, body: HeadChangeRequest,
     model = service.move_head(session, model_id, body.version, body.reason, principal.name,
                               force=body.force)
     return _present(session, model)
+
+
+@router.put("/{model_id}/gates", response_model=ModelObject, responses=error_responses(401, 404, 422, 429))
+def set_gates(session: SessionDep, model_id: str, body: Gates) -> ModelObject:
+    """Set the lineage's default promotion gates (an empty object removes them all)."""
+    return _present(session, service.set_gates(session, model_id, body.model_dump(exclude_none=True)))
+
+
+@router.post("/{model_id}/suites", response_model=ModelObject, responses=error_responses(401, 404, 409, 422, 429))
+def set_suites(session: SessionDep, model_id: str, body: SuitesUpdate) -> ModelObject:
+    """Register a reference set and/or a safety suite (uploaded files with purpose 'reference' / 'safety')."""
+    return _present(session, service.set_suites(session, model_id, body.reference_file, body.safety_file))
 
 
 @router.get("/{model_id}/head/history", response_model=ListObject[HeadChangeObject],

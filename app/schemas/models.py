@@ -25,6 +25,15 @@ class ModelCreate(StrictModel):
                                     description="A 'safety' file: the safety suite (default: a built-in suite).")
 
 
+class SuitesUpdate(StrictModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"safety_file": "file-abc123"}]})
+
+    reference_file: str | None = Field(None, min_length=1, max_length=64,
+                                       description="A 'reference' file: texts for general-ability perplexity.")
+    safety_file: str | None = Field(None, min_length=1, max_length=64,
+                                    description="A 'safety' file: harmful prompts to refuse, benign ones to answer.")
+
+
 class ModelObject(BaseModel):
     id: str
     object: Literal["model"] = "model"

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from app.base_models import check_base_model
 from app.continual_metrics import summarize
 from app.db.tables import Evaluation, HeadChange, Job, Model, ModelVersion, Task
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, Unprocessable
 from app.services.files import usable_file
 from app.settings import get_settings
 
@@ -96,6 +96,27 @@ def move_head(session: Session, model_id: str, version: int, reason: str, actor:
     session.add(HeadChange(model_id=model_id, from_version=model.head_version, to_version=version,
                            reason=reason, actor=actor))
     model.head_version = version
+    session.commit()
+    return model
+
+
+def set_gates(session: Session, model_id: str, gates: dict) -> Model:
+    """Replace the lineage's default gates (a job's own ``continual.gates`` still win)."""
+    model = get_model(session, model_id)
+    model.gates = gates
+    session.commit()
+    return model
+
+
+def set_suites(session: Session, model_id: str, reference_file: str | None, safety_file: str | None) -> Model:
+    """Register the reference set and/or safety suite that later versions are evaluated on."""
+    model = get_model(session, model_id)
+    if reference_file is None and safety_file is None:
+        raise Unprocessable("Give reference_file, safety_file or both", param="safety_file", code="missing_suite")
+    if reference_file is not None:
+        model.reference_file_id = usable_file(session, reference_file, "reference", "reference_file").id
+    if safety_file is not None:
+        model.safety_file_id = usable_file(session, safety_file, "safety", "safety_file").id
     session.commit()
     return model
 
