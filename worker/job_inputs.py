@@ -38,6 +38,7 @@ class JobInputs:
     base_version: int
     base_uri: str
     base_sha256: str | None
+    origin_uri: str
     task_name: str
     metric: str
     labels: list[str] | None
@@ -93,6 +94,8 @@ def resolve(job: Job) -> JobInputs:
                             f"but the head is now v{head}; resubmit against the current head", "model")
         base = session.scalar(select(ModelVersion).where(ModelVersion.model_id == job.model_id,
                                                          ModelVersion.version == head))
+        origin = session.scalar(select(ModelVersion.checkpoint_uri).where(ModelVersion.model_id == job.model_id,
+                                                                          ModelVersion.version == 1))
         train = _records_of(session, job.training_file)
         if job.validation_file:
             eval_records = _records_of(session, job.validation_file)
@@ -114,7 +117,7 @@ def resolve(job: Job) -> JobInputs:
             prior += random.Random(job.seed).sample(records, min(PRIOR_SAMPLES_PER_TASK, len(records)))
         return JobInputs(
             model_id=job.model_id, base_version=head, base_uri=base.checkpoint_uri,
-            base_sha256=base.checkpoint_sha256, task_name=task_name,
+            base_sha256=base.checkpoint_sha256, origin_uri=origin, task_name=task_name,
             metric=continual.get("metric") or "exact_match", labels=continual.get("labels"),
             train_records=train, eval_records=eval_records, eval_uri=eval_uri,
             learned=learned, ancestry=ancestry, prior_records=prior,

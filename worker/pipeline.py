@@ -49,19 +49,33 @@ def _train_config(job):
     return config
 
 
-def _load(inputs: JobInputs):
+def _load(model_id: str, version: int, uri: str, sha256: str | None):
     from worker.engine import load_model_and_tokenizer
 
     settings = get_settings()
     try:
-        if inputs.base_sha256:
-            verify_checkpoint(Path(inputs.base_uri), inputs.base_sha256)
-        return load_model_and_tokenizer(inputs.base_uri, trust_remote_code=settings.trust_remote_code,
+        if sha256:
+            verify_checkpoint(Path(uri), sha256)
+        return load_model_and_tokenizer(uri, trust_remote_code=settings.trust_remote_code,
                                         device=settings.device)[:2]
     except (CorruptCheckpoint, OSError, ValueError) as exc:
-        raise JobFailed("model_not_loadable",
-                        f"could not load {inputs.model_id}:v{inputs.base_version} from {inputs.base_uri}: {exc}",
+        raise JobFailed("model_not_loadable", f"could not load {model_id}:v{version} from {uri}: {exc}",
                         "model") from exc
+
+
+def _score_on_origin(inputs: JobInputs, emit) -> None:
+    """The new task's score on the lineage's original base (version 1), for forward transfer.
+    Loaded and freed before the head is loaded, so two models never share memory."""
+    from worker.job_eval import score
+
+    if inputs.base_version == 1:
+        return  # the baseline pass below measures it on version 1 already
+    model, tokenizer = _load(inputs.model_id, 1, inputs.origin_uri, None)
+    result = score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
+                   f"{inputs.task_name} (on the original base v1)", emit)
+    registry.store_cell(inputs.model_id, 1, inputs.task_name, inputs.metric, result["score"], result["n"])
+    del model
+    gc.collect()
 
 
 def _baseline(model, tokenizer, inputs: JobInputs, suites, emit) -> None:
@@ -87,7 +101,8 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     emit(f"Training {inputs.model_id}:v{inputs.base_version} on task {inputs.task_name!r}: "
          f"{len(inputs.train_records)} training and {len(inputs.eval_records)} held-out records; "
          f"{len(inputs.learned)} earlier task(s) to re-evaluate")
-    model, tokenizer = _load(inputs)
+    _score_on_origin(inputs, emit)
+    model, tokenizer = _load(inputs.model_id, inputs.base_version, inputs.base_uri, inputs.base_sha256)
     suites = lineage_suites(inputs.model_id)
     _baseline(model, tokenizer, inputs, suites, emit)
 

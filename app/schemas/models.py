@@ -105,6 +105,8 @@ class EvaluationsObject(BaseModel):
     metric: dict[str, str] = Field(description="The metric of each task.")
     acc: float | None
     bwt: float | None
+    fwt: float | None = Field(None, description="Forward transfer: mean over tasks after the first of (score just "
+                                                "before training on it − the base model's score on it).")
     forgetting: dict[str, float]
     general: dict[str, Any]
     safety: dict[str, Any]

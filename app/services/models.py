@@ -143,13 +143,17 @@ def evaluations(session: Session, model_id: str) -> dict:
     matrix = [[score.get((v, name)) for name in names] for v in versions]
     metric = {c.task_name: c.metric for c in cells} | {t.name: t.metric for t in tasks}
     learning_rows = [[score.get((t.version, name)) for name in names] for t in tasks]
-    summary = summarize(learning_rows)
+    parents = dict(session.execute(select(ModelVersion.version, ModelVersion.parent_version)
+                                   .where(ModelVersion.model_id == model_id)).all())
+    before = [score.get((parents.get(t.version), t.name)) for t in tasks]
+    base = [score.get((1, t.name)) for t in tasks]
+    summary = summarize(learning_rows, before=before, base=base)
     head = session.scalar(select(ModelVersion).where(ModelVersion.model_id == model_id,
                                                      ModelVersion.version == model.head_version))
     head_metrics = (head.metrics if head else None) or {}
     return {
         "model": model_id, "tasks": names, "versions": versions, "matrix": matrix, "metric": metric,
-        "acc": summary["acc"], "bwt": summary["bwt"],
+        "acc": summary["acc"], "bwt": summary["bwt"], "fwt": summary["fwt"],
         "forgetting": {names[i]: f for i, f in summary["forgetting"].items()},
         "general": head_metrics.get("general") or {}, "safety": head_metrics.get("safety") or {},
     }

@@ -41,6 +41,7 @@ def test_two_tasks_in_sequence_make_a_chain_of_verified_versions(backend, tiny_b
     rows = dict(zip(record["versions"], record["matrix"]))
     assert rows[2][0] is not None and rows[3][0] is not None and rows[3][1] is not None
     assert record["acc"] is not None and record["bwt"] is not None
+    assert record["fwt"] is not None  # beta was scored on v1 and on v2 before training
 
     phases = [e["data"]["phase"] for e in client.get(f"/v1/fine_tuning/jobs/{first}/events?limit=100").json()["data"]
               if (e.get("data") or {}).get("phase")]
