@@ -6,9 +6,10 @@ from fastapi import Depends, FastAPI, HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import files, health, jobs, models
+from app.api import dashboard, files, health, jobs, metrics, models, stream
 from app.auth import authenticate
 from app.errors import error_response, install_error_handlers
+from app.metrics import HttpMetricsMiddleware, Metrics
 from app.ratelimit import RateLimiter
 from app.schemas.common import error_responses
 from app.settings import get_settings
@@ -84,7 +85,11 @@ def create_app() -> FastAPI:
 
     app.include_router(health.router)
     secured = [Depends(authenticate)]
-    for module in (files, models, jobs):
+    for module in (files, models, jobs, stream):
         app.include_router(module.router, prefix="/v1", dependencies=secured)
+    app.include_router(metrics.router, dependencies=secured)
+    dashboard.mount(app)
     app.add_middleware(RequestGuard)
+    app.state.metrics = Metrics()
+    app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
     return app
