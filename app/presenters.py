@@ -6,7 +6,16 @@ import time
 
 from app.db.tables import File, HeadChange, Job, JobEvent, Model, ModelVersion
 from app.schemas.files import FileObject
-from app.schemas.jobs import CheckpointObject, EventObject, JobError, JobObject, JobResult, Progress
+from app.schemas.jobs import (
+    CheckpointObject,
+    EventObject,
+    JobError,
+    JobObject,
+    JobResult,
+    Progress,
+    Webhook,
+    WebhookDelivery,
+)
 from app.schemas.models import HeadChangeObject, ModelObject, VersionObject
 from app.services.jobs import EVENT_PREFIX, fine_tuned_model_name
 from app.timeutil import unix
@@ -69,7 +78,14 @@ def job_object(job: Job) -> JobObject:
         validation_file=job.validation_file, trained_tokens=job.trained_tokens, seed=job.seed,
         suffix=job.suffix, metadata=job.user_metadata, continual=job.continual or {},
         base_version=job.base_version, cancel_requested=job.cancel_requested, progress=progress,
-        result=JobResult.model_validate(job.result) if job.result else None)
+        result=JobResult.model_validate(job.result) if job.result else None, webhook=_webhook(job))
+
+
+def _webhook(job: Job) -> Webhook | None:
+    if not job.webhook_url:
+        return None
+    return Webhook(url=job.webhook_url,
+                   deliveries=[WebhookDelivery.model_validate(d) for d in job.webhook_deliveries or []])
 
 
 def event_object(row: JobEvent) -> EventObject:

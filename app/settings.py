@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 600
     max_queued_jobs: int = 1000
 
+    # Webhooks: jobs may name a URL on one of these hosts; empty list (the default) = webhooks refused.
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated host names (or host:port) webhooks may go to.")
+    webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key that signs every delivery.")
+    webhook_attempts: int = Field(4, ge=1, le=10)
+    webhook_backoff_seconds: float = Field(1.0, ge=0.0, description="First retry delay; doubles each time.")
+    webhook_timeout_seconds: float = Field(5.0, gt=0.0)
+
     # Worker.
     lease_seconds: int = 120
     heartbeat_seconds: int = 10
@@ -50,6 +58,13 @@ class Settings(BaseSettings):
     def _split_roots(cls, value):
         if isinstance(value, str):
             return [p for p in value.split(":") if p]
+        return value
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value):
+        if isinstance(value, str):
+            return [h.strip().lower() for h in value.split(",") if h.strip()]
         return value
 
     @property

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select, update
 from app.db.session import session_scope
 from app.db.tables import Job, JobEvent, utcnow
 from worker.leases import _expiry
+from worker.webhooks import notify_terminal
 
 log = logging.getLogger("sculpt.worker")
 
@@ -97,3 +98,4 @@ def end(job_id: str, status: str, message: str, *, error_code: str | None = None
         session.add(JobEvent(job_id=job_id, level=level, message=message,
                              data={"status": status, "error_code": error_code}))
     log.info("job %s %s: %s", job_id, status, message)
+    notify_terminal(job_id)

@@ -11,6 +11,7 @@ from app.db.tables import Evaluation, HeadChange, Job, JobEvent, Model, ModelVer
 from worker.errors import LeaseLost
 from worker.job_eval import VersionEvaluation
 from worker.job_inputs import JobInputs
+from worker.webhooks import notify_terminal
 
 
 def next_version(model_id: str) -> int:
@@ -88,4 +89,5 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
                              message=f"Version {inputs.model_id}:v{version} {verdict}"))
         session.add(JobEvent(job_id=job.id, message="The job has successfully completed",
                              data={"status": "succeeded"}))
+    notify_terminal(job.id)
     return result

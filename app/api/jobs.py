@@ -3,13 +3,14 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 
 from app.api.deps import SessionDep
 from app.presenters import checkpoint_object, event_object, job_object
 from app.schemas.common import ListObject, error_responses
 from app.schemas.jobs import CheckpointObject, EventObject, JobCreate, JobObject
 from app.services import jobs as service
+from app.services.webhooks import deliver_job_webhook
 
 router = APIRouter(prefix="/fine_tuning/jobs", tags=["fine-tuning"])
 
@@ -72,9 +73,12 @@ def list_events(session: SessionDep, job_id: str, after: str | None = Query(None
 
 
 @router.post("/{job_id}/cancel", response_model=JobObject, responses=error_responses(401, 404, 409, 429))
-def cancel_job(session: SessionDep, job_id: str) -> JobObject:
+def cancel_job(session: SessionDep, job_id: str, background: BackgroundTasks) -> JobObject:
     """Queued: cancelled at once. Running: the worker stops it at its next training step."""
-    return job_object(service.cancel_job(session, job_id))
+    job = service.cancel_job(session, job_id)
+    if job.status == "cancelled" and job.webhook_url:  # no worker will see it: the API delivers
+        background.add_task(deliver_job_webhook, job.id)
+    return job_object(job)
 
 
 @router.get("/{job_id}/checkpoints", response_model=ListObject[CheckpointObject],

@@ -171,6 +171,9 @@ class Job(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     trained_tokens: Mapped[int | None] = mapped_column(BigInteger, default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where the job's terminal state is POSTed, and each delivery attempt ({attempt, status_code|error, at}).
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    webhook_deliveries: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -132,6 +132,9 @@ class JobCreate(StrictModel):
     suffix: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
     metadata: dict[str, str] | None = Field(None, max_length=16)
     continual: Continual | None = None
+    webhook_url: str | None = Field(
+        None, min_length=1, max_length=2048,
+        description="POSTed the job object, signed, when the job ends (a host the operator allows).")
 
     @field_validator("metadata")
     @classmethod
@@ -163,6 +166,18 @@ class JobResult(BaseModel):
     promoted: bool | None = None
     acc: float | None = None
     bwt: float | None = None
+
+
+class WebhookDelivery(BaseModel):
+    attempt: int
+    at: int
+    status_code: int | None = Field(None, description="The receiver's HTTP status.")
+    error: str | None = Field(None, description="Why no status came back (timeout, refused, …).")
+
+
+class Webhook(BaseModel):
+    url: str
+    deliveries: list[WebhookDelivery]
 
 
 class JobObject(BaseModel):
@@ -205,6 +220,7 @@ class JobObject(BaseModel):
     cancel_requested: bool
     progress: Progress
     result: JobResult | None
+    webhook: Webhook | None = None
 
 
 class EventObject(BaseModel):

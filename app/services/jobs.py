@@ -23,6 +23,7 @@ from app.schemas.jobs import TERMINAL_STATUSES, JobCreate
 from app.services.files import usable_file
 from app.services.models import get_model
 from app.settings import get_settings
+from app.webhooks import check_webhook_url
 
 log = logging.getLogger("sculpt.jobs")
 
@@ -98,6 +99,8 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
     training = usable_file(session, body.training_file, "fine-tune", "training_file")
     if body.validation_file is not None:
         usable_file(session, body.validation_file, "fine-tune", "validation_file")
+    if body.webhook_url is not None:
+        check_webhook_url(body.webhook_url, get_settings())
     queued = session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) or 0
     if queued >= get_settings().max_queued_jobs:
         raise RateLimited(f"{queued} jobs are already queued; retry later", code="queue_full",
@@ -115,7 +118,8 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
               idempotency_key=idempotency_key, request_hash=digest, training_file=training.id,
               validation_file=body.validation_file, hyperparameters=hyperparameters, continual=continual,
               seed=body.seed if body.seed is not None else 0, suffix=body.suffix,
-              user_metadata=body.metadata, queue=continual.get("queue", "default"), progress={})
+              user_metadata=body.metadata, queue=continual.get("queue", "default"), progress={},
+              webhook_url=body.webhook_url)
     session.add(job)
     session.flush()
     add_event(session, job.id, f"Created fine-tuning job: {job.id}")
