@@ -1,4 +1,5 @@
-"""The ``sculpt`` command: serve, worker, migrate, keys, init-base, demo."""
+"""The ``sculpt`` command: serve, worker, migrate, keys, init-base, demo; and, as a client of a server,
+models, files, jobs and eval."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 
 from sqlalchemy.engine import make_url
 
+from app.client.commands import add_client_commands
 from app.settings import get_settings
 
 log = logging.getLogger("sculpt")
@@ -190,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the end-to-end demo")
     demo.add_argument("rest", nargs=argparse.REMAINDER)
     demo.set_defaults(func=cmd_demo)
+
+    add_client_commands(sub)
     return parser
 
 

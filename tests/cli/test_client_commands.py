@@ -1,0 +1,121 @@
+"""``sculpt models|files|jobs|eval`` against a real server over HTTP: tables, --json, errors, and
+``jobs watch`` exit codes that follow a real worker's job."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.cli import main
+from tests.worker.harness import jsonl, records
+
+
+def run(capsys, url: str, *argv: str) -> tuple[int, str, str]:
+    code = main([*argv, "--url", url])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    path = tmp_path / "alpha.jsonl"
+    path.write_bytes(jsonl(records("alpha")))
+    return path
+
+
+def test_models_files_and_jobs_as_tables_and_json(capsys, live_url, base_model_dir, dataset):
+    code, out, _ = run(capsys, live_url, "models", "create", "bot", str(base_model_dir))
+    assert code == 0 and "head        v1" in out
+    code, out, _ = run(capsys, live_url, "models", "list")
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["ID", "HEAD", "VERSIONS"]
+    assert out.splitlines()[1].split()[:3] == ["bot", "v1", "1"]
+    code, out, _ = run(capsys, live_url, "models", "show", "bot", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["model"]["id"] == "bot" and shown["versions"][0]["status"] == "base"
+
+    code, out, _ = run(capsys, live_url, "files", "upload", str(dataset), "--json")
+    file_id = json.loads(out)["id"]
+    code, out, _ = run(capsys, live_url, "files", "list")
+    assert code == 0 and file_id in out and "alpha.jsonl" in out
+
+    code, out, _ = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", str(dataset),
+                       "--task", "alpha", "--epochs", "1", "--metadata", "pipeline=ci", "--json")
+    job = json.loads(out)
+    assert code == 0 and job["status"] == "queued" and job["metadata"] == {"pipeline": "ci"}
+    assert job["training_file"].startswith("file-") and job["training_file"] != file_id  # uploaded anew
+    code, out, _ = run(capsys, live_url, "jobs", "list")
+    assert code == 0 and job["id"] in out and "queued" in out
+    code, out, _ = run(capsys, live_url, "jobs", "show", job["id"])
+    assert code == 0 and "alpha" in out and "n_epochs" in out
+
+    code, out, _ = run(capsys, live_url, "jobs", "cancel", job["id"])
+    assert code == 0 and "cancelled" in out
+    code, out, _ = run(capsys, live_url, "jobs", "watch", job["id"])
+    assert code == 4 and f"{job['id']} cancelled" in out
+
+    code, out, _ = run(capsys, live_url, "eval", "show", "bot")
+    assert code == 0 and out.startswith("VERSION") and "ACC -" in out
+
+
+def test_errors_print_the_api_message_and_exit_non_zero(capsys, live_url, tmp_path):
+    code, out, err = run(capsys, live_url, "models", "show", "ghost")
+    assert code == 1 and out == "" and "No model" in err and "HTTP 404" in err and "Traceback" not in err
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "hi"}\nnot json\n')
+    code, _, err = run(capsys, live_url, "files", "upload", str(bad))
+    assert code == 1 and "line 1" in err and "HTTP 422" in err
+
+    code, _, err = run(capsys, live_url, "jobs", "create", "--model", "ghost", "--training-file", "file-nope")
+    assert code == 1 and "HTTP 404" in err
+
+    code, _, err = run(capsys, "http://127.0.0.1:9", "jobs", "list")
+    assert code == 1 and "cannot reach http://127.0.0.1:9" in err
+
+
+def test_a_key_is_sent_and_a_wrong_one_refused(capsys, live_url, monkeypatch):
+    from app.db.session import new_session
+    from app.services.keys import create_key
+
+    with new_session() as session:
+        secret = create_key(session, "ci")
+    code, _, err = run(capsys, live_url, "models", "list")
+    assert code == 1 and "Missing API key" in err
+    code, _, err = run(capsys, live_url, "models", "list", "--api-key", "sk-wrong")
+    assert code == 1 and "Invalid or revoked API key" in err
+    monkeypatch.setenv("SCULPT_API_KEY", secret)
+    code, out, _ = run(capsys, live_url, "models", "list")
+    assert code == 0 and "(none)" in out
+
+
+def test_watch_exits_zero_on_success_and_non_zero_on_failure(capsys, live_url, tiny_base, base_model_dir,
+                                                              dataset, workers):
+    # base_model_dir has a config but no real weights: its job fails while loading.
+    assert run(capsys, live_url, "models", "create", "bot", str(tiny_base))[0] == 0
+    assert run(capsys, live_url, "models", "create", "broken", str(base_model_dir))[0] == 0
+    workers(1)
+
+    code, out, err = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", str(dataset),
+                         "--task", "alpha", "--epochs", "1", "--batch-size", "4", "--learning-rate", "0.003",
+                         "--watch")
+    assert code == 0, out + err
+    for phase in ("loading", "calibrating", "decomposing", "training", "evaluating", "saving"):
+        assert f"  {phase} done in" in out
+    assert "succeeded: bot:v2 promoted to head" in out
+
+    code, out, _ = run(capsys, live_url, "jobs", "create", "--model", "broken", "--training-file", str(dataset),
+                       "--task", "alpha", "--json")
+    failing = json.loads(out)["id"]
+    code, out, _ = run(capsys, live_url, "jobs", "watch", failing)
+    assert code == 3 and f"{failing} failed: " in out
+
+    code, out, _ = run(capsys, live_url, "jobs", "watch", failing, "--json")
+    events = [json.loads(line) for line in out.splitlines()]
+    assert code == 3 and events[-1]["event"] == "progress" and events[-1]["data"]["status"] == "failed"
+
+    code, out, _ = run(capsys, live_url, "eval", "show", "bot")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["VERSION", "ALPHA"]
+    assert [line.split()[0] for line in lines[1:3]] == ["v1", "v2"]  # the base's baseline, then the new version
+    assert "ACC " in out and "BWT " in out
