@@ -16,7 +16,10 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".sculpt"), description="Folder for the embedded mode's database, broker and artifacts.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite under home.")
     broker_url: str | None = Field(None, description="Celery broker URL; default: filesystem transport under home.")
-    artifact_root: str | None = Field(None, description="Where files and checkpoints live; default: home/artifacts.")
+    artifact_root: str | None = Field(
+        None, description="Where files and checkpoints live: a folder or s3://bucket/prefix; default: home/artifacts.")
+    s3_endpoint_url: str | None = Field(
+        None, description="Endpoint of an S3-compatible store (MinIO, …); default: AWS. Credentials: AWS_* env.")
 
     # Upload limits, enforced while streaming.
     max_upload_bytes: int = 64 * 1024 * 1024
@@ -90,7 +93,10 @@ class Settings(BaseSettings):
         return self.home_path / "broker"
 
     @property
-    def resolved_artifact_root(self) -> Path:
+    def resolved_artifact_root(self) -> Path | str:
+        """The artifact folder, or the object-store URL (``s3://…``) unchanged."""
+        if self.artifact_root and "://" in self.artifact_root:
+            return self.artifact_root
         return Path(self.artifact_root).expanduser().resolve() if self.artifact_root else self.home_path / "artifacts"
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -72,3 +73,27 @@ def test_the_dockerfile_builds_an_api_without_torch_and_a_worker_with_it():
     for target in ("api", "worker"):
         command = json.loads(re.search(r"^CMD (.*)$", stages[target], flags=re.M).group(1))
         build_parser().parse_args(command[1:])
+
+
+def _commented_s3_wiring() -> dict[str, str]:
+    """The environment lines the compose file says to uncomment for artifacts on MinIO."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    return dict(re.findall(r"^#\s+((?:SCULPT|AWS)_\w+):\s*(\S+)$", text, flags=re.M))
+
+
+def test_the_commented_s3_wiring_reaches_the_minio_service_and_its_bucket():
+    wiring = _commented_s3_wiring()
+    fields = {f"SCULPT_{field.upper()}" for field in Settings.model_fields}
+    assert {key for key in wiring if key.startswith("SCULPT_")} <= fields
+    root = wiring["SCULPT_ARTIFACT_ROOT"]
+    assert root.startswith("s3://")
+    endpoint = urlparse(wiring["SCULPT_S3_ENDPOINT_URL"])
+    minio, bucket_job = SERVICES[endpoint.hostname], SERVICES["minio-bucket"]
+    assert f":{endpoint.port}" in minio["command"]
+    assert f"/{root.removeprefix('s3://').split('/')[0]}" in " ".join(bucket_job["command"])
+    assert wiring["AWS_ACCESS_KEY_ID"] == minio["environment"]["MINIO_ROOT_USER"]
+    assert wiring["AWS_SECRET_ACCESS_KEY"] == minio["environment"]["MINIO_ROOT_PASSWORD"]
+    assert bucket_job["depends_on"]["minio"]["condition"] == "service_healthy" and "healthcheck" in minio
+    for name in ("api", "worker"):  # they wait for the bucket when the s3 profile is on, and only then
+        assert OURS[name]["depends_on"]["minio-bucket"] == {"condition": "service_completed_successfully",
+                                                            "required": False}

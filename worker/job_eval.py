@@ -13,7 +13,7 @@ from app.datasets import read_records
 from app.db.session import session_scope
 from app.db.tables import Evaluation, File, Model, ModelVersion
 from app.gates import check_gates
-from app.storage import file_path
+from worker.cache import local_file
 from worker.errors import JobFailed
 from worker.job_inputs import JobInputs
 
@@ -42,9 +42,9 @@ def lineage_suites(model_id: str) -> Suites:
         model = session.get(Model, model_id)
         ref = session.get(File, model.reference_file_id) if model.reference_file_id else None
         suite = session.get(File, model.safety_file_id) if model.safety_file_id else None
-        texts = ([r.get("text") or r.get("completion", "") for r in read_records(file_path(ref.sha256))]
+        texts = ([r.get("text") or r.get("completion", "") for r in read_records(local_file(ref.sha256))]
                  if ref else load_reference_texts())
-        safety = read_records(file_path(suite.sha256)) if suite else load_default_safety_suite()
+        safety = read_records(local_file(suite.sha256)) if suite else load_default_safety_suite()
     return Suites(texts, safety)
 
 

@@ -7,14 +7,14 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import select
 
 from app.datasets import read_records
 from app.db.session import session_scope
 from app.db.tables import File, Job, Model, ModelVersion, Task
-from app.storage import commit_file, file_path, files_dir, new_temp_file
+from app.storage import file_key, get_storage
+from worker.cache import local_file, local_file_at
 from worker.errors import JobFailed
 
 EVAL_FRACTION = 0.1
@@ -54,7 +54,7 @@ def _records_of(session, file_id: str) -> list[dict]:
     row = session.get(File, file_id)
     if row is None:
         raise JobFailed("invalid_data", f"file {file_id} no longer exists", "training_file")
-    return read_records(file_path(row.sha256))
+    return read_records(local_file(row.sha256))
 
 
 def _split(records: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
@@ -70,10 +70,12 @@ def _split(records: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
 
 def _store_eval_split(records: list[dict]) -> str:
     payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-    fd, tmp = new_temp_file(files_dir())
-    with open(fd, "wb") as handle:
-        handle.write(payload)
-    return str(commit_file(tmp, hashlib.sha256(payload).hexdigest()))
+    storage = get_storage()
+    key = file_key(hashlib.sha256(payload).hexdigest())
+    tmp = storage.scratch_file(key.rpartition("/")[0])
+    tmp.write_bytes(payload)
+    storage.store_file(tmp, key)
+    return storage.uri(key)
 
 
 def _ancestry(session, model_id: str, version: int) -> list[int]:
@@ -99,7 +101,7 @@ def resolve(job: Job) -> JobInputs:
         train = _records_of(session, job.training_file)
         if job.validation_file:
             eval_records = _records_of(session, job.validation_file)
-            eval_uri = str(file_path(session.get(File, job.validation_file).sha256))
+            eval_uri = get_storage().uri(file_key(session.get(File, job.validation_file).sha256))
         else:
             train, eval_records = _split(train, job.seed)
             eval_uri = _store_eval_split(eval_records)
@@ -110,7 +112,7 @@ def resolve(job: Job) -> JobInputs:
                                                    Task.version.in_(ancestry), Task.name != task_name)
                                 .order_by(Task.position)).all()
         learned = [LearnedTask(t.name, t.position, t.version, t.metric, t.labels,
-                               read_records(Path(t.eval_uri)), t.training_file) for t in tasks]
+                               read_records(local_file_at(t.eval_uri)), t.training_file) for t in tasks]
         prior: list[dict] = []
         for task in learned:
             records = _records_of(session, task.train_file)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import errno
 import gc
 import logging
-import shutil
 import time
-from pathlib import Path
 
 from app.settings import get_settings
+from app.storage import StorageError, get_storage
 from worker import jobstore, registry
-from worker.checkpoints import CorruptCheckpoint, checkpoint_dir, save_checkpoint, verify_checkpoint
+from worker.cache import local_checkpoint
+from worker.checkpoints import CorruptCheckpoint, checkpoint_key, discard, save_checkpoint, verify_stored
 from worker.errors import JobFailed, LeaseLost
 from worker.job_inputs import JobInputs, resolve
 from worker.leases import Heartbeat
@@ -54,9 +54,8 @@ def _load(model_id: str, version: int, uri: str, sha256: str | None):
 
     settings = get_settings()
     try:
-        if sha256:
-            verify_checkpoint(Path(uri), sha256)
-        return load_model_and_tokenizer(uri, trust_remote_code=settings.trust_remote_code,
+        folder = local_checkpoint(uri, sha256)
+        return load_model_and_tokenizer(folder, trust_remote_code=settings.trust_remote_code,
                                         device=settings.device)[:2]
     except (CorruptCheckpoint, OSError, ValueError) as exc:
         raise JobFailed("model_not_loadable", f"could not load {model_id}:v{version} from {uri}: {exc}",
@@ -129,18 +128,18 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
 
     on_phase("saving")
     version = registry.next_version(inputs.model_id)
-    target = checkpoint_dir(inputs.model_id, version)
-    sha = save_checkpoint(trained.model, tokenizer, target,
+    key = checkpoint_key(inputs.model_id, version)
+    sha = save_checkpoint(trained.model, tokenizer, key,
                           extra={"model": inputs.model_id, "version": version, "parent": inputs.base_version,
                                  "job": job.id, "task": inputs.task_name})
     try:
-        verify_checkpoint(target, sha)
+        verify_stored(key, sha)
         if pause := get_settings().fault_pause_before_commit_seconds:
             time.sleep(pause)
-        return registry.record_version(job, inputs, version, str(target), sha, trained.retention, evaluation,
-                                       trained.trained_tokens, owner)
+        return registry.record_version(job, inputs, version, get_storage().uri(key), sha, trained.retention,
+                                       evaluation, trained.trained_tokens, owner)
     except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
+        discard(key)
         raise
 
 
@@ -171,6 +170,8 @@ def _failure(exc: BaseException) -> tuple[str, str] | None:
                                  "(gradient accumulation keeps the effective batch) or use a smaller model")
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return "disk_full", "the artifact store ran out of space while saving the checkpoint; free space and retry"
+    if isinstance(exc, StorageError):
+        return "artifact_store_error", f"{exc}. The head is unchanged; retry the job once the store is back"
     return None
 
 

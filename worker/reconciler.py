@@ -9,9 +9,7 @@ the artifact root: temp folders and checkpoint folders that no version row point
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
-import time
 from datetime import datetime, timezone
 
 from sqlalchemy import func, or_, select, update
@@ -20,7 +18,8 @@ from app.broker import enqueue_job
 from app.db.session import session_scope
 from app.db.tables import Job, Model, ModelVersion, utcnow
 from app.settings import get_settings
-from app.storage import TMP_PREFIX, checkpoints_dir, files_dir
+from app.storage import CHECKPOINTS, TMP_PREFIX, get_storage
+from worker.cache import remove_stale_downloads
 from worker.jobstore import PENDING
 
 log = logging.getLogger("sculpt.worker")
@@ -77,23 +76,23 @@ def requeue_orphans(queues: list[str] | None = None) -> list[str]:
 
 
 def sweep_artifacts() -> list[str]:
-    """Remove leftovers of crashed saves, only in lineages that no live worker is saving into."""
-    removed = []
+    """Remove leftovers of crashed saves, only in lineages that no live worker is saving into,
+    and temp files of uploads and downloads that died long ago."""
+    storage = get_storage()
     with session_scope() as session:
         unheld = set(_unheld_lineages(session, utcnow()))
         known = {(m, f"v{v}") for m, v in session.execute(select(ModelVersion.model_id, ModelVersion.version))}
-    for lineage in checkpoints_dir().iterdir():
-        if not lineage.is_dir() or lineage.name not in unheld:
+    removed = []
+    for lineage in storage.children(CHECKPOINTS):
+        if lineage not in unheld:
             continue
-        for entry in lineage.iterdir():
-            if entry.name.startswith(TMP_PREFIX) or (lineage.name, entry.name) not in known:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(str(entry))
-    cutoff = time.time() - STALE_UPLOAD_S
-    for entry in files_dir().rglob(f"{TMP_PREFIX}*"):
-        if entry.stat().st_mtime < cutoff:
-            entry.unlink(missing_ok=True)
-            removed.append(str(entry))
+        for entry in storage.children(f"{CHECKPOINTS}/{lineage}"):
+            if entry.startswith(TMP_PREFIX) or (lineage, entry) not in known:
+                key = f"{CHECKPOINTS}/{lineage}/{entry}"
+                storage.delete(key)
+                removed.append(storage.uri(key))
+    removed += storage.remove_stale_scratch(STALE_UPLOAD_S)
+    removed += remove_stale_downloads(STALE_UPLOAD_S)
     if removed:
         log.info("removed leftovers of interrupted saves: %s", removed)
     return removed

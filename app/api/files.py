@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 
 from app.api.deps import SessionDep
 from app.presenters import file_object
@@ -37,10 +37,10 @@ def get_file(session: SessionDep, file_id: str) -> FileObject:
     return file_object(service.get_file(session, file_id))
 
 
-@router.get("/{file_id}/content", response_class=FileResponse,
+@router.get("/{file_id}/content", response_class=StreamingResponse,
             responses={200: {"content": {"application/jsonl": {}}}, **error_responses(401, 404, 429)})
-def file_content(session: SessionDep, file_id: str) -> FileResponse:
-    return FileResponse(service.content_path(session, file_id), media_type="application/jsonl")
+def file_content(session: SessionDep, file_id: str) -> StreamingResponse:
+    return StreamingResponse(service.content_chunks(session, file_id), media_type="application/jsonl")
 
 
 @router.delete("/{file_id}", response_model=FileDeleted, responses=error_responses(401, 404, 409, 429))

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from app import storage
 from app.datasets import PURPOSES, DatasetError, validate_stream
 from app.db.tables import File, Job, Model, Task, utcnow
 from app.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from app.ids import new_id
 from app.schemas.jobs import TERMINAL_STATUSES
 from app.settings import get_settings
+from app.storage import FILES, file_key, get_storage
 
 
 def _clean_filename(filename: str | None) -> str:
@@ -28,18 +27,17 @@ def upload_file(session: Session, source: BinaryIO, filename: str, purpose: str)
     """Validate ``source`` for its purpose while copying it to a temp file; store it only if it is valid."""
     if purpose not in PURPOSES:
         raise Unprocessable(f"purpose must be one of {list(PURPOSES)}", param="purpose")
-    fd, tmp = storage.new_temp_file(storage.files_dir())
+    store = get_storage()
+    tmp = store.scratch_file(FILES)
     try:
-        with os.fdopen(fd, "wb") as sink:
+        with open(tmp, "wb") as sink:
             try:
                 summary = validate_stream(source, sink, get_settings(), purpose)
             except DatasetError as exc:
                 error = PayloadTooLarge if exc.too_large else Unprocessable
                 raise error(f"invalid {purpose} file: " + "; ".join(exc.problems), param="file",
                             code="invalid_file") from exc
-            sink.flush()
-            os.fsync(sink.fileno())
-        storage.commit_file(tmp, summary.sha256)
+        store.store_file(tmp, file_key(summary.sha256))
     finally:
         tmp.unlink(missing_ok=True)
     row = File(id=new_id("file"), filename=_clean_filename(filename),
@@ -79,12 +77,21 @@ def list_files(session: Session, after: str | None, limit: int, purpose: str | N
     return list(rows[:limit]), len(rows) > limit
 
 
-def content_path(session: Session, file_id: str) -> Path:
+def content_chunks(session: Session, file_id: str) -> Iterator[bytes]:
+    """The stored bytes of a file, streamed from whichever store holds them."""
     row = get_file(session, file_id)
-    path = storage.file_path(row.sha256)
-    if not path.exists():
-        raise NotFound(f"The content of file '{file_id}' is missing from the artifact store", param="file_id")
-    return path
+    try:
+        handle = get_storage().open(file_key(row.sha256))
+    except FileNotFoundError as exc:
+        raise NotFound(f"The content of file '{file_id}' is missing from the artifact store",
+                       param="file_id") from exc
+    return _chunks(handle)
+
+
+def _chunks(handle: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
+    with handle:
+        while block := handle.read(size):
+            yield block
 
 
 def _in_use_by(session: Session, file_id: str) -> str | None:
@@ -114,4 +121,4 @@ def delete_file(session: Session, file_id: str) -> None:
     still_shared = session.scalar(select(File.id).where(File.sha256 == row.sha256,
                                                         File.deleted_at.is_(None)).limit(1))
     if not still_shared:
-        storage.file_path(row.sha256).unlink(missing_ok=True)
+        get_storage().delete(file_key(row.sha256))

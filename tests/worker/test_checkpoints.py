@@ -1,12 +1,14 @@
 """Checkpoints are written complete or not at all, and verified against their manifest."""
 
 import json
+from pathlib import Path
 
 import pytest
 from transformers import AutoModelForCausalLM
 
 from app.settings import get_settings
-from worker.checkpoints import CorruptCheckpoint, checkpoint_dir, save_checkpoint, verify_checkpoint
+from app.storage import get_storage
+from worker.checkpoints import CorruptCheckpoint, checkpoint_key, save_checkpoint, verify_checkpoint, verify_stored
 from worker.tiny import build_tiny_causal_lm
 
 
@@ -20,8 +22,9 @@ def artifact_root(tmp_path, monkeypatch):
 
 def test_saved_checkpoint_verifies_and_reloads_with_plain_from_pretrained(artifact_root):
     model, tokenizer = build_tiny_causal_lm()
-    target = checkpoint_dir("m", 2)
-    sha = save_checkpoint(model, tokenizer, target, extra={"version": 2})
+    sha = save_checkpoint(model, tokenizer, checkpoint_key("m", 2), extra={"version": 2})
+    verify_stored(checkpoint_key("m", 2), sha)
+    target = artifact_root / "checkpoints" / "m" / "v2"
     verify_checkpoint(target, sha)
     manifest = json.loads((target / "manifest.json").read_text())
     assert "model.safetensors" in manifest["files"] and manifest["version"] == 2
@@ -32,8 +35,8 @@ def test_saved_checkpoint_verifies_and_reloads_with_plain_from_pretrained(artifa
 
 def test_a_changed_file_or_manifest_fails_verification(artifact_root):
     model, tokenizer = build_tiny_causal_lm()
-    target = checkpoint_dir("m", 2)
-    sha = save_checkpoint(model, tokenizer, target)
+    sha = save_checkpoint(model, tokenizer, checkpoint_key("m", 2))
+    target = Path(get_storage().uri(checkpoint_key("m", 2)))
     verify_checkpoint(target, sha)
     with pytest.raises(CorruptCheckpoint, match="sha256"):
         verify_checkpoint(target, "0" * 64)
@@ -50,8 +53,8 @@ def test_a_failed_save_leaves_nothing_behind(artifact_root):
         def save_pretrained(self, path):
             raise OSError(28, "No space left on device")
 
-    target = checkpoint_dir("m", 3)
     with pytest.raises(OSError):
-        save_checkpoint(model, ExplodingTokenizer(), target)
+        save_checkpoint(model, ExplodingTokenizer(), checkpoint_key("m", 3))
+    target = artifact_root / "checkpoints" / "m" / "v3"
     assert not target.exists()
     assert list(target.parent.iterdir()) == []
