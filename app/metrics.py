@@ -140,8 +140,22 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route with its parameters named, e.g. /v1/fine_tuning/jobs/{job_id}: the raw path
+    would give every job id its own time series. Derived from what the router left in the scope (path
+    parameters; a mount's root_path), which works for routes under any prefix."""
+    mount = scope.get("root_path", "").removeprefix(scope.get("app_root_path", ""))
+    if mount:  # e.g. /static: whatever file was asked for
+        return mount + "/{path}"
+    params = scope.get("path_params")
+    if params is None:
+        return "unmatched"
+    names = {str(value): name for name, value in params.items()}
+    return "/".join(f"{{{names[part]}}}" if part in names else part for part in scope["path"].split("/"))
+
+
 class HttpMetricsMiddleware:
-    """Counts requests by route template (not raw path, which would explode label cardinality)."""
+    """Counts requests and their latency by method, route template and status."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -162,6 +176,6 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = route_template(scope)
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
