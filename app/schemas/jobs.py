@@ -116,6 +116,15 @@ class Continual(StrictModel):
         return self
 
 
+class SupervisedSettings(StrictModel):
+    hyperparameters: Hyperparameters | None = None
+
+
+class SupervisedMethod(StrictModel):
+    type: Literal["supervised"] = Field(description="Sculpt trains supervised fine-tuning jobs only.")
+    supervised: SupervisedSettings | None = None
+
+
 class JobCreate(StrictModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "model": "support-bot", "training_file": "file-3b1f0c2e9a7d4c5b8e6f1a2b", "suffix": "refunds",
@@ -135,6 +144,18 @@ class JobCreate(StrictModel):
     webhook_url: str | None = Field(
         None, min_length=1, max_length=2048,
         description="POSTed the job object, signed, when the job ends (a host the operator allows).")
+    method: SupervisedMethod | None = Field(
+        None, description="OpenAI's newer form: {'type': 'supervised', 'supervised': {'hyperparameters': …}}.")
+    integrations: list[Any] | None = Field(None, max_length=0, description="Not supported; null or [] only.")
+
+    @model_validator(mode="after")
+    def _one_place_for_hyperparameters(self):
+        nested = self.method.supervised.hyperparameters if self.method and self.method.supervised else None
+        if nested is not None:
+            if self.hyperparameters is not None:
+                raise ValueError("give hyperparameters either at the top level or in method.supervised, not both")
+            self.hyperparameters = nested
+        return self
 
     @field_validator("metadata")
     @classmethod

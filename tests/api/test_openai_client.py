@@ -61,3 +61,20 @@ def test_openai_client_raises_typed_errors(openai_client, client):
     with pytest.raises(openai.UnprocessableEntityError) as bad:
         openai_client.files.create(file=("bad.jsonl", io.BytesIO(b"nope\n")), purpose="fine-tune")
     assert "line 1" in bad.value.message
+
+
+def test_openai_method_form_carries_the_hyperparameters(openai_client, client, base_model_dir):
+    register(client, "method-bot", base_model_dir)
+    uploaded = openai_client.files.create(file=("t.jsonl", io.BytesIO(jsonl(PROMPT_RECORDS))), purpose="fine-tune")
+    job = openai_client.fine_tuning.jobs.create(
+        model="method-bot", training_file=uploaded.id, integrations=[],
+        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 4, "batch_size": 2}}})
+    assert job.hyperparameters.n_epochs == 4 and job.hyperparameters.batch_size == 2
+    with pytest.raises(openai.UnprocessableEntityError) as dpo:
+        openai_client.fine_tuning.jobs.create(model="method-bot", training_file=uploaded.id,
+                                              method={"type": "dpo", "dpo": {}})
+    assert "supervised" in dpo.value.message
+    with pytest.raises(openai.UnprocessableEntityError):
+        openai_client.fine_tuning.jobs.create(
+            model="method-bot", training_file=uploaded.id, hyperparameters={"n_epochs": 1},
+            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}})
