@@ -40,8 +40,13 @@ def list_models(session: SessionDep) -> ListObject[ModelObject]:
     return ListObject(data=[_present(session, m) for m in service.list_models(session)])
 
 
-@router.get("/{model_id}", response_model=ModelObject, responses=error_responses(401, 404, 429))
-def get_model(session: SessionDep, model_id: str) -> ModelObject:
+@router.get("/{model_id}", response_model=ModelObject | VersionObject, responses=error_responses(401, 404, 429))
+def get_model(session: SessionDep, model_id: str) -> ModelObject | VersionObject:
+    """A lineage, or one version by its fine-tuned model name ('support-bot:v2', as jobs report it)."""
+    lineage, _, version = model_id.rpartition(":v")
+    if lineage and version.isdigit():
+        row = service.get_version(session, lineage, int(version))
+        return version_object(row, service.get_model(session, lineage).head_version)
     return _present(session, service.get_model(session, model_id))
 
 

@@ -52,6 +52,7 @@ class ModelObject(BaseModel):
 class VersionObject(BaseModel):
     id: str = Field(description="'<model>:v<n>'.")
     object: Literal["model.version"] = "model.version"
+    owned_by: str = "sculpt"
     model: str
     version: int
     parent_version: int | None

@@ -79,12 +79,15 @@ def test_hub_id_is_accepted(sqlite_client):
 
 def test_unknown_model_and_version(client, base_model_dir):
     assert_error(client.get("/v1/models/nope"), 404, code="model_not_found")
-    assert "/v1/models/bot/versions/2" in assert_error(client.get("/v1/models/bot:v2"), 404)["message"]
+    assert_error(client.get("/v1/models/bot:v2"), 404, code="model_not_found")
     assert_error(client.get("/v1/models/nope/versions"), 404)
     assert_error(client.get("/v1/models/nope/head/history"), 404)
     assert_error(client.get("/v1/models/nope/evaluations"), 404)
     register(client, "m", base_model_dir)
     assert_error(client.get("/v1/models/m/versions/7"), 404, param="version")
+    assert_error(client.get("/v1/models/m:v7"), 404, param="version")
+    by_name = client.get("/v1/models/m:v1").json()  # the name jobs report as fine_tuned_model
+    assert (by_name["id"], by_name["version"], by_name["is_head"]) == ("m:v1", 1, True)
     assert_error(client.get("/v1/models/m/versions/0"), 422, param="version")
     assert_error(client.get("/v1/models/m/versions/99999999999999999999"), 422, param="version")
 
