@@ -34,7 +34,10 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz"
 def fact_task(tag: str, count: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     return [
-        {"prompt": f"{tag} {''.join(rng.choices(LETTERS, k=4))}=", "completion": "".join(rng.choices(LETTERS, k=3))}
+        {
+            "prompt": f"{tag} {''.join(rng.choices(LETTERS, k=4))}=",
+            "completion": "".join(rng.choices(LETTERS, k=3)),
+        }
         for _ in range(count)
     ]
 
@@ -57,11 +60,16 @@ def train_peft_osf(model, tokenizer, records, config: TrainConfig, frozen_share:
     rank = {name: max(1, round(frozen_share * min(t.shape))) for name, t in zip(targets, find_targets(model))}
     osf = peft.OSFConfig(target_modules=targets, rank_pattern={f"^{name}$": r for name, r in rank.items()})
     wrapped = peft.get_peft_model(model, osf)
-    optimizer = torch.optim.AdamW([p for p in wrapped.parameters() if p.requires_grad], lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [p for p in wrapped.parameters() if p.requires_grad],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )
     examples = encode(records, tokenizer, "causal", config.max_length)
     steps = math.ceil(len(examples) / config.batch_size) * config.n_epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(round(config.warmup_ratio * steps), steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(round(config.warmup_ratio * steps), steps)
+    )
     generator = torch.Generator().manual_seed(config.seed)
     wrapped.train()
     for _ in range(config.n_epochs):
@@ -79,12 +87,12 @@ def frozen_share(tasks_learned: int) -> float:
 
 
 STRATEGIES = {
-    "full": dict(strategy="full"),
-    "lora": dict(strategy="lora"),
-    "adaptive_svd/weights": dict(strategy="adaptive_svd", basis="weights"),
-    "adaptive_svd/activations": dict(strategy="adaptive_svd", basis="activations"),
-    "adaptive_svd/both": dict(strategy="adaptive_svd", basis="both"),
-    "peft_osf": dict(strategy="peft_osf"),
+    "full": {"strategy": "full"},
+    "lora": {"strategy": "lora"},
+    "adaptive_svd/weights": {"strategy": "adaptive_svd", "basis": "weights"},
+    "adaptive_svd/activations": {"strategy": "adaptive_svd", "basis": "activations"},
+    "adaptive_svd/both": {"strategy": "adaptive_svd", "basis": "both"},
+    "peft_osf": {"strategy": "peft_osf"},
 }
 
 
@@ -99,7 +107,7 @@ def run_stream(name, base, tokenizer, general, tasks, args) -> dict:
             batch_size=8,
             learning_rate=args.lr,
             seed=index,
-            retention=RetentionConfig(basis=spec.get("basis", "both")),
+            retention=RetentionConfig(basis=spec.get("basis", "activations"), energy=args.energy),
             lora=LoraConfig(r=8, alpha=16),
         )
         if spec["strategy"] == "peft_osf":
@@ -126,6 +134,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--energy", type=float, default=RetentionConfig().energy)
     args = parser.parse_args()
     torch.set_num_threads(2)
     facts = 8 if args.quick else 24
@@ -144,12 +153,24 @@ def main() -> None:
     for name in args.strategies.split(","):
         results[name] = run_stream(name, base, tokenizer, general, tasks, args)
         r = results[name]
-        print(f"\n{name}: ACC {r['acc']:.3f}  BWT {r['bwt']:+.3f}  general kept {r['general_kept']:.3f}"
-              f"  ({r['seconds']} s)\n  rows = after task 1..5, columns = general, t1..t5")
+        print(
+            f"\n{name}: ACC {r['acc']:.3f}  BWT {r['bwt']:+.3f}  general kept {r['general_kept']:.3f}"
+            f"  ({r['seconds']} s)\n  rows = after task 1..5, columns = general, t1..t5"
+        )
         for row in r["matrix"]:
             print("  " + "  ".join(f"{score:.2f}" for score in row))
-    print(json.dumps({"base_general": base_general, "epochs": args.epochs, "lr": args.lr, "facts_per_task": facts,
-                      "strategies": results}))
+    print(
+        json.dumps(
+            {
+                "base_general": base_general,
+                "epochs": args.epochs,
+                "lr": args.lr,
+                "energy": args.energy,
+                "facts_per_task": facts,
+                "strategies": results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

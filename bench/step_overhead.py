@@ -25,7 +25,7 @@ import peft
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from worker.engine import TrainConfig
+from worker.engine import RetentionConfig, TrainConfig
 from worker.engine.leak import leak, peft_osf_leak, projected_adamw_leak, projector_leak
 from worker.engine.strategies import prepare_adaptive_svd, prepare_full
 from worker.engine.subspace import weight_bases
@@ -38,8 +38,14 @@ PEFT_FROZEN_SHARE = 0.5  # PEFT OSF's own default
 
 def build_model() -> LlamaForCausalLM:
     config = LlamaConfig(
-        vocab_size=VOCAB, hidden_size=384, intermediate_size=1024, num_hidden_layers=4,
-        num_attention_heads=6, num_key_value_heads=6, max_position_embeddings=SEQ, tie_word_embeddings=False,
+        vocab_size=VOCAB,
+        hidden_size=384,
+        intermediate_size=1024,
+        num_hidden_layers=4,
+        num_attention_heads=6,
+        num_key_value_heads=6,
+        max_position_embeddings=SEQ,
+        tie_word_embeddings=False,
     )
     torch.manual_seed(0)
     return LlamaForCausalLM(config)
@@ -49,22 +55,30 @@ def random_tokens(rows: int, seed: int) -> torch.Tensor:
     return torch.randint(0, VOCAB, (rows, SEQ), generator=torch.Generator().manual_seed(seed))
 
 
-def prepare(strategy: str, model):
+def prepare(strategy: str, model, basis: str = RetentionConfig().basis):
     """Returns (trainable module, optimizer, projectors or None)."""
     config = TrainConfig(strategy="full", learning_rate=LR)
     if strategy == "full":
         prepared = prepare_full(model, config)
         return prepared.model, prepared.optimizer, None
     if strategy == "adaptive_svd":
-        single = lambda seed: [{"input_ids": row[None]} for row in random_tokens(8, seed)]  # noqa: E731
+        single = lambda seed: [{"input_ids": row[None]} for row in random_tokens(8, seed)]
         prepared = prepare_adaptive_svd(
-            model, TrainConfig(learning_rate=LR), calibration_inputs=single(1), prior_inputs=single(2),
-            tasks_learned=1, on_phase=lambda _name: None,
+            model,
+            TrainConfig(learning_rate=LR, retention=RetentionConfig(basis=basis)),
+            calibration_inputs=single(1),
+            prior_inputs=single(2),
+            tasks_learned=1,
+            on_phase=lambda _name: None,
         )
         return prepared.model, prepared.optimizer, prepared.optimizer.projectors
     names = [t.name for t in find_targets(model)]
-    wrapped = peft.get_peft_model(model, peft.OSFConfig(target_modules=names, effective_rank=PEFT_FROZEN_SHARE))
-    optimizer = torch.optim.AdamW([p for p in wrapped.parameters() if p.requires_grad], lr=LR, weight_decay=0.01)
+    wrapped = peft.get_peft_model(
+        model, peft.OSFConfig(target_modules=names, effective_rank=PEFT_FROZEN_SHARE)
+    )
+    optimizer = torch.optim.AdamW(
+        [p for p in wrapped.parameters() if p.requires_grad], lr=LR, weight_decay=0.01
+    )
     return wrapped, optimizer, None
 
 
@@ -84,10 +98,10 @@ def _status_mb(field: str) -> float:
     return int(line.split()[1]) / 1024
 
 
-def peak_memory(strategy: str) -> dict:
+def peak_memory(strategy: str, basis: str) -> dict:
     """Run in a child process: peak RSS, and its growth over the process right after imports."""
     baseline = _status_mb("VmRSS")
-    module, optimizer, _ = prepare(strategy, build_model())
+    module, optimizer, _ = prepare(strategy, build_model(), basis)
     module.train()
     batch = random_tokens(BATCH, 0)
     for _ in range(3):
@@ -98,8 +112,10 @@ def peak_memory(strategy: str) -> dict:
 
 def model_leaks(prepared: dict, originals: dict) -> dict:
     """Worst leak over the benchmark model's matrices after the timed steps, for both methods."""
-    _, optimizer, projectors = prepared["adaptive_svd"]
-    ours = max(projector_leak(proj, param.detach() - originals[id(param)]) for param, proj in projectors.items())
+    _, _, projectors = prepared["adaptive_svd"]
+    ours = max(
+        projector_leak(proj, param.detach() - originals[id(param)]) for param, proj in projectors.items()
+    )
     wrapped = prepared["peft_osf"][0]
     merged = wrapped.merge_and_unload()
     theirs = 0.0
@@ -115,12 +131,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds, 2 timed steps each")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--basis", default=RetentionConfig().basis, help="adaptive_svd retention basis")
     parser.add_argument("--memory-of", choices=STRATEGIES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     # One thread: on a shared machine CPU seconds then measure the work itself, not spin-waiting.
     torch.set_num_threads(args.threads)
     if args.memory_of:
-        print(json.dumps(peak_memory(args.memory_of)))
+        print(json.dumps(peak_memory(args.memory_of, args.basis)))
         return
 
     base = build_model()
@@ -129,7 +146,7 @@ def main() -> None:
         model = copy.deepcopy(base)
         if strategy == "peft_osf":
             originals.update({t.name: t.weight.detach().clone() for t in find_targets(model)})
-        prepared[strategy] = prepare(strategy, model)
+        prepared[strategy] = prepare(strategy, model, args.basis)
         if strategy == "adaptive_svd":
             originals.update({id(p): p.detach().clone() for p in prepared[strategy][2]})
         prepared[strategy][0].train()
@@ -141,22 +158,38 @@ def main() -> None:
         for strategy in STRATEGIES:
             for _ in range(2):
                 times[strategy].append(timed_step(*prepared[strategy][:2], batch))
-        print(f"round {round_index + 1}: " + ", ".join(
-            f"{s} {times[s][-1][0]:.3f}s wall {times[s][-1][1]:.3f}s cpu" for s in STRATEGIES), flush=True)
+        print(
+            f"round {round_index + 1}: "
+            + ", ".join(f"{s} {times[s][-1][0]:.3f}s wall {times[s][-1][1]:.3f}s cpu" for s in STRATEGIES),
+            flush=True,
+        )
     medians = {s: statistics.median(t[0] for t in times[s]) for s in STRATEGIES}
     cpu = {s: statistics.median(t[1] for t in times[s]) for s in STRATEGIES}
+    # Counted before model_leaks merges PEFT's factors back into plain weights.
+    parameters = {s: sum(p.numel() for p in prepared[s][0].parameters()) for s in STRATEGIES}
     leaks = model_leaks(prepared, originals)
 
     memory = {}
     for strategy in STRATEGIES:
         child = subprocess.run(
-            [sys.executable, "-m", "bench.step_overhead", "--memory-of", strategy, "--threads", str(args.threads)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                "-m",
+                "bench.step_overhead",
+                "--memory-of",
+                strategy,
+                "--threads",
+                str(args.threads),
+                "--basis",
+                args.basis,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         memory[strategy] = json.loads(child.stdout.strip().splitlines()[-1])
         print(f"memory {strategy}: {memory[strategy]}", flush=True)
 
-    parameters = {s: sum(p.numel() for p in prepared[s][0].parameters()) for s in STRATEGIES}
     result = {
         "full_s": medians["full"],
         "adaptive_svd_s": medians["adaptive_svd"],
@@ -177,6 +210,7 @@ def main() -> None:
         "memory": memory,
         "parameters": parameters,
         "timed_steps_each": len(times["full"]),
+        "basis": args.basis,
     }
     print(json.dumps(result))
 

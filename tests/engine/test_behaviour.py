@@ -33,15 +33,22 @@ def mean_kl(before, after, tokenizer, records) -> float:
 def test_adaptive_svd_changes_task_a_outputs_less_than_full():
     task_a, task_b = fact_records("a", 16, seed=0), fact_records("b", 16, seed=1)
     model, tokenizer = build_tiny_causal_lm()
-    learned_a = train_task(model, tokenizer, task_a, TrainConfig(strategy="full", n_epochs=40, learning_rate=1e-2)).model
+    learned_a = train_task(
+        model, tokenizer, task_a, TrainConfig(strategy="full", n_epochs=40, learning_rate=1e-2)
+    ).model
 
     kl = {}
     for strategy in ("full", "adaptive_svd"):
         losses = []
         config = TrainConfig(strategy=strategy, n_epochs=20, learning_rate=1e-2)
         after_b = train_task(
-            copy.deepcopy(learned_a), tokenizer, task_b, config, tasks_learned=1, prior_records=task_a,
-            on_progress=lambda info: losses.append(info.loss),
+            copy.deepcopy(learned_a),
+            tokenizer,
+            task_b,
+            config,
+            tasks_learned=1,
+            prior_records=task_a,
+            on_progress=lambda info, losses=losses: losses.append(info.loss),
         )
         assert losses[-1] < (1 - MIN_LOSS_DROP) * losses[0], f"{strategy} did not learn task B: {losses}"
         kl[strategy] = mean_kl(learned_a, after_b.model, tokenizer, task_a)

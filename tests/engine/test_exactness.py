@@ -34,7 +34,11 @@ def test_trained_layers_answer_kept_inputs_exactly_as_before():
     model, tokenizer = build_tiny_causal_lm(seed=1)
     before = {t.name: t.weight.detach().clone() for t in find_targets(model)}
     config = TrainConfig(
-        n_epochs=4, batch_size=8, learning_rate=3e-3, retention=RetentionConfig(basis="weights"), warmup_ratio=0.0
+        n_epochs=4,
+        batch_size=8,
+        learning_rate=3e-3,
+        retention=RetentionConfig(basis="weights"),
+        warmup_ratio=0.0,
     )
     result = train_task(model, tokenizer, fact_records("t", 32, seed=0), config)
     generator = torch.Generator().manual_seed(0)

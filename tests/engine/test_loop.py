@@ -21,7 +21,9 @@ def test_same_seed_gives_identical_weights(strategy):
     first = train_task(*build_tiny_causal_lm(), RECORDS, config).model
     second = train_task(*build_tiny_causal_lm(), RECORDS, config).model
     assert torch.equal(_weights(first), _weights(second))
-    other = train_task(*build_tiny_causal_lm(), RECORDS, TrainConfig(strategy=strategy, n_epochs=1, seed=8)).model
+    other = train_task(
+        *build_tiny_causal_lm(), RECORDS, TrainConfig(strategy=strategy, n_epochs=1, seed=8)
+    ).model
     assert not torch.equal(_weights(first), _weights(other))
 
 
@@ -49,7 +51,9 @@ def test_cancel_check_stops_training():
         return len(calls) == 2
 
     with pytest.raises(TrainingCancelled, match="step 2"):
-        train_task(*build_tiny_causal_lm(), RECORDS, TrainConfig(strategy="full"), should_cancel=should_cancel)
+        train_task(
+            *build_tiny_causal_lm(), RECORDS, TrainConfig(strategy="full"), should_cancel=should_cancel
+        )
 
 
 def test_non_finite_loss_stops_with_a_clear_error():
@@ -66,7 +70,7 @@ def test_bad_config_is_refused():
 
 def test_loader_refuses_pickles_and_reports_corrupt_dirs(tmp_path):
     build_tiny_causal_lm(tmp_path / "good")
-    model, tokenizer, kind = load_model_and_tokenizer(tmp_path / "good")
+    _, tokenizer, kind = load_model_and_tokenizer(tmp_path / "good")
     assert kind == "causal" and tokenizer.pad_token_id is not None
 
     (tmp_path / "good" / "pytorch_model.bin").write_bytes(b"pickle")

@@ -1,15 +1,17 @@
 """The pieces the method is built from: projection, ranks, importance, activation bases."""
 
+from itertools import pairwise
+
 import pytest
 import torch
 
 from worker.engine import RetentionConfig, TrainConfig, train_task
+from worker.engine.data import encode
 from worker.engine.importance import cosine_importance
 from worker.engine.retention import kept_rank, kept_ratio
 from worker.engine.subspace import MatrixProjector, activation_basis, union
 from worker.engine.targets import find_targets
 from worker.engine.trainer import _single_inputs
-from worker.engine.data import encode
 from worker.tiny import build_tiny_causal_lm, build_tiny_t5
 
 from .conftest import fact_records
@@ -20,11 +22,15 @@ def _orthonormal(dim, rank, seed):
     return q
 
 
-@pytest.mark.parametrize("out_rank, in_rank", [(8, 20), (40, 4), (0, 30)], ids=["kept", "complement", "in-only"])
+@pytest.mark.parametrize(
+    "out_rank, in_rank", [(8, 20), (40, 4), (0, 30)], ids=["kept", "complement", "in-only"]
+)
 @pytest.mark.parametrize("transposed", [False, True])
 def test_projection_is_idempotent_and_orthogonal(out_rank, in_rank, transposed):
     m, n = 48, 32
-    projector = MatrixProjector(_orthonormal(m, out_rank, 1), _orthonormal(n, in_rank, 2), transposed=transposed)
+    projector = MatrixProjector(
+        _orthonormal(m, out_rank, 1), _orthonormal(n, in_rank, 2), transposed=transposed
+    )
     shape = (n, m) if transposed else (m, n)
     x, y = torch.randn(shape, dtype=torch.float32), torch.randn(shape, dtype=torch.float32)
     px = projector(x.clone())
@@ -40,8 +46,10 @@ def test_kept_ratio_respects_bounds_and_grows_with_tasks():
     for importance in (0.0, 0.3, 1.0):
         ratios = [kept_ratio(importance, config, t) for t in range(6)]
         assert all(config.min_ratio <= r <= config.max_ratio for r in ratios)
-        assert all(later > earlier for earlier, later in zip(ratios, ratios[1:]))
-        assert ratios[0] == pytest.approx(config.min_ratio + importance * (config.target_ratio - config.min_ratio))
+        assert all(later > earlier for earlier, later in pairwise(ratios))
+        assert ratios[0] == pytest.approx(
+            config.min_ratio + importance * (config.target_ratio - config.min_ratio)
+        )
     fixed = RetentionConfig(mode="fixed", fixed_ratio=0.5)
     assert kept_ratio(0.0, fixed, 0) == kept_ratio(1.0, fixed, 0) == 0.5
     assert kept_rank(64, 0.999) == 63 and kept_rank(64, 0.0) == 0
@@ -81,7 +89,7 @@ def test_activation_basis_reaches_requested_energy(energy):
     x = torch.randn(500, 32, generator=generator) * torch.logspace(0, -2, 32)
     covariance = x.T @ x / len(x)
     basis = activation_basis(covariance, energy, cap=32)
-    captured = lambda b: float(torch.trace(b.T @ covariance @ b) / torch.trace(covariance))  # noqa: E731
+    captured = lambda b: float(torch.trace(b.T @ covariance @ b) / torch.trace(covariance))
     assert captured(basis) >= energy - 1e-6
     assert captured(basis[:, :-1]) < energy  # and it is the smallest such basis
     assert torch.allclose(basis.T @ basis, torch.eye(basis.shape[1]), atol=1e-5)
@@ -90,7 +98,9 @@ def test_activation_basis_reaches_requested_energy(energy):
 
 def test_union_is_orthonormal_and_spans_both():
     first, second = _orthonormal(32, 6, 1), _orthonormal(32, 5, 2)
-    joint = union(first, torch.cat([second, first[:, :2]], dim=1), cap=32)  # overlapping directions count once
+    joint = union(
+        first, torch.cat([second, first[:, :2]], dim=1), cap=32
+    )  # overlapping directions count once
     assert joint.shape[1] == 11
     assert torch.allclose(joint.T @ joint, torch.eye(11), atol=1e-5)
     for part in (first, second):

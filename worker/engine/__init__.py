@@ -1,8 +1,8 @@
 """Sculpt's training engine: constrained full fine-tuning (adaptive_svd) and its baselines.
 
-    model, tokenizer, kind = load_model_and_tokenizer(path)
-    result = train_task(model, tokenizer, records, TrainConfig(), tasks_learned=2, prior_records=old)
-    result.model.save_pretrained(out)   # a plain safetensors checkpoint
+model, tokenizer, kind = load_model_and_tokenizer(path)
+result = train_task(model, tokenizer, records, TrainConfig(), tasks_learned=2, prior_records=old)
+result.model.save_pretrained(out)   # a plain safetensors checkpoint
 """
 
 from .config import (

@@ -12,7 +12,9 @@ Observer = Callable[[Target, torch.Tensor, torch.Tensor], None]
 
 
 @torch.no_grad()
-def observe(model, targets: list[Target], inputs: Iterable[dict[str, torch.Tensor]], observer: Observer) -> None:
+def observe(
+    model, targets: list[Target], inputs: Iterable[dict[str, torch.Tensor]], observer: Observer
+) -> None:
     """Call ``observer(target, x, y)`` with float32 (tokens, features) views of every target's I/O.
 
     Inputs are fed one unpadded example at a time, so padding never enters the statistics.

@@ -43,7 +43,13 @@ def projected_adamw_leak(shape=(64, 64), rank=32, steps=200, lr=1e-3, weight_dec
     layer.weight.data.copy_(weight)
     u, v = weight_bases(weight, rank)
     projectors = {layer.weight: MatrixProjector(u, v)}
-    _train(layer, ProjectedAdamW(layer.parameters(), projectors, lr=lr, weight_decay=weight_decay), inputs, targets, steps)
+    _train(
+        layer,
+        ProjectedAdamW(layer.parameters(), projectors, lr=lr, weight_decay=weight_decay),
+        inputs,
+        targets,
+        steps,
+    )
     return leak(layer.weight.detach() - weight, u, v)
 
 

@@ -38,7 +38,11 @@ def load_model_and_tokenizer(path, *, trust_remote_code: bool = False, device: s
         kind = model_kind(config)
         auto = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
         model = auto.from_pretrained(
-            str(path), config=config, dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code
+            str(path),
+            config=config,
+            dtype=torch.float32,
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
         )
         tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     except Exception as exc:  # a corrupt or partial directory fails in many library-specific ways

@@ -97,7 +97,11 @@ def prepare_adaptive_svd(
     retention = config.retention
     targets = find_targets(model, retention.target_regex)
     importance = cosine_importance(model, targets, calibration_inputs)
-    covariances = input_covariances(model, targets, prior_inputs) if prior_inputs and retention.basis != "weights" else {}
+    covariances = (
+        input_covariances(model, targets, prior_inputs)
+        if prior_inputs and retention.basis != "weights"
+        else {}
+    )
 
     on_phase("decomposing")
     projectors, matrices = {}, {}
@@ -125,12 +129,18 @@ def prepare_adaptive_svd(
             target.module.bias.requires_grad_(False)
     groups = decay_groups(model.named_parameters(), config.weight_decay)
     optimizer = ProjectedAdamW(groups, projectors, lr=config.learning_rate)
-    return Prepared(model, optimizer, _unchanged, _retention_summary(matrices, retention, tasks_learned, covariances, projectors))
+    return Prepared(
+        model,
+        optimizer,
+        _unchanged,
+        _retention_summary(matrices, retention, tasks_learned, covariances, projectors),
+    )
 
 
 def _retention_summary(matrices, retention, tasks_learned, covariances, projectors) -> dict:
     kept_fraction = [
-        1 - (1 - m["kept_out"] / m["shape"][0]) * (1 - m["kept_in"] / m["shape"][1]) for m in matrices.values()
+        1 - (1 - m["kept_out"] / m["shape"][0]) * (1 - m["kept_in"] / m["shape"][1])
+        for m in matrices.values()
     ]
     return {
         "strategy": "adaptive_svd",

@@ -96,7 +96,9 @@ def train_task(
     )
     trained = prepared.finish(prepared.model).eval()
     trained.requires_grad_(False)
-    return TrainResult(trained, prepared.retention, steps, trained_tokens, final_loss, time.monotonic() - started)
+    return TrainResult(
+        trained, prepared.retention, steps, trained_tokens, final_loss, time.monotonic() - started
+    )
 
 
 def _run_loop(prepared, examples, config, kind, pad_id, device, shuffler, on_progress, should_cancel):
