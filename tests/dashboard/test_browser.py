@@ -1,0 +1,123 @@
+"""The dashboard in a real browser: Playwright driving Debian's headless Chromium against a live
+server and a real worker. Enter the key, upload a dataset (a bad one first: the API's message is
+shown), start a job on a tiny model, watch its progress bar reach done, see the new heatmap row.
+Screenshots go to test-artifacts/dashboard/."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from tests.worker.harness import jsonl, records
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "dashboard"
+JOB_TIMEOUT_MS = 300_000
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+if not CHROMIUM.exists():
+    pytest.skip("no Chromium at /usr/bin/chromium: `make install` installs Debian's package when run as root "
+                "(apt-get install -y chromium)", allow_module_level=True)
+
+
+@pytest.fixture
+def browser_page(live_url):
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    problems: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 768})  # a laptop screen
+        # The browser logs every 4xx as "Failed to load resource"; the 401 and 422 here are meant.
+        page.on("console", lambda m: problems.append(f"console: {m.text}")
+                if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        own = urlparse(live_url).netloc
+
+        def only_our_server(route):
+            if urlparse(route.request.url).netloc == own:
+                return route.continue_()
+            problems.append(f"request outside the server: {route.request.url}")
+            return route.abort()
+
+        page.route("**/*", only_our_server)
+        yield page, problems
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_upload_train_and_watch_in_the_browser(browser_page, live_url, tiny_base, workers, tmp_path):
+    from app.db.session import new_session
+    from app.services.keys import create_key
+
+    page, problems = browser_page
+    with new_session() as session:
+        key = create_key(session, "dashboard")
+    httpx.post(f"{live_url}/v1/models", json={"id": "bot", "base_model": str(tiny_base)},
+               headers={"Authorization": f"Bearer {key}"}).raise_for_status()
+    good, bad = tmp_path / "alpha.jsonl", tmp_path / "broken.jsonl"
+    good.write_bytes(jsonl(records("alpha")))
+    bad.write_text('{"prompt": "hi", "completion": " there"}\n{"prompt": 3}\n')
+    expect = sync_api.expect
+
+    page.goto(live_url)
+    expect(page.get_by_role("textbox", name="Key")).to_be_visible()
+    shot(page, "01-api-key")
+    page.get_by_role("textbox", name="Key").fill(key)
+    page.get_by_role("button", name="Use key").click()
+    expect(page.get_by_text("No jobs yet")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('sculpt.apiKey')") == key
+
+    page.get_by_role("link", name="New job").click()
+    page.get_by_label("Dataset file").set_input_files(str(bad))
+    page.get_by_role("button", name="Upload").click()
+    api_message = httpx.post(f"{live_url}/v1/files", data={"purpose": "fine-tune"},
+                             files={"file": ("broken.jsonl", bad.read_bytes())},
+                             headers={"Authorization": f"Bearer {key}"}).json()["error"]["message"]
+    expect(page.locator("#upload-error")).to_have_text(api_message)
+    shot(page, "02-upload-rejected")
+
+    page.get_by_label("Dataset file").set_input_files(str(good))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#upload-status")).to_contain_text("24 records")
+    page.get_by_label("Task name").fill("alpha")
+    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Batch size").fill("4")
+    page.get_by_label("Learning rate").fill("0.003")
+    shot(page, "03-new-job")
+    workers(1)
+    page.get_by_role("button", name="Start job").click()
+    expect(page).to_have_url(re.compile(r"#/jobs/ftjob-"))
+    job_id = page.url.rsplit("/", 1)[1]
+
+    bar = page.get_by_role("progressbar", name=f"Progress of {job_id}")
+    expect(bar).to_have_attribute("aria-valuetext", re.compile(r"^training \d+%$"), timeout=JOB_TIMEOUT_MS)
+    shot(page, "04-job-training")
+    expect(bar).to_have_attribute("aria-valuenow", "100", timeout=JOB_TIMEOUT_MS)
+    expect(bar).to_have_attribute("aria-valuetext", "done")
+    expect(page.get_by_text("The job has successfully completed")).to_be_visible()
+    expect(page.locator("svg[aria-label^='Training loss']")).to_be_visible()
+    shot(page, "05-job-done")
+
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    expect(page.locator(f"tr[data-job-id='{job_id}']").get_by_role("progressbar")).to_have_attribute(
+        "aria-valuetext", "done")
+    shot(page, "06-jobs-list")
+
+    page.get_by_role("link", name="bot:v2").first.click()
+    heatmap = page.locator("table.heatmap")
+    expect(heatmap.locator("tr[data-version='2'] th")).to_have_text("v2")
+    expect(heatmap.locator("thead th").nth(1)).to_have_text("alpha")
+    expect(page.locator("article[data-version='2']")).to_contain_text("head")
+    shot(page, "07-model")
+    assert problems == []
