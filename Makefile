@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo serve worker test test-fast bench lint clean
+.PHONY: install chromium demo serve worker test test-fast bench lint clean
 
 install: $(STAMP)
 
@@ -15,7 +15,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[worker,dev]"
+	$(MAKE) --no-print-directory chromium
 	touch $(STAMP)
+
+# Debian's Chromium for the dashboard's browser test (Playwright drives it; its own browsers are never
+# downloaded). Only root can install it; elsewhere the browser test skips and says why.
+chromium:
+	@test -x /usr/bin/chromium \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	       && { apt-get install -y -q chromium >/dev/null 2>&1 \
+	            || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } \
+	  || echo "note: no Chromium installed (needs root and apt-get); the dashboard browser test will be skipped"
 
 demo: install
 	$(BIN)/sculpt demo
