@@ -2,12 +2,13 @@
 
 import pytest
 import torch
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from worker.engine import RetentionConfig, TrainConfig, train_task
 from worker.engine.leak import peft_osf_leak, projected_adamw_leak
 from worker.engine.subspace import weight_bases
 from worker.engine.targets import find_targets
-from worker.tiny import build_tiny_causal_lm
+from worker.tiny import build_tiny_causal_lm, build_tiny_tokenizer
 
 from .conftest import fact_records
 
@@ -30,8 +31,17 @@ def test_peft_osf_leaks_far_more_under_adamw():
     assert ours < theirs / 1000
 
 
-def test_trained_layers_answer_kept_inputs_exactly_as_before():
-    model, tokenizer = build_tiny_causal_lm(seed=1)
+def build_tiny_gpt2():
+    """GPT-2 stores its linears as Conv1D (in, out): the transposed layout must be handled too."""
+    tokenizer = build_tiny_tokenizer()
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4, n_positions=128)
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(config).eval(), tokenizer
+
+
+@pytest.mark.parametrize("builder", [build_tiny_causal_lm, build_tiny_gpt2], ids=["llama", "gpt2-conv1d"])
+def test_trained_layers_answer_kept_inputs_exactly_as_before(builder):
+    model, tokenizer = builder()
     before = {t.name: t.weight.detach().clone() for t in find_targets(model)}
     config = TrainConfig(
         n_epochs=4,
@@ -44,9 +54,22 @@ def test_trained_layers_answer_kept_inputs_exactly_as_before():
     generator = torch.Generator().manual_seed(0)
     for target in find_targets(result.model):
         info = result.retention["matrices"][target.name]
-        original, trained = before[target.name], target.weight.detach()
+        orient = (lambda w: w.T) if target.transposed else (lambda w: w)
+        original, trained = orient(before[target.name]), orient(target.weight.detach())
         _, kept_in = weight_bases(original, info["weight_rank"])
         assert (trained - original).norm() > 1e-3, f"{target.name} did not train"
-        inputs = torch.randn(info["weight_rank"], 5, generator=generator)
-        x = kept_in @ inputs  # inputs inside the kept right subspace
+        x = kept_in @ torch.randn(info["weight_rank"], 5, generator=generator)  # inputs in the kept subspace
         assert torch.allclose(trained @ x, original @ x, atol=1e-6), target.name
+        assert torch.allclose(
+            target.module(x.T), before_module_output(target, before[target.name], x.T), atol=1e-6
+        )
+
+
+def before_module_output(target, original_weight, x):
+    """The layer's output with its original weight and its (frozen) bias."""
+    saved = target.weight.detach().clone()
+    with torch.no_grad():
+        target.weight.copy_(original_weight)
+        output = target.module(x)
+        target.weight.copy_(saved)
+    return output
