@@ -97,6 +97,8 @@ class ProgressInfo:
 @dataclass
 class TrainResult:
     model: Any  # a plain Hugging Face model (LoRA merged), ready for save_pretrained
+    # {"strategy", "matrices": {name: {shape [out, in], importance, ratio, weight_rank, activation_rank,
+    #  kept_out, kept_in}} (adaptive_svd only), "summary": {...}}; JSON-serialisable.
     retention: dict
     steps: int
     trained_tokens: int
