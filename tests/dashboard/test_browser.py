@@ -6,7 +6,6 @@ Screenshots go to test-artifacts/dashboard/."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -29,8 +28,7 @@ if not CHROMIUM.exists():
 
 @pytest.fixture
 def browser_page(live_url):
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
@@ -120,4 +118,38 @@ def test_upload_train_and_watch_in_the_browser(browser_page, live_url, tiny_base
     expect(heatmap.locator("thead th").nth(1)).to_have_text("alpha")
     expect(page.locator("article[data-version='2']")).to_contain_text("head")
     shot(page, "07-model")
+
+    page.get_by_label("Version to make the head").select_option("1")
+    page.get_by_label("Reason").fill("roll back from the browser")
+    page.get_by_role("button", name="Move head").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("head v1")
+    expect(page.get_by_role("cell", name="roll back from the browser")).to_be_visible()
+    assert problems == []
+
+
+def test_cancel_and_api_errors_in_the_browser(browser_page, live_url, base_model_dir, tmp_path):
+    page, problems = browser_page
+    expect = sync_api.expect
+    httpx.post(f"{live_url}/v1/models", json={"id": "bot", "base_model": str(base_model_dir)}).raise_for_status()
+    file_id = httpx.post(f"{live_url}/v1/files", data={"purpose": "fine-tune"},
+                         files={"file": ("alpha.jsonl", jsonl(records("alpha")))}).json()["id"]
+    queued = httpx.post(f"{live_url}/v1/fine_tuning/jobs", json={
+        "model": "bot", "training_file": file_id, "continual": {"task": "alpha"}}).json()["id"]
+
+    page.goto(f"{live_url}/#/new")  # no key exists: the page never asks for one
+    page.get_by_label("Training dataset").select_option(file_id)
+    page.get_by_label("Task name").fill("alpha")
+    page.get_by_role("button", name="Start job").click()
+    expect(page.locator("#job-error")).to_contain_text(f"Job {queued} on this model already trains a task named 'alpha'")
+    shot(page, "08-start-job-rejected")
+    assert page.get_by_role("textbox", name="Key").is_hidden()
+
+    page.goto(f"{live_url}/#/jobs/{queued}")
+    expect(page.get_by_role("progressbar", name=f"Progress of {queued}")).to_have_attribute("aria-valuetext", "queued")
+    page.get_by_role("button", name=f"Cancel job {queued}").click()
+    expect(page.get_by_role("status", name="Job status")).to_have_text("cancelled")
+    expect(page.get_by_text("Job cancelled before it started")).to_be_visible()
+    expect(page.get_by_role("button", name=f"Cancel job {queued}")).to_have_count(0)
+    shot(page, "09-job-cancelled")
+    assert httpx.get(f"{live_url}/v1/fine_tuning/jobs/{queued}").json()["status"] == "cancelled"
     assert problems == []

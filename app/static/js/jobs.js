@@ -91,7 +91,8 @@ export async function jobPage(main, [jobId], signal) {
   };
 
   const render = () => {
-    fill(header, h("div", { class: "row" }, h("h1", {}, `Job `, h("span", { class: "mono" }, job.id)), badge(job.status),
+    fill(header, h("div", { class: "row" }, h("h1", {}, `Job `, h("span", { class: "mono" }, job.id)),
+      h("span", { id: "job-status", role: "status", "aria-label": "Job status" }, badge(job.status)),
       !isTerminal(job.status) && h("button", { type: "button", class: "danger", onclick: cancel,
         disabled: job.cancel_requested, "aria-label": `Cancel job ${job.id}` },
       job.cancel_requested ? "Cancelling…" : "Cancel job")));
@@ -115,9 +116,11 @@ export async function jobPage(main, [jobId], signal) {
     fill(charts, h("div", { class: "card" }, lineChart("Training loss", line("loss", "loss"))),
       h("div", { class: "card" }, lineChart("Learning rate", line("lr", "lr")),
         lineChart("Tokens per second", line("tokens/s", "tokens_per_second"))));
-    fill(phases, h("h2", {}, "Phases"), h("table", {}, h("tbody", {}, phaseDurations(events).map(([phase, seconds, current]) =>
+    const spans = phaseDurations(events);
+    fill(phases, h("h2", {}, "Phases"), spans.length ? h("table", {}, h("tbody", {}, spans.map(([phase, seconds, current]) =>
       h("tr", {}, h("th", { scope: "row" }, phase),
-        h("td", {}, current && !isTerminal(job.status) ? `${fmt.seconds(seconds)} so far` : fmt.seconds(seconds)))))));
+        h("td", {}, current && !isTerminal(job.status) ? `${fmt.seconds(seconds)} so far` : fmt.seconds(seconds))))))
+      : h("p", { class: "muted" }, isTerminal(job.status) ? "The job never ran." : "Not started yet."));
   };
 
   render();

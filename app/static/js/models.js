@@ -68,7 +68,7 @@ function headForm(model, versions, reload) {
 function forgetting(record) {
   // Figures only: how long the measurement took is not one.
   const numbers = (group) => Object.entries(group || {}).filter(([k, v]) => typeof v === "number" && k !== "seconds")
-    .map(([k, v]) => [k.replaceAll("_", " "), Number.isInteger(v) ? String(v) : fmt.score(v)]);
+    .map(([k, v]) => [k.replaceAll("_", " "), k.startsWith("n_") ? String(v) : fmt.score(v)]);  // n_*: counts
   const general = numbers(record.general), safety = numbers(record.safety);
   const perTask = record.tasks.map((task, i) => ({ name: task,
     points: record.versions.map((v, r) => [v, record.matrix[r][i]]).filter(([, score]) => score !== null) }));
