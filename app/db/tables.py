@@ -186,9 +186,11 @@ class Job(Base):
 
 class JobEvent(Base):
     __tablename__ = "job_events"
+    # A job's newest (or oldest) events come straight off this index, however many the job logged.
+    __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     level: Mapped[str] = mapped_column(String(8), default="info")
     type: Mapped[str] = mapped_column(String(16), default="message")  # "message" | "metrics"
     message: Mapped[str] = mapped_column(Text)

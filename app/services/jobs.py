@@ -149,11 +149,14 @@ def enqueue(session: Session, job: Job) -> bool:
     return True
 
 
+def _no_such_job(job_id: str) -> NotFound:
+    return NotFound(f"No fine-tuning job with id '{job_id}'", param="fine_tuning_job_id", code="job_not_found")
+
+
 def get_job(session: Session, job_id: str) -> Job:
     job = session.scalar(select(Job).where(Job.id == job_id))
     if job is None:
-        raise NotFound(f"No fine-tuning job with id '{job_id}'", param="fine_tuning_job_id",
-                       code="job_not_found")
+        raise _no_such_job(job_id)
     return job
 
 
@@ -182,7 +185,8 @@ def parse_event_id(event_id: str) -> int:
 def list_events(session: Session, job_id: str, after: str | None, limit: int, type: str | None,
                 order: str = "desc") -> tuple[list[JobEvent], bool]:
     """Newest first like OpenAI (``order=asc`` to follow a job from its start); ``after`` is an event id."""
-    get_job(session, job_id)
+    if session.scalar(select(Job.seq).where(Job.id == job_id)) is None:  # the row itself is not needed
+        raise _no_such_job(job_id)
     query = select(JobEvent).where(JobEvent.job_id == job_id)
     if type:
         query = query.where(JobEvent.type == type)
