@@ -25,13 +25,14 @@ def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 
 class PhaseDisplay:
-    """Renders progress events as one line per phase and metrics' loss beside the bar."""
+    """Renders the stream as one line per phase: training's with a bar, steps, loss and ETA."""
 
     def __init__(self, out: TextIO, live: bool) -> None:
         self.out = out
         self.live = live  # a terminal: redraw the current line in place
         self.phase: str | None = None
         self.phase_started = time.monotonic()
+        self.progress: dict = {}
         self.loss: float | None = None
         self.line = ""
 
@@ -44,8 +45,7 @@ class PhaseDisplay:
             self._enter(data["phase"])
         elif event.event == "metrics" and data.get("loss") is not None:
             self.loss = data["loss"]
-            if not self.live and self.line:
-                self.out.write(self.line + "\n")
+            self._draw(report=True)
         elif event.event == "message":
             self._print(f"  {event.data['message']}")
 
@@ -53,7 +53,7 @@ class PhaseDisplay:
         if phase == self.phase:
             return
         self._finish_phase()
-        self.phase, self.phase_started, self.loss = phase, time.monotonic(), None
+        self.phase, self.phase_started, self.progress, self.loss = phase, time.monotonic(), {}, None
         if phase is not None and not self.live:
             self.out.write(f"  {phase}\n")
 
@@ -65,21 +65,32 @@ class PhaseDisplay:
         if self.phase is None:  # loading starts with the attempt, without a phase event
             self._enter(progress.get("phase"))
         if progress.get("phase") == self.phase:
-            self._draw(self.phase, progress)
+            self.progress = progress
+            self._draw()
 
-    def _draw(self, phase: str, progress: dict) -> None:
-        parts = [f"  {phase:<12}"]
-        if progress.get("fraction") is not None and progress.get("total_steps"):
-            parts.append(progress_bar(progress["fraction"]))
+    def _line(self) -> str:
+        parts = [f"  {self.phase:<12}"]
+        progress = self.progress
+        # The row keeps training's step figures into later phases: show them while training only.
+        if self.phase == "training" and progress.get("total_steps"):
+            parts.append(progress_bar(progress.get("fraction") or 0.0))
             parts.append(f"step {progress.get('step') or 0}/{progress['total_steps']}")
         if self.loss is not None:
             parts.append(f"loss {self.loss:.4f}")
-        if progress.get("eta_seconds"):
+        if self.phase == "training" and progress.get("eta_seconds"):
             parts.append(f"eta {progress['eta_seconds']:.0f}s")
-        self.line = "  ".join(parts)
+        return "  ".join(parts)
+
+    def _draw(self, report: bool = False) -> None:
+        """Redraw the line on a terminal; elsewhere print it only when asked (once per metrics event)."""
+        if self.phase is None:
+            return
+        self.line = self._line()
         if self.live:
             self.out.write("\r\x1b[K" + self.line)
             self.out.flush()
+        elif report:
+            self.out.write(self.line + "\n")
 
     def _finish_phase(self) -> None:
         if self.phase is None:

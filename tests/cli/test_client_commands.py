@@ -119,3 +119,12 @@ def test_watch_exits_zero_on_success_and_non_zero_on_failure(capsys, live_url, t
     assert code == 0 and lines[0].split() == ["VERSION", "ALPHA"]
     assert [line.split()[0] for line in lines[1:3]] == ["v1", "v2"]  # the base's baseline, then the new version
     assert "ACC " in out and "BWT " in out
+
+    code, out, _ = run(capsys, live_url, "models", "rollback", "bot", "--reason", "v2 regressed")
+    assert code == 0 and "head is now v1" in out
+    code, _, err = run(capsys, live_url, "models", "rollback", "bot", "--reason", "again")
+    assert code == 1 and "v1 of bot is the base" in err
+    code, out, _ = run(capsys, live_url, "models", "promote", "bot", "2", "--reason", "fixed after all", "--json")
+    assert code == 0 and json.loads(out)["head"] == 2
+    code, out, _ = run(capsys, live_url, "models", "show", "bot")
+    assert code == 0 and "v2 regressed" in out and "fixed after all" in out and "v2 (head)" in out

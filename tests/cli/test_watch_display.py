@@ -1,0 +1,60 @@
+"""How ``jobs watch`` draws a stream: a line per phase, training's with bar, steps, loss and ETA;
+redrawn in place on a terminal, printed once per metrics event elsewhere."""
+
+from __future__ import annotations
+
+import io
+
+from app.client.sse import ServerEvent
+from app.client.watch import PhaseDisplay
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def running(phase: str, **progress) -> ServerEvent:
+    return ServerEvent("progress", {"id": "ftjob-1", "status": "running", "progress": {"phase": phase, **progress}})
+
+
+def phase(name: str) -> ServerEvent:
+    return ServerEvent("message", {"message": f"Phase: {name}", "type": "message", "data": {"phase": name}})
+
+
+STREAM = [
+    running("loading"),
+    ServerEvent("message", {"message": "Attempt 1 started", "type": "message", "data": {"attempt": 1}}, "ftevent-2"),
+    phase("calibrating"), phase("training"),
+    running("training", step=3, total_steps=6, fraction=0.5, eta_seconds=4.2),
+    ServerEvent("metrics", {"message": "Step 3/6", "type": "metrics", "data": {"step": 3, "loss": 2.5}}),
+    phase("evaluating"),
+    running("evaluating", step=6, total_steps=6, fraction=1.0, eta_seconds=0),
+    ServerEvent("progress", {"id": "ftjob-1", "status": "succeeded", "progress": {"phase": "saving"}}),
+]
+TRAINING_LINE = "  training      [############............]  50%  step 3/6  loss 2.5000  eta 4s"
+
+
+def test_a_log_gets_each_phase_and_each_metrics_line_once():
+    out = io.StringIO()
+    display = PhaseDisplay(out, live=False)
+    for event in STREAM:
+        display.on_event(event)
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue()
+    assert lines[:3] == ["  loading", "  Attempt 1 started", lines[2]] and lines[2].startswith("  loading done in")
+    assert lines.count(TRAINING_LINE) == 1
+    assert [line.split()[0] for line in lines if " done in " in line] == ["loading", "calibrating", "training",
+                                                                           "evaluating"]
+    assert not any("step 6/6" in line for line in lines)  # training's figures are not shown as evaluating's
+
+
+def test_a_terminal_gets_the_line_redrawn_in_place():
+    out = Terminal()
+    display = PhaseDisplay(out, live=True)
+    for event in STREAM:
+        display.on_event(event)
+    text = out.getvalue()
+    assert "\r\x1b[K" + TRAINING_LINE in text
+    assert "\r\x1b[K" + TRAINING_LINE + "  done in " in text  # the phase's last line stays, with its time
+    assert text.endswith("\n") and "evaluating" in text.splitlines()[-1]
