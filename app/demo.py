@@ -19,10 +19,11 @@ from pathlib import Path
 
 import httpx
 
+from app.client.http import SculptClient
+from app.client.watch import watch
 from app.demo_tasks import TASKS, task_jsonl
 
 MODEL_ID = "demo-bot"
-BAR = 30
 
 
 def _free_port() -> int:
@@ -53,30 +54,12 @@ def _wait_ready(client: httpx.Client, server: subprocess.Popen, timeout: float =
     raise SystemExit("demo: the service did not become ready in time")
 
 
-def _progress_line(task: str, job: dict) -> str:
-    progress = job.get("progress") or {}
-    fraction = progress.get("fraction") or 0.0
-    filled = int(BAR * fraction)
-    eta = progress.get("eta_seconds")
-    return (f"\r  {task:<14} {progress.get('phase') or job['status']:<12} "
-            f"[{'#' * filled}{'.' * (BAR - filled)}] {fraction:4.0%}  step {progress.get('step') or 0}/"
-            f"{progress.get('total_steps') or '?'}" + (f"  eta {eta:.0f}s" if eta else "") + "   ")
-
-
 def _follow(client: httpx.Client, job_id: str, task: str) -> dict:
-    last_loss = None
-    while True:
-        job = _check(client.get(f"/v1/fine_tuning/jobs/{job_id}"))
-        events = _check(client.get(f"/v1/fine_tuning/jobs/{job_id}/events", params={"limit": 1}))["data"]
-        metrics = [e for e in events if e.get("type") == "metrics" and e.get("data", {}).get("loss") is not None]
-        if metrics:
-            last_loss = metrics[0]["data"]["loss"]
-        line = _progress_line(task, job) + (f" loss {last_loss:.3f}" if last_loss is not None else "")
-        print(line, end="", flush=True)
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            print()
-            return job
-        time.sleep(0.5)
+    """Follow the job's event stream as `sculpt jobs watch` does, then return the finished job."""
+    print(f"  {task}: {job_id}")
+    with SculptClient(str(client.base_url)) as stream_client:
+        watch(stream_client, job_id)
+    return _check(client.get(f"/v1/fine_tuning/jobs/{job_id}"))
 
 
 def _print_results(client: httpx.Client) -> None:
@@ -130,9 +113,7 @@ def run_demo(home: Path) -> None:
                 job = _follow(client, job["id"], task)
                 if job["status"] != "succeeded":
                     raise SystemExit(f"demo: job {job['id']} ended {job['status']}: {(job.get('error') or {}).get('message')}")
-                result = job.get("result") or {}
-                print(f"  → {job['fine_tuned_model']}  promoted={result.get('promoted')}  "
-                      f"acc={result.get('acc', 0):.2f}")
+                print()
             _print_results(client)
             print(f"\nEverything is under {home}. Explore it with: SCULPT_HOME={home} sculpt serve")
     finally:
