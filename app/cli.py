@@ -19,6 +19,7 @@ from app.settings import get_settings
 log = logging.getLogger("sculpt")
 
 WORKER_STOP_SECONDS = 15
+STREAM_GRACE_SECONDS = 5
 
 
 def _redacted(url: str) -> str:
@@ -126,8 +127,11 @@ def cmd_serve(args) -> int:
     # that was there before it: make that handler an exception, so the worker is stopped below.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
+        # Event streams stay open until their job ends: on shutdown, cut them after a short grace
+        # (clients resume with Last-Event-ID) instead of waiting for every job to finish.
         server = uvicorn.Server(uvicorn.Config("app.main:create_app", factory=True, host=args.host,
-                                               port=args.port, log_level="info"))
+                                               port=args.port, log_level="info",
+                                               timeout_graceful_shutdown=STREAM_GRACE_SECONDS))
         server.run()
     except KeyboardInterrupt:
         pass

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 import httpx
 import uvicorn
 
+from app.cli import STREAM_GRACE_SECONDS
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -24,7 +26,8 @@ def live_server() -> Iterator[str]:
     from app.main import create_app
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=STREAM_GRACE_SECONDS))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
