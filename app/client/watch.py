@@ -129,6 +129,8 @@ def watch(client: SculptClient, job_id: str, out: TextIO | None = None, as_json:
     while True:
         try:
             for event in client.stream_events(job_id, last_id):
+                if event.event == "error":  # the server ended the stream early; resume where it stopped
+                    raise StreamDropped(event.data.get("message", "the server ended the stream"))
                 drops = 0
                 last_id = event.id or last_id
                 if event.event == "progress":

@@ -5,18 +5,20 @@ The worker is another process and writes rows, so the API learns of news by look
 with ``id: ftevent-N`` (so ``Last-Event-ID`` resumes after it) and its type as the SSE event name
 (``message`` | ``metrics``); a ``progress`` event (no id, the job object as data) follows whenever
 the job's status or progress changed. The stream ends once the job is terminal and every event
-written up to then has been sent.
+written up to then has been sent, or early with an ``error`` event if the database becomes unreachable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app.db.session import new_session
@@ -24,6 +26,8 @@ from app.db.tables import JobEvent
 from app.presenters import event_object, job_object
 from app.schemas.jobs import TERMINAL_STATUSES
 from app.services.jobs import get_job, parse_event_id
+
+log = logging.getLogger("sculpt.stream")
 
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
@@ -68,7 +72,13 @@ async def follow(job_id: str, after: int) -> AsyncIterator[str]:
     last_progress: tuple | None = None
     last_sent = time.monotonic()
     while True:
-        snapshot = await run_in_threadpool(_read, job_id, after)
+        try:
+            snapshot = await run_in_threadpool(_read, job_id, after)
+        except SQLAlchemyError as exc:
+            # The response has started, so no error status can be sent: say why in the stream and end it.
+            log.warning("event stream of %s ended: database error (%s)", job_id, type(exc).__name__)
+            yield sse({"message": "The database is unreachable; reconnect with Last-Event-ID to resume"}, "error")
+            return
         for event in snapshot.events:
             yield sse(event, event["type"], event["id"])
             after = parse_event_id(event["id"])

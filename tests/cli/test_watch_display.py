@@ -58,3 +58,29 @@ def test_a_terminal_gets_the_line_redrawn_in_place():
     assert "\r\x1b[K" + TRAINING_LINE in text
     assert "\r\x1b[K" + TRAINING_LINE + "  done in " in text  # the phase's last line stays, with its time
     assert text.endswith("\n") and "evaluating" in text.splitlines()[-1]
+
+
+class FlakyStream:
+    """A server whose first stream ends with an error event; the second resumes and finishes."""
+
+    def __init__(self) -> None:
+        self.resumed_from: list[str | None] = []
+
+    def stream_events(self, job_id: str, last_event_id: str | None = None):
+        self.resumed_from.append(last_event_id)
+        if len(self.resumed_from) == 1:
+            yield ServerEvent("message", {"message": "Created", "type": "message", "data": None}, "ftevent-7")
+            yield ServerEvent("error", {"message": "The database is unreachable"})
+        else:
+            yield ServerEvent("progress", {"id": job_id, "status": "failed", "progress": {},
+                                           "error": {"code": "nan_loss", "message": "loss is NaN"}})
+
+
+def test_watch_resumes_after_an_early_end_and_exits_by_the_outcome(monkeypatch):
+    from app.client import watch as watching
+
+    monkeypatch.setattr(watching.time, "sleep", lambda _s: None)
+    server, out = FlakyStream(), io.StringIO()
+    assert watching.watch(server, "ftjob-1", out=out) == 3
+    assert server.resumed_from == [None, "ftevent-7"]
+    assert out.getvalue().endswith("ftjob-1 failed: nan_loss: loss is NaN\n")

@@ -93,3 +93,26 @@ def test_stream_needs_a_key_once_keys_exist(sqlite_client):
         create_key(session, "ops")
     response = sqlite_client.get(STREAM.format("ftjob-any"))
     assert response.status_code == 401 and response.json()["error"]["type"] == "authentication_error"
+
+
+def test_a_database_outage_ends_the_stream_with_an_error_event(sqlite_client, tiny_base, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from app.services import job_stream
+
+    client = sqlite_client
+    client.post("/v1/models", json={"id": "bot", "base_model": str(tiny_base)})
+    job_id = submit(client, "bot", upload(client, records("alpha")), "alpha")
+    real_read, calls = job_stream._read, []
+
+    def read_then_fail(*args):
+        calls.append(args)
+        if len(calls) > 1:
+            raise OperationalError("SELECT", {}, Exception("connection refused"))
+        return real_read(*args)
+
+    monkeypatch.setattr(job_stream, "_read", read_then_fail)
+    response = client.get(STREAM.format(job_id))
+    events = list(parse_sse(response.text.splitlines()))
+    assert [e.event for e in events] == ["message", "progress", "error"]
+    assert "Last-Event-ID" in events[-1].data["message"] and "Traceback" not in response.text
