@@ -99,3 +99,14 @@ def test_the_grafana_dashboard_queries_only_metrics_we_export(sqlite_client):
     queried = {name for panel in dashboard["panels"] for target in panel["targets"]
                for name in re.findall(r"sculpt_\w+", target["expr"])}
     assert len(queried) >= 8 and queried <= exported, queried - exported
+
+
+def test_the_collector_queries_run_on_both_backends(client, base_model_dir):
+    from tests.api.helpers import create_job, register, upload_ok
+
+    register(client, "bot", base_model_dir)
+    assert create_job(client, "bot", upload_ok(client)).status_code == 201
+    samples = scrape(client)
+    assert value(samples, "sculpt_jobs", status="queued") == 1
+    assert value(samples, "sculpt_queue_depth", model="bot") == 1
+    assert value(samples, "sculpt_model_head_version", model="bot") == 1

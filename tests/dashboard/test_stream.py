@@ -63,9 +63,8 @@ def test_stream_follows_a_job_live_to_its_terminal_event_and_resumes(sqlite_clie
     assert [e.data["status"] for e in again if e.event == "progress"] == ["succeeded"]
 
 
-def test_stream_of_a_job_cancelled_before_it_ran_ends_at_once(sqlite_client, tiny_base):
-    client = sqlite_client
-    client.post("/v1/models", json={"id": "bot", "base_model": str(tiny_base)})
+def test_stream_of_a_job_cancelled_before_it_ran_ends_at_once(client, base_model_dir):
+    client.post("/v1/models", json={"id": "bot", "base_model": str(base_model_dir)})
     job_id = submit(client, "bot", upload(client, records("alpha")), "alpha")
     assert client.post(f"/v1/fine_tuning/jobs/{job_id}/cancel").json()["status"] == "cancelled"
 
