@@ -11,7 +11,7 @@ import json
 import logging
 import re
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ log = logging.getLogger("sculpt.jobs")
 MODEL_REF = re.compile(r"^(?P<id>[^:]+)(:v(?P<version>\d{1,9}))?$")
 EVENT_PREFIX = "ftevent-"
 QUEUE_FULL_RETRY_SECONDS = 30
+JOB_ADMISSION_LOCK = 0x5C01_70B5  # any constant; names the lock below in pg_locks
 
 
 def parse_model_ref(reference: str) -> tuple[str, int | None]:
@@ -78,6 +79,14 @@ def _replay(session: Session, key: str, digest: str) -> Job | None:
     return existing
 
 
+def _serialise_admission(session: Session) -> None:
+    """Hold a lock from counting the queue until the new job commits, so requests admitting jobs at
+    once cannot together push the queue past max_queued_jobs. PostgreSQL only: on the embedded,
+    single-user SQLite mode the cap may be passed by the few requests in flight."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": JOB_ADMISSION_LOCK})
+
+
 def create_job(session: Session, body: JobCreate, idempotency_key: str | None = None) -> tuple[Job, bool]:
     """Validate and record a job as ``queued``; returns (job, created). Does not enqueue it."""
     digest = request_hash(body)
@@ -101,6 +110,7 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
         usable_file(session, body.validation_file, "fine-tune", "validation_file")
     if body.webhook_url is not None:
         check_webhook_url(body.webhook_url, get_settings())
+    _serialise_admission(session)
     queued = session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) or 0
     if queued >= get_settings().max_queued_jobs:
         raise RateLimited(f"{queued} jobs are already queued; retry later", code="queue_full",
