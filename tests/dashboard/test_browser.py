@@ -50,6 +50,15 @@ def browser_page(live_url):
         browser.close()
 
 
+RECORD_BAR_STATES = """() => {
+  window.barStates = [];
+  new MutationObserver(() => {
+    const state = document.querySelector("[role=progressbar]")?.getAttribute("aria-valuetext");
+    if (state && window.barStates.at(-1) !== state) window.barStates.push(state);
+  }).observe(document.getElementById("main"), { subtree: true, childList: true, attributes: true });
+}"""
+
+
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
@@ -89,7 +98,7 @@ def test_upload_train_and_watch_in_the_browser(browser_page, live_url, tiny_base
     page.get_by_role("button", name="Upload").click()
     expect(page.locator("#upload-status")).to_contain_text("24 records")
     page.get_by_label("Task name").fill("alpha")
-    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Epochs").fill("2")  # enough steps that training spans several progress updates
     page.get_by_label("Batch size").fill("4")
     page.get_by_label("Learning rate").fill("0.003")
     shot(page, "03-new-job")
@@ -98,14 +107,19 @@ def test_upload_train_and_watch_in_the_browser(browser_page, live_url, tiny_base
     expect(page).to_have_url(re.compile(r"#/jobs/ftjob-"))
     job_id = page.url.rsplit("/", 1)[1]
 
-    bar = page.get_by_role("progressbar", name=f"Progress of {job_id}")
-    expect(bar).to_have_attribute("aria-valuetext", re.compile(r"^training \d+%$"), timeout=JOB_TIMEOUT_MS)
+    # Every state the bar shows, however briefly: polling the DOM could miss a short phase.
+    page.evaluate(RECORD_BAR_STATES)
+    page.wait_for_function("() => window.barStates.some(s => /^training \\d+%$/.test(s))", timeout=JOB_TIMEOUT_MS)
     shot(page, "04-job-training")
+    bar = page.get_by_role("progressbar", name=f"Progress of {job_id}")
     expect(bar).to_have_attribute("aria-valuenow", "100", timeout=JOB_TIMEOUT_MS)
     expect(bar).to_have_attribute("aria-valuetext", "done")
     expect(page.get_by_text("The job has successfully completed")).to_be_visible()
     expect(page.locator("svg[aria-label^='Training loss']")).to_be_visible()
     shot(page, "05-job-done")
+    states = page.evaluate("window.barStates")
+    phases = [state.split()[0] for state in states]
+    assert phases.index("training") < phases.index("evaluating") < phases.index("done") == len(phases) - 1, states
 
     page.get_by_role("link", name="Jobs", exact=True).click()
     expect(page.locator(f"tr[data-job-id='{job_id}']").get_by_role("progressbar")).to_have_attribute(
