@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("sculpt.api")
@@ -124,6 +125,11 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(503, "The database is unreachable; retry shortly", "server_error",
                                   code="database_unavailable", headers={"Retry-After": "5"})
         return _internal_error(request, exc)
+
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _pool_exhausted(_request: Request, _exc: SQLAlchemyTimeoutError) -> JSONResponse:
+        return error_response(503, "The server is busy (no database connection free); retry shortly",
+                              "server_error", code="server_busy", headers={"Retry-After": "2"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -28,8 +28,9 @@ def engine_for(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # pre_ping makes the pool recover on its own after PostgreSQL comes back.
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=5,
+    # pre_ping makes the pool recover on its own after PostgreSQL comes back. Room for one connection per
+    # request thread (anyio's default 40), so a busy API queues requests instead of timing them out here.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30, pool_timeout=5,
                          connect_args={"connect_timeout": 5})
 
 

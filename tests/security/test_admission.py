@@ -1,5 +1,5 @@
-"""A burst of job submissions from many clients at once against a real API process on PostgreSQL:
-the queue never grows past SCULPT_MAX_QUEUED_JOBS, and every refusal is a clear 429."""
+"""Overload is refused clearly: a burst of submissions never queues past SCULPT_MAX_QUEUED_JOBS (429),
+and a request that finds no free database connection gets a retryable 503."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import pytest
 
 from tests.api.helpers import PROMPT_RECORDS, jsonl
 from tests.faults.api_process import ApiProcess
-
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 CAP = 5
 
@@ -25,6 +23,8 @@ def served(pg_env, tmp_path, monkeypatch):
     server.stop()
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_a_burst_never_queues_more_than_the_cap(served, base_model_dir):
     with httpx.Client(base_url=served.url, timeout=60) as client:
         for lineage in ("a", "b"):
@@ -46,3 +46,19 @@ def test_a_burst_never_queues_more_than_the_cap(served, base_model_dir):
     assert refusal.json()["error"]["code"] == "queue_full" and int(refusal.headers["Retry-After"]) > 0
     assert "queued" in refusal.json()["error"]["message"]
     assert len(listed) == CAP
+
+
+def test_no_free_database_connection_is_a_clear_retryable_503(sqlite_env, monkeypatch):
+    from fastapi.testclient import TestClient
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    import app.services.models as models_service
+    from app.main import create_app
+
+    def exhausted(_session):
+        raise PoolTimeout("QueuePool limit of size 10 overflow 30 reached")
+
+    monkeypatch.setattr(models_service, "list_models", exhausted)
+    response = TestClient(create_app(), raise_server_exceptions=False).get("/v1/models")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "server_busy"
+    assert int(response.headers["Retry-After"]) > 0 and "QueuePool" not in response.text
