@@ -110,6 +110,7 @@ def test_upload_train_and_watch_in_the_browser(browser_page, live_url, tiny_base
     # Every state the bar shows, however briefly: polling the DOM could miss a short phase.
     page.evaluate(RECORD_BAR_STATES)
     page.wait_for_function("() => window.barStates.some(s => /^training \\d+%$/.test(s))", timeout=JOB_TIMEOUT_MS)
+    page.wait_for_timeout(500)  # the page batches chart redraws; let the last one land before the picture
     shot(page, "04-job-training")
     bar = page.get_by_role("progressbar", name=f"Progress of {job_id}")
     expect(bar).to_have_attribute("aria-valuenow", "100", timeout=JOB_TIMEOUT_MS)
