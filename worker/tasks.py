@@ -10,4 +10,5 @@ from worker.celery_app import celery_app
 def run_job(job_id: str) -> None:
     from worker.scheduler import run_lineage_for
 
-    run_lineage_for(job_id)
+    # The queues this worker consumes (``--queues``): it runs only jobs meant for them.
+    run_lineage_for(job_id, frozenset(run_job.app.amqp.queues.consume_from))

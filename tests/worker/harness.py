@@ -22,10 +22,10 @@ def jsonl(rows: list[dict]) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in rows).encode()
 
 
-def start_worker(name: str, log_dir: Path, **env: str) -> subprocess.Popen:
+def start_worker(name: str, log_dir: Path, queues: str = "default", **env: str) -> subprocess.Popen:
     log = open(log_dir / f"worker-{name}.log", "wb")
     command = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool", "solo",
-               "--concurrency", "1", "--queues", "default", "--hostname", f"{name}@%h", "--loglevel", "INFO"]
+               "--concurrency", "1", "--queues", queues, "--hostname", f"{name}@%h", "--loglevel", "INFO"]
     return subprocess.Popen(command, env={**os.environ, **FAST_RECOVERY, **env}, stdout=log,
                             stderr=subprocess.STDOUT)
 
