@@ -66,19 +66,19 @@ def test_the_worker_reserves_a_gpu_and_runs_one_job_per_process():
 
 def test_the_dockerfile_builds_an_api_without_torch_and_a_worker_with_it():
     text = (ROOT / "Dockerfile").read_text()
-    stages = dict(re.findall(r"^FROM \S+ AS (\w+)\n(.*?)(?=^FROM |\Z)", text, flags=re.M | re.S))
+    stages = dict(re.findall(r"^FROM \S+ AS (\w+)\n(.*?)(?=^FROM |\Z)", text, flags=re.MULTILINE | re.DOTALL))
     assert {"api", "worker"} <= set(stages)
     assert "torch" not in stages["api"].lower()
     assert "[worker]" in stages["worker"] and "TORCH_SPEC" in stages["worker"]
     for target in ("api", "worker"):
-        command = json.loads(re.search(r"^CMD (.*)$", stages[target], flags=re.M).group(1))
+        command = json.loads(re.search(r"^CMD (.*)$", stages[target], flags=re.MULTILINE).group(1))
         build_parser().parse_args(command[1:])
 
 
 def _commented_s3_wiring() -> dict[str, str]:
     """The environment lines the compose file says to uncomment for artifacts on MinIO."""
     text = (ROOT / "docker-compose.yml").read_text()
-    return dict(re.findall(r"^#\s+((?:SCULPT|AWS)_\w+):\s*(\S+)$", text, flags=re.M))
+    return dict(re.findall(r"^#\s+((?:SCULPT|AWS)_\w+):\s*(\S+)$", text, flags=re.MULTILINE))
 
 
 def test_the_commented_s3_wiring_reaches_the_minio_service_and_its_bucket():

@@ -6,18 +6,22 @@ killed worker frees its lineage and its job without anyone cleaning up after it.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 import uuid
 from datetime import timedelta
 from functools import lru_cache
+from typing import Self
 
 from sqlalchemy import or_, update
 
 from app.db.session import session_scope
 from app.db.tables import Job, Model, utcnow
 from app.settings import get_settings
+
+log = logging.getLogger("sculpt.worker")
 
 
 @lru_cache
@@ -81,10 +85,10 @@ class Heartbeat:
             try:
                 if not renew(self.model_id, self.job_id, self.owner):
                     self.lost.set()
-            except Exception:  # a database blip: try again next beat; the lease outlives several
-                continue
+            except Exception as exc:  # noqa: BLE001 - a database blip: the lease outlives several beats
+                log.warning("heartbeat for lineage %s failed: %s", self.model_id, exc)
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

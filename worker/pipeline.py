@@ -202,8 +202,8 @@ def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
         known = _failure(exc)
         if known is None:
             log.exception("job %s failed unexpectedly", job_id)
-            known = ("internal_error", f"the worker hit an unexpected error ({type(exc).__name__}); "
-                     "the head is unchanged. Operators: see the worker log for this job id")
+            known = ("internal_error", (f"the worker hit an unexpected error ({type(exc).__name__}); "
+                                        "the head is unchanged. Operators: see the worker log for this job id"))
         jobstore.end(job_id, "failed", known[1], error_code=known[0], level="error",
                      error_param=getattr(exc, "param", None))
     finally:

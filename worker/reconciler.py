@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import func, or_, select, update
 
@@ -35,7 +35,7 @@ def _unheld_lineages(session, now) -> list[str]:
 
 
 def _as_utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _message_may_be_lost(job: Job, now: datetime, period: float) -> bool:
@@ -64,7 +64,7 @@ def requeue_orphans(queues: list[str] | None = None) -> list[str]:
     for job_id, queue in targets:
         try:
             enqueue_job(job_id, queue)
-        except Exception as exc:  # the broker is down: the next round tries again
+        except Exception as exc:  # noqa: BLE001 - the broker is down: the next round tries again
             log.warning("reconciler could not enqueue %s: %s", job_id, exc)
             continue
         with session_scope() as session:
@@ -102,7 +102,7 @@ def reconcile_once(queues: list[str] | None = None) -> None:
     try:
         sweep_artifacts()
         requeue_orphans(queues)
-    except Exception as exc:  # the database may be down; the next round tries again
+    except Exception as exc:  # noqa: BLE001 - the database may be down; the next round tries again
         log.warning("reconcile round failed: %s", exc)
 
 

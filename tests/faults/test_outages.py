@@ -27,8 +27,9 @@ def private_redis(monkeypatch):
 
 
 def test_jobs_queued_when_redis_restarts_still_run(pg_env, private_redis, tiny_base, workers):
-    from app.main import create_app
     from fastapi.testclient import TestClient
+
+    from app.main import create_app
 
     client = TestClient(create_app())
     client.post("/v1/models", json={"id": "q", "base_model": str(tiny_base)})
@@ -43,8 +44,9 @@ def test_jobs_queued_when_redis_restarts_still_run(pg_env, private_redis, tiny_b
 
 
 def test_postgres_cut_off_gives_clear_503s_and_recovers_without_a_restart(pg_env, pg_database_url, monkeypatch):
-    from app.main import create_app
     from fastapi.testclient import TestClient
+
+    from app.main import create_app
 
     proxy = TcpProxy(5432)
     proxy.start()
@@ -72,17 +74,18 @@ def small_disk(tmp_path, monkeypatch):
     """An artifact root on a 1 MiB tmpfs: room for the uploads, not for a checkpoint."""
     mount = tmp_path / "small-disk"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)]).returncode != 0:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], check=False).returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     monkeypatch.setenv("SCULPT_ARTIFACT_ROOT", str(mount))
     reset_caches()
     yield mount
-    subprocess.run(["umount", "-l", str(mount)])
+    subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_disk_full_while_saving_fails_the_job_and_leaves_nothing(pg_env, small_disk, tiny_base, workers):
-    from app.main import create_app
     from fastapi.testclient import TestClient
+
+    from app.main import create_app
 
     client = TestClient(create_app())
     client.post("/v1/models", json={"id": "d", "base_model": str(tiny_base)})

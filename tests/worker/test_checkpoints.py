@@ -8,7 +8,13 @@ from transformers import AutoModelForCausalLM
 
 from app.settings import get_settings
 from app.storage import get_storage
-from worker.checkpoints import CorruptCheckpoint, checkpoint_key, save_checkpoint, verify_checkpoint, verify_stored
+from worker.checkpoints import (
+    CorruptCheckpoint,
+    checkpoint_key,
+    save_checkpoint,
+    verify_checkpoint,
+    verify_stored,
+)
 from worker.tiny import build_tiny_causal_lm
 
 

@@ -3,6 +3,7 @@ worker process, on PostgreSQL + Redis and on the embedded SQLite + filesystem br
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def test_five_jobs_on_one_lineage_with_two_workers_run_one_at_a_time_in_order(pg
     assert [j["fine_tuned_model"] for j in jobs] == [f"chain:v{n}" for n in range(2, 7)]
     versions = client.get("/v1/models/chain/versions?limit=100").json()["data"]
     assert {v["version"]: v["parent_version"] for v in versions} == {1: None, 2: 1, 3: 2, 4: 3, 5: 4, 6: 5}
-    for earlier, later in zip(jobs, jobs[1:]):
+    for earlier, later in pairwise(jobs):
         assert earlier["finished_at"] <= later["created_at"] or earlier["finished_at"] <= _started(client, later)
 
 

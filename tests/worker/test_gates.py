@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from tests.worker.harness import jsonl, records, submit, upload, wait_for
 
 
