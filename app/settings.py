@@ -53,8 +53,10 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int | None = Field(
         None, description="Redis redelivery timeout; default: the job time limit plus an hour.")
     device: str | None = Field(None, description="torch device for training; default: cuda when present, else cpu.")
-    # Fault injection for crash tests: hold a finished checkpoint this long before its version row.
-    fault_pause_before_commit_seconds: float = 0.0
+    # Fault injection for crash tests: hold the job this long when it reaches a phase, or "commit"
+    # (its checkpoint stored, its version row not yet written).
+    fault_pause_at: str | None = None
+    fault_pause_seconds: float = 60.0
 
     @field_validator("model_roots", mode="before")
     @classmethod

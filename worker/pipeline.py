@@ -110,6 +110,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     def on_phase(phase: str) -> None:
         reporter.phase = phase
         jobstore.set_phase(job.id, phase)
+        _maybe_pause(phase)
 
     config = _train_config(job)
     started = time.monotonic()
@@ -134,13 +135,18 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
                                  "job": job.id, "task": inputs.task_name})
     try:
         verify_stored(key, sha)
-        if pause := get_settings().fault_pause_before_commit_seconds:
-            time.sleep(pause)
+        _maybe_pause("commit")
         return registry.record_version(job, inputs, version, get_storage().uri(key), sha, trained.retention,
                                        evaluation, trained.trained_tokens, owner)
     except BaseException:
         discard(key)
         raise
+
+
+def _maybe_pause(point: str) -> None:
+    settings = get_settings()
+    if settings.fault_pause_at == point:
+        time.sleep(settings.fault_pause_seconds)
 
 
 def _model_gates(model_id: str) -> dict:
