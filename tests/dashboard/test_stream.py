@@ -35,7 +35,8 @@ def _recording(source, sink: list[str]):
 def test_stream_follows_a_job_live_to_its_terminal_event_and_resumes(sqlite_client, live_url, tiny_base, workers):
     client = sqlite_client
     client.post("/v1/models", json={"id": "bot", "base_model": str(tiny_base)})
-    job_id = submit(client, "bot", upload(client, records("alpha")), "alpha")
+    # Enough steps that training outlasts the worker's once-a-second progress writes on a fast machine.
+    job_id = submit(client, "bot", upload(client, records("alpha", 400)), "alpha")
     workers(1)
 
     events, lines, arrivals = _follow(live_url, job_id)
