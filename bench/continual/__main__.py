@@ -1,0 +1,157 @@
+"""Continual-learning harness: a stream of tasks through each strategy, several seeds, JSON and PNGs.
+
+    python -m bench.continual                                  # short built-in stream, every strategy, seed 0
+    python -m bench.continual --stream long --seeds 0,1,2 --out bench/out/long
+    python -m bench.continual --tasks a.jsonl b.jsonl c.jsonl  # a user's stream (Sculpt's dataset format)
+    python -m bench.continual --via-api http://127.0.0.1:8000 --strategies adaptive_svd
+
+A tiny Llama (worker/tiny.py) first learns the general task (copying); each strategy then learns the
+stream's tasks in order, from that same base, once per seed, each run in a process of its own. After
+every task all tasks are scored (exact match on their held-out splits) and so is the general task.
+Printed: a table, the seed-mean matrices, and last the JSON (also ``--out DIR/results.json``, with
+the PNGs). Through the service (``--via-api``) the base is saved to ``--base-dir``, which must lie in
+the server's SCULPT_MODEL_ROOTS (by default ``sculpt serve`` allows SCULPT_HOME and its working
+directory, so run both from the same folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from bench.continual import plots
+from bench.continual.report import aggregate, run_metrics, text_report
+from bench.continual.runner import CPU_MEMORY, build_base, exact_match, isolated, memory_measure, run_stream
+from bench.continual.strategies import STRATEGIES, TrainSettings
+from bench.continual.streams import BUILT_IN, StreamError, Task, built_in_stream, file_stream, general_task
+from bench.continual.via_api import API_STRATEGIES, ApiError, client_for, run_stream_via_api
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.continual", description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--stream", choices=sorted(BUILT_IN), default="short",
+                        help="a built-in stream: short = 5 tasks, long = 15 (default short)")
+    source.add_argument("--tasks", nargs="+", metavar="JSONL", help="a stream of task files, in order")
+    parser.add_argument("--strategies", help=f"comma-separated, from {', '.join(STRATEGIES)} "
+                                             "(default: all; with --via-api: adaptive_svd)")
+    parser.add_argument("--task-count", type=int, help="learn only the stream's first N tasks")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    parser.add_argument("--train-size", type=int, default=32, help="train records per built-in task")
+    parser.add_argument("--held-out", type=int, default=24, help="held-out records per built-in task")
+    parser.add_argument("--held-out-fraction", type=float, default=0.2, help="held out of each task file")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--replay-per-task", type=int, default=4,
+                        help="replay buffer: records kept of each earlier task and of the general task")
+    parser.add_argument("--hidden", type=int, default=64, help="the tiny Llama's width (2 layers, MLP 2x)")
+    parser.add_argument("--base-epochs", type=int, default=30, help="epochs the base spends on the general task")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
+    parser.add_argument("--out", type=Path, help="write results.json and the PNGs here")
+    parser.add_argument("--via-api", metavar="URL", help="run through a Sculpt service at URL instead")
+    parser.add_argument("--api-key", default=os.environ.get("SCULPT_API_KEY"),
+                        help="the service's API key (default: $SCULPT_API_KEY)")
+    parser.add_argument("--base-dir", type=Path, default=Path(".sculpt/bench-base"),
+                        help="with --via-api: where the base is saved (inside the server's model roots)")
+    parser.add_argument("--job-timeout", type=float, default=1800, help="with --via-api: seconds per job")
+    args = parser.parse_args(argv)
+    if args.task_count is not None and args.task_count < 1:
+        parser.error("--task-count must be at least 1")
+    allowed = API_STRATEGIES if args.via_api else STRATEGIES
+    args.strategies = (args.strategies or ("adaptive_svd" if args.via_api else ",".join(STRATEGIES))).split(",")
+    unknown = [s for s in args.strategies if s not in allowed]
+    if unknown:
+        parser.error(f"unknown strategies {unknown}; choose from {', '.join(allowed)}")
+    try:
+        args.seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    try:  # read and check task files before any training
+        args.streams = {seed: load_stream(args, seed) for seed in args.seeds}
+    except StreamError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def load_stream(args: argparse.Namespace, seed: int) -> list[Task]:
+    if args.tasks:
+        stream = file_stream(args.tasks, seed, args.held_out_fraction)
+    else:
+        stream = built_in_stream(args.stream, seed, args.train_size, args.held_out)
+    return stream[: args.task_count]
+
+
+def _progress(strategy: str, run: dict) -> None:
+    print(f"{strategy} seed {run['seed']}: ACC {run['acc']:.3f} BWT {run['bwt']:+.3f} "
+          f"({run['train_seconds']:.1f} s training)", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    settings = TrainSettings(args.epochs, args.lr, args.batch_size, args.replay_per_task, args.device)
+    general = general_task(args.held_out)
+    base, tokenizer = build_base(args.hidden, general, args.base_epochs, args.lr, args.device)
+    general_before = exact_match(base, tokenizer, general.held_out)
+    task_names = [t.name for t in args.streams[args.seeds[0]]]
+
+    runs: dict[str, list[dict]] = {name: [] for name in args.strategies}
+    if args.via_api:
+        base.save_pretrained(args.base_dir, safe_serialization=True)
+        tokenizer.save_pretrained(args.base_dir)
+        with client_for(args.via_api, args.api_key) as client:
+            for strategy in args.strategies:
+                for seed in args.seeds:
+                    try:
+                        run = run_stream_via_api(client, strategy, args.base_dir, general, args.streams[seed],
+                                                 settings, seed, job_timeout=args.job_timeout)
+                    except ApiError as exc:
+                        raise SystemExit(f"bench.continual --via-api: {exc}") from exc
+                    runs[strategy].append(run)
+                    _progress(strategy, run)
+    else:
+        for strategy in args.strategies:
+            for seed in args.seeds:
+                run = isolated(run_stream, strategy, base, tokenizer, general, args.streams[seed], settings, seed,
+                               fork=memory_measure(args.device) == CPU_MEMORY)
+                run.update(run_metrics(run, task_names, general_before))
+                runs[strategy].append(run)
+                _progress(strategy, run)
+
+    strategies = {name: {**aggregate(found), "runs": found} for name, found in runs.items()}
+    result = {
+        "stream": {"name": "files" if args.tasks else args.stream, "files": args.tasks, "tasks": task_names,
+                   "train_records": [len(t.train) for t in args.streams[args.seeds[0]]],
+                   "held_out_records": [len(t.held_out) for t in args.streams[args.seeds[0]]]},
+        "settings": {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+                     "replay_per_task": args.replay_per_task, "seeds": args.seeds, "hidden": args.hidden,
+                     "base_epochs": args.base_epochs, "threads": args.threads},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                    "device": args.device or ("cuda" if torch.cuda.is_available() else "cpu")},
+        "via_api": args.via_api,
+        "memory_measure": None if args.via_api else memory_measure(args.device),
+        "cost_measure": ("jobs' seconds, created -> finished (load, train, evaluate, save)" if args.via_api
+                         else "seconds inside training calls, evaluation excluded"),
+        "base": {"general": general_before, "parameters": sum(p.numel() for p in base.parameters())},
+        "strategies": strategies,
+    }
+    print(text_report(strategies, task_names))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(result, indent=1))
+        plots.write_heatmaps(strategies, task_names, args.out)
+        plots.write_cost_chart(strategies, args.out)
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""One strategy through one stream with one seed: the accuracy matrix, wall time and peak memory.
+
+Each run is forked into a process of its own (where the platform forks), so its peak memory is its
+own and no run inherits another's allocator state. Peak memory on CPU is the growth of the process's
+resident set over the run (VmHWM, reset at the start, minus VmRSS at the start); on CUDA it is
+``torch.cuda.max_memory_allocated``.
+"""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing
+import resource
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from bench.continual.strategies import TrainSettings, learn
+from bench.continual.streams import Task
+from worker.engine import TrainConfig, train_task
+from worker.engine.data import batches, encode
+from worker.tiny import build_tiny_causal_lm
+
+CPU_MEMORY = "rss_growth: VmHWM (reset at the start) − VmRSS at the start of the run, own forked process"
+CUDA_MEMORY = "torch.cuda.max_memory_allocated over the run"
+
+
+def build_base(hidden: int, general: Task, epochs: int, lr: float, device: str | None = None):
+    """The tiny Llama every run starts from, after learning the general task (the same for every seed)."""
+    model, tokenizer = build_tiny_causal_lm(hidden=hidden, layers=2, heads=4, intermediate=2 * hidden, seed=0)
+    config = TrainConfig(strategy="full", n_epochs=epochs, learning_rate=lr, seed=0, device=device)
+    return train_task(model, tokenizer, general.train, config).model, tokenizer
+
+
+def memory_measure(device: str | None) -> str:
+    return CUDA_MEMORY if torch.device(device or _default_device()).type == "cuda" else CPU_MEMORY
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@torch.no_grad()
+def exact_match(model, tokenizer, records: list[dict]) -> float:
+    """Share of records whose greedy completion (and eos) is exactly right.
+
+    Teacher-forced argmax of every completion token equals greedy decoding's output: greedy produces
+    the reference exactly when each of its tokens is the argmax given the correct prefix.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    hits = 0
+    for batch in batches(encode(records, tokenizer, "causal", 128), 64, tokenizer.pad_token_id):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        predicted, targets = logits[:, :-1].argmax(-1), batch["labels"][:, 1:]
+        hits += int(((predicted == targets) | (targets == -100)).all(dim=1).sum())
+    return hits / len(records)
+
+
+class PeakMemory:
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.measure = CUDA_MEMORY if self.cuda else CPU_MEMORY
+
+    @staticmethod
+    def _status(field: str) -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+        raise KeyError(field)
+
+    def start(self) -> None:
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+            return
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident set
+            self.baseline, self.peak = self._status("VmRSS"), lambda: self._status("VmHWM")
+        except OSError:  # not Linux, or not allowed: the process's lifetime peak (ru_maxrss, KiB)
+            self.baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            self.peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def megabytes(self) -> float:
+        if self.cuda:
+            return torch.cuda.max_memory_allocated() / 2**20
+        return max(0.0, self.peak() - self.baseline)
+
+
+def run_stream(strategy: str, base, tokenizer, general: Task, tasks: list[Task],
+               settings: TrainSettings, seed: int) -> dict:
+    """Learn ``tasks`` in order from ``base``; after each, score every task and the general task."""
+    device = torch.device(settings.device or _default_device())
+    meter = PeakMemory(device)
+    model = copy.deepcopy(base).to(device)
+    meter.start()
+    started = time.monotonic()
+    base_row = [exact_match(model, tokenizer, t.held_out) for t in tasks]
+    matrix, general_row, train_seconds = [], [], 0.0
+    earlier = [general.train]
+    for index, task in enumerate(tasks, start=1):
+        began = time.monotonic()
+        model = learn(strategy, model, tokenizer, task.train, earlier, settings, seed=1000 * seed + index)
+        train_seconds += time.monotonic() - began
+        earlier.append(task.train)
+        matrix.append([exact_match(model, tokenizer, t.held_out) for t in tasks])
+        general_row.append(exact_match(model, tokenizer, general.held_out))
+    return {
+        "seed": seed,
+        "matrix": matrix,
+        "general": general_row,
+        "base_row": base_row,
+        "train_seconds": train_seconds,
+        "wall_seconds": time.monotonic() - started,
+        "peak_memory_mb": meter.megabytes(),
+        "memory_measure": meter.measure,
+    }
+
+
+def _child(connection, function, args) -> None:
+    try:
+        connection.send(("ok", function(*args)))
+    except BaseException:  # noqa: BLE001 - everything goes back to the parent as text
+        connection.send(("error", traceback.format_exc()))
+    finally:
+        connection.close()
+
+
+def isolated(function, *args, fork: bool = True):
+    """``function(*args)`` in a forked process of its own; in this one without ``fork``, or where the
+    platform cannot fork (CUDA cannot be used in a child forked after the parent initialised it)."""
+    if not fork or "fork" not in multiprocessing.get_all_start_methods():
+        return function(*args)
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_child, args=(sender, function, args))
+    process.start()
+    sender.close()
+    try:
+        status, payload = receiver.recv()
+    except EOFError:
+        status, payload = "error", "the run's process died without a result"
+    process.join()
+    if status == "error":
+        raise RuntimeError(f"{function.__name__} failed (exit code {process.exitcode}):\n{payload}")
+    return payload

@@ -1,0 +1,101 @@
+"""The strategies the harness compares, each as "learn one more task" on a model.
+
+- ``full``, ``lora``: the engine's baselines (plain sequential fine-tuning; PEFT LoRA, merged).
+- ``adaptive_svd``: the engine's method with its default retention (adaptive ratios, activations basis).
+- ``adaptive_svd_fixed``: the same with ``RetentionConfig(mode="fixed")``: ``fixed_ratio`` everywhere.
+- ``peft_osf``: PEFT's OSFConfig, the library implementation of the paper, as its baseline.
+- ``replay``: ``full`` with a replay buffer: ``replay_per_task`` training records of each earlier task
+  (and of the general task) mixed into the new task's records; the classic strong baseline.
+
+Every strategy sees the same data sources: the engine's ``adaptive_svd`` gets as ``prior_records``
+up to ``PRIOR_PER_TASK`` inputs of each earlier task and of the general task (as the service passes
+32 of each earlier task), ``replay`` gets ``replay_per_task`` labelled records of each.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import peft
+import torch
+
+from worker.engine import LoraConfig, RetentionConfig, TrainConfig, train_task
+from worker.engine.data import batches, encode
+from worker.engine.targets import find_targets
+from worker.engine.trainer import resolve_device, warmup_cosine
+
+PRIOR_PER_TASK = 32  # like the service (worker/job_inputs.py PRIOR_SAMPLES_PER_TASK)
+
+STRATEGIES = ("full", "lora", "adaptive_svd", "adaptive_svd_fixed", "peft_osf", "replay")
+
+
+@dataclass
+class TrainSettings:
+    epochs: int
+    lr: float
+    batch_size: int
+    replay_per_task: int
+    device: str | None = None
+
+
+def _config(strategy: str, settings: TrainSettings, seed: int) -> TrainConfig:
+    engine_strategy = {"adaptive_svd_fixed": "adaptive_svd", "peft_osf": "full", "replay": "full"}
+    return TrainConfig(
+        strategy=engine_strategy.get(strategy, strategy),
+        n_epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        learning_rate=settings.lr,
+        seed=seed,
+        retention=RetentionConfig(mode="fixed") if strategy == "adaptive_svd_fixed" else RetentionConfig(),
+        lora=LoraConfig(r=8, alpha=16),
+        device=settings.device,
+    )
+
+
+def _sample(records: list[dict], count: int, rng: random.Random) -> list[dict]:
+    return rng.sample(records, min(count, len(records)))
+
+
+def learn(strategy: str, model, tokenizer, records: list[dict], earlier: list[list[dict]],
+          settings: TrainSettings, seed: int):
+    """Train ``model`` on one more task; ``earlier``: the training records of the general task and of
+    every task learned before, oldest first. Returns the trained model."""
+    config = _config(strategy, settings, seed)
+    rng = random.Random(seed)
+    if strategy == "peft_osf":
+        return train_peft_osf(model, tokenizer, records, config, frozen_share(len(earlier)))
+    if strategy == "replay":
+        buffer = [r for old in earlier for r in _sample(old, settings.replay_per_task, rng)]
+        return train_task(model, tokenizer, records + buffer, config).model
+    prior = [r for old in earlier for r in _sample(old, PRIOR_PER_TASK, rng)]
+    return train_task(model, tokenizer, records, config, tasks_learned=len(earlier), prior_records=prior).model
+
+
+def frozen_share(tasks_learned: int) -> float:
+    """PEFT OSF's frozen share grows like the engine's ceiling: t/(t+1) of the way from 0.5 to 0.9."""
+    return 0.5 + (0.9 - 0.5) * tasks_learned / (tasks_learned + 1)
+
+
+def train_peft_osf(model, tokenizer, records, config: TrainConfig, share: float):
+    """PEFT's OSF: same data order, optimizer and schedule as the engine's loop."""
+    device = resolve_device(config.device)
+    targets = find_targets(model)
+    ranks = {t.name: max(1, round(share * min(t.shape))) for t in targets}
+    osf = peft.OSFConfig(target_modules=list(ranks), rank_pattern={f"^{n}$": r for n, r in ranks.items()})
+    wrapped = peft.get_peft_model(model.to(device), osf)
+    optimizer = torch.optim.AdamW([p for p in wrapped.parameters() if p.requires_grad],
+                                  lr=config.learning_rate, weight_decay=config.weight_decay)
+    examples = encode(records, tokenizer, "causal", config.max_length)
+    steps = math.ceil(len(examples) / config.batch_size) * config.n_epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(round(config.warmup_ratio * steps), steps))
+    generator = torch.Generator().manual_seed(config.seed)
+    wrapped.train()
+    for _ in range(config.n_epochs):
+        for batch in batches(examples, config.batch_size, tokenizer.pad_token_id, generator):
+            wrapped(**{k: v.to(device) for k, v in batch.items()}).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            schedule.step()
+    return wrapped.merge_and_unload().eval()

@@ -1,0 +1,122 @@
+"""The same stream through a running Sculpt service: the product's figures, not only the library's.
+
+Per strategy and seed: register a lineage whose base is the harness's base model (saved to a folder
+the service may read: inside its SCULPT_MODEL_ROOTS), with the general task's held-out texts as its
+reference set; then per task upload the train split (``fine-tune``) and the held-out split (as the
+job's ``validation_file``), create the job with the ``continual`` options, and wait for it to finish
+before the next. At the end read ``GET /v1/models/{id}/evaluations``: the matrix, ACC, BWT, FWT and
+forgetting are the service's own. The service measures general ability as reference perplexity, so
+``general_drift`` is None here and ``general`` carries the perplexity ratio (after / base) instead.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.continual.report import mean_of
+from bench.continual.strategies import TrainSettings
+from bench.continual.streams import Task
+
+API_STRATEGIES = ("adaptive_svd", "adaptive_svd_fixed", "full", "lora")
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+class ApiError(RuntimeError):
+    """The service refused a request or a job did not succeed."""
+
+
+def client_for(url: str, api_key: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=60)
+
+
+def _json(response: httpx.Response) -> dict:
+    if response.status_code >= 400:
+        raise ApiError(f"{response.request.method} {response.request.url.path} -> {response.status_code}: "
+                       f"{response.text[:500]}")
+    return response.json()
+
+
+def _upload(client: httpx.Client, records: list[dict], purpose: str, filename: str) -> str:
+    body = "".join(json.dumps(r) + "\n" for r in records).encode()
+    files = {"file": (filename, body, "application/jsonl")}
+    return _json(client.post("/v1/files", data={"purpose": purpose}, files=files))["id"]
+
+
+def _continual(strategy: str, task: str, settings: TrainSettings) -> dict:
+    options = {"task": task, "strategy": "adaptive_svd" if strategy == "adaptive_svd_fixed" else strategy,
+               "learning_rate": settings.lr}
+    if strategy == "adaptive_svd_fixed":
+        options["retention"] = {"mode": "fixed"}
+    return options
+
+
+def _wait(client: httpx.Client, job_id: str, timeout: float, poll: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = _json(client.get(f"/v1/fine_tuning/jobs/{job_id}"))
+        if job["status"] in TERMINAL:
+            return job
+        if time.monotonic() > deadline:
+            raise ApiError(f"job {job_id} did not finish in {timeout:.0f}s (status {job['status']})")
+        time.sleep(poll)
+
+
+def run_stream_via_api(client: httpx.Client, strategy: str, base_dir: Path, general: Task, tasks: list[Task],
+                       settings: TrainSettings, seed: int, *, job_timeout: float = 1800,
+                       poll: float = 1.0) -> dict:
+    if strategy not in API_STRATEGIES:
+        raise ApiError(f"strategy {strategy!r} cannot run through the service; choose from {API_STRATEGIES}")
+    model_id = f"bench-{strategy.replace('_', '-')}-s{seed}-{secrets.token_hex(3)}"
+    reference = [{"text": r["prompt"] + r["completion"]} for r in general.held_out]
+    started = time.monotonic()
+    _json(client.post("/v1/models", json={
+        "id": model_id, "base_model": str(Path(base_dir).resolve()),
+        "reference_file": _upload(client, reference, "reference", "general-reference.jsonl")}))
+    versions, job_seconds = [], 0.0
+    for task in tasks:
+        train = _upload(client, task.train, "fine-tune", f"{task.name}-train.jsonl")
+        held = _upload(client, task.held_out, "fine-tune", f"{task.name}-held-out.jsonl")
+        job = _json(client.post("/v1/fine_tuning/jobs", json={
+            "model": model_id, "training_file": train, "validation_file": held, "seed": seed,
+            "hyperparameters": {"n_epochs": settings.epochs, "batch_size": settings.batch_size},
+            "continual": _continual(strategy, task.name, settings)}))
+        job = _wait(client, job["id"], job_timeout, poll)
+        if job["status"] != "succeeded":
+            raise ApiError(f"job {job['id']} for task {task.name} ended {job['status']}: {job.get('error')}")
+        versions.append(job["result"]["version"])
+        job_seconds += job["finished_at"] - job["created_at"]
+    record = _json(client.get(f"/v1/models/{model_id}/evaluations"))
+    return from_evaluations(record, [t.name for t in tasks], versions, seed,
+                            wall_seconds=time.monotonic() - started, job_seconds=job_seconds, model_id=model_id)
+
+
+def from_evaluations(record: dict, task_names: list[str], versions: list[int], seed: int, *,
+                     wall_seconds: float, job_seconds: float, model_id: str) -> dict:
+    """One run in the harness's shape, from the service's evaluations record."""
+    columns = [record["tasks"].index(name) for name in task_names]
+    rows = dict(zip(record["versions"], record["matrix"]))
+    matrix = [[rows.get(v, [None] * len(record["tasks"]))[c] for c in columns] for v in versions]
+    forgetting = {name: f for name, f in record["forgetting"].items() if name in task_names}
+    return {
+        "seed": seed,
+        "model": model_id,
+        "versions": versions,
+        "matrix": matrix,
+        "acc": record["acc"],
+        "bwt": record["bwt"],
+        "fwt": record["fwt"],
+        "forgetting": mean_of(forgetting.values()),
+        "forgetting_per_task": forgetting,
+        "learning_accuracy": mean_of(matrix[i][i] for i in range(len(matrix))),
+        "general_drift": None,
+        "general": record["general"],
+        "train_seconds": job_seconds,
+        "wall_seconds": wall_seconds,
+        "peak_memory_mb": None,
+    }

@@ -1,0 +1,140 @@
+"""The continual-learning harness (bench/continual): library runs, user streams, and runs through a live
+service with a real worker, each on a micro stream small enough for a test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from bench.continual.__main__ import main
+from bench.continual.streams import cipher_task
+
+MICRO = ["--task-count", "2", "--train-size", "8", "--held-out", "4", "--epochs", "3", "--base-epochs", "1"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _last_json_line(capsys) -> dict:
+    lines = capsys.readouterr().out.strip().splitlines()
+    return json.loads(lines[-1])
+
+
+def _valid_png(path) -> tuple[int, int]:
+    assert path.read_bytes()[:8] == PNG_MAGIC, path
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_library_run_reports_every_figure_per_seed_and_aggregated_and_draws_pngs(tmp_path, capsys):
+    out = tmp_path / "out"
+    returned = main([*MICRO, "--strategies", "full,replay", "--seeds", "0,1", "--out", str(out)])
+    printed = _last_json_line(capsys)
+    assert printed == json.loads(json.dumps(returned))
+    assert json.loads((out / "results.json").read_text()) == printed
+
+    assert printed["stream"]["tasks"] == ["t01", "t02"]
+    assert printed["stream"]["train_records"] == [8, 8] and printed["stream"]["held_out_records"] == [4, 4]
+    assert "VmHWM" in printed["memory_measure"]
+    assert 0.0 <= printed["base"]["general"] <= 1.0
+    assert set(printed["strategies"]) == {"full", "replay"}
+    for name, result in printed["strategies"].items():
+        assert result["seeds"] == [0, 1]
+        assert len(result["runs"]) == 2
+        for run in result["runs"]:
+            matrix = run["matrix"]
+            assert len(matrix) == 2 and all(len(row) == 2 for row in matrix), name
+            assert all(0.0 <= v <= 1.0 for row in matrix for v in row)
+            # The figures are those of the matrix: ACC = mean of the last row, BWT = its drop on task 1,
+            # forgetting = best earlier score on task 1 minus the final one.
+            assert run["acc"] == pytest.approx((matrix[1][0] + matrix[1][1]) / 2)
+            assert run["bwt"] == pytest.approx(matrix[1][0] - matrix[0][0])
+            assert run["forgetting"] == pytest.approx(matrix[0][0] - matrix[1][0])
+            assert run["learning_accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / 2)
+            assert len(run["general"]) == 2
+            assert run["general_drift"] == pytest.approx(run["general"][-1] - printed["base"]["general"])
+            assert run["train_seconds"] > 0 and run["wall_seconds"] >= run["train_seconds"]
+            assert run["peak_memory_mb"] > 0
+        for key in ("acc", "bwt", "forgetting", "general_drift", "wall_seconds", "peak_memory_mb"):
+            values = [run[key] for run in result["runs"]]
+            assert result["mean"][key] == pytest.approx(sum(values) / 2)
+            assert result["std"][key] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+        assert len(result["matrix_mean"]) == 2
+
+    expected = ["heatmap-full.png", "heatmap-replay.png", "heatmaps.png", "cost.png"]
+    for name in expected:
+        width, height = _valid_png(out / name)
+        assert width > 200 and height > 200
+
+
+def _write(path, lines: list[str]) -> str:
+    path.write_text("".join(line + "\n" for line in lines))
+    return str(path)
+
+
+def test_a_user_stream_is_read_with_the_service_parser_and_split_for_scoring(tmp_path, monkeypatch):
+    from bench.continual import __main__ as harness
+
+    records = cipher_task(1, 0, 10, 0).train
+    first = _write(tmp_path / "refunds.jsonl", [json.dumps(r) for r in records])
+    chat = [{"messages": [{"role": "user", "content": r["prompt"]},
+                          {"role": "assistant", "content": r["completion"]}]} for r in records]
+    second = _write(tmp_path / "shipping.jsonl", [json.dumps(r) for r in chat] + [""])
+
+    args = harness.parse_args(["--tasks", first, second, "--held-out-fraction", "0.2", "--seeds", "0,1"])
+    stream = args.streams[0]
+    assert [t.name for t in stream] == ["refunds", "shipping"]
+    assert [(len(t.train), len(t.held_out)) for t in stream] == [(8, 2), (8, 2)]
+    assert sorted(map(json.dumps, stream[0].train + stream[0].held_out)) == sorted(map(json.dumps, records))
+    assert stream[1].held_out[0]["messages"][1]["role"] == "assistant"
+    assert [t.held_out for t in args.streams[1]] != [t.held_out for t in stream]  # the split follows the seed
+
+
+def test_bad_jsonl_is_refused_before_training_with_the_file_and_lines(tmp_path, capsys):
+    good = _write(tmp_path / "good.jsonl", [json.dumps(r) for r in cipher_task(1, 0, 4, 0).train])
+    bad = _write(tmp_path / "bad.jsonl", ['{"prompt": "a", "completion": "b"}', "{not json",
+                                          '{"prompt": "c"}', '{"text": "d"}'])
+    with pytest.raises(SystemExit) as stopped:
+        main(["--tasks", good, bad])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "bad.jsonl: not a Sculpt task file" in error
+    assert "line 2: not valid JSON" in error
+    assert "line 3: 'completion' (the target) must be a non-empty string" in error
+    assert "line 4: expected {'prompt', 'completion'} or {'messages': [...]}" in error
+
+    with pytest.raises(SystemExit):
+        main(["--tasks", good, str(tmp_path / "missing.jsonl")])
+    assert "missing.jsonl: cannot read it" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(180)
+def test_via_api_runs_the_stream_through_a_live_service_and_reads_its_matrix(
+        sqlite_env, live_url, workers, tmp_path, capsys):
+    workers(1)
+    base_dir = tmp_path / "bench-base"  # inside SCULPT_MODEL_ROOTS (the test's tmp_path)
+    result = main([*MICRO, "--via-api", live_url, "--strategies", "adaptive_svd", "--base-dir", str(base_dir),
+                   "--out", str(tmp_path / "out"), "--job-timeout", "150"])
+    assert _last_json_line(capsys) == json.loads(json.dumps(result))
+    assert result["via_api"] == live_url
+    (run,) = result["strategies"]["adaptive_svd"]["runs"]
+    assert run["versions"] == [2, 3]
+    matrix = run["matrix"]
+    assert len(matrix) == 2 and all(len(row) == 2 for row in matrix)
+    assert matrix[0][0] is not None and matrix[1][0] is not None and matrix[1][1] is not None
+    assert run["acc"] == pytest.approx((matrix[1][0] + matrix[1][1]) / 2)
+    assert run["bwt"] == pytest.approx(matrix[1][0] - matrix[0][0])
+    assert run["general"]["perplexity_ratio"] > 0
+    assert run["train_seconds"] > 0
+
+    import httpx
+
+    record = httpx.get(f"{live_url}/v1/models/{run['model']}/evaluations").json()
+    assert record["tasks"] == ["t01", "t02"] and record["acc"] == run["acc"]
+    jobs = httpx.get(f"{live_url}/v1/fine_tuning/jobs", params={"limit": 10}).json()["data"]
+    assert sorted(j["continual"]["task"] for j in jobs) == ["t01", "t02"]
+    assert all(j["continual"]["strategy"] == "adaptive_svd" and j["hyperparameters"]["n_epochs"] == 3
+               for j in jobs)
+    _valid_png(tmp_path / "out" / "heatmap-adaptive_svd.png")
