@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--replay-per-task", type=int, default=4,
                         help="replay buffer: records kept of each earlier task and of the general task")
+    parser.add_argument("--basis", choices=["weights", "activations", "both"],
+                        help="adaptive_svd's retention basis (default: the engine's, activations)")
+    parser.add_argument("--energy", type=float, help="adaptive_svd's activation energy (default: the engine's)")
     parser.add_argument("--hidden", type=int, default=64, help="the tiny Llama's width (2 layers, MLP 2x)")
     parser.add_argument("--base-epochs", type=int, default=30, help="epochs the base spends on the general task")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -97,7 +100,8 @@ def _progress(strategy: str, run: dict) -> None:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    settings = TrainSettings(args.epochs, args.lr, args.batch_size, args.replay_per_task, args.device)
+    retention = {k: v for k, v in (("basis", args.basis), ("energy", args.energy)) if v is not None}
+    settings = TrainSettings(args.epochs, args.lr, args.batch_size, args.replay_per_task, args.device, retention)
     general = general_task(args.held_out)
     base, tokenizer = build_base(args.hidden, general, args.base_epochs, args.lr, args.device)
     general_before = exact_match(base, tokenizer, general.held_out)
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
                    "held_out_records": [len(t.held_out) for t in args.streams[args.seeds[0]]]},
         "settings": {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                      "replay_per_task": args.replay_per_task, "seeds": args.seeds, "hidden": args.hidden,
-                     "base_epochs": args.base_epochs, "threads": args.threads},
+                     "base_epochs": args.base_epochs, "threads": args.threads, "retention": retention},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "device": args.device or ("cuda" if torch.cuda.is_available() else "cpu")},
         "via_api": args.via_api,

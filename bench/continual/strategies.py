@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import peft
 import torch
@@ -38,6 +38,7 @@ class TrainSettings:
     batch_size: int
     replay_per_task: int
     device: str | None = None
+    retention: dict = field(default_factory=dict)  # RetentionConfig overrides for adaptive_svd*, e.g. energy
 
 
 def _config(strategy: str, settings: TrainSettings, seed: int) -> TrainConfig:
@@ -48,7 +49,7 @@ def _config(strategy: str, settings: TrainSettings, seed: int) -> TrainConfig:
         batch_size=settings.batch_size,
         learning_rate=settings.lr,
         seed=seed,
-        retention=RetentionConfig(mode="fixed") if strategy == "adaptive_svd_fixed" else RetentionConfig(),
+        retention=RetentionConfig(**{**settings.retention, **({"mode": "fixed"} if strategy == "adaptive_svd_fixed" else {})}),
         lora=LoraConfig(r=8, alpha=16),
         device=settings.device,
     )

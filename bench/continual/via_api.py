@@ -51,8 +51,9 @@ def _upload(client: httpx.Client, records: list[dict], purpose: str, filename: s
 def _continual(strategy: str, task: str, settings: TrainSettings) -> dict:
     options = {"task": task, "strategy": "adaptive_svd" if strategy == "adaptive_svd_fixed" else strategy,
                "learning_rate": settings.lr}
-    if strategy == "adaptive_svd_fixed":
-        options["retention"] = {"mode": "fixed"}
+    retention = {**settings.retention, **({"mode": "fixed"} if strategy == "adaptive_svd_fixed" else {})}
+    if retention and options["strategy"] == "adaptive_svd":
+        options["retention"] = retention
     return options
 
 
