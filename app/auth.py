@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from app.api.deps import SessionDep
+from app.db.session import new_session
 from app.errors import RateLimited, Unauthorized
 from app.services.keys import active_key_name, any_active_key
 
@@ -58,10 +58,12 @@ def _principal(session: Session, credentials: HTTPAuthorizationCredentials | Non
     raise Unauthorized("Invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
 
 
-def authenticate(request: Request, session: SessionDep,
+def authenticate(request: Request,
                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
-    # The same session as the route's (FastAPI caches a dependency within a request).
-    principal = _principal(session, credentials)
+    # A session of its own, closed within this thread hop: the route's session takes a connection
+    # only once the route runs, so no connection waits idle between the two hops.
+    with new_session() as session:
+        principal = _principal(session, credentials)
     limiter = request.app.state.rate_limiter
     if limiter is not None:
         wait = limiter.acquire(principal.name)

@@ -194,32 +194,67 @@ def wait_for_job(client: httpx.Client, job_id: str, until, timeout: float) -> di
     raise RuntimeError(f"job {job_id} did not get there in {timeout}s")
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection speaking just enough of the protocol to time GETs.
+
+    The pollers' client must cost far less than the server it measures, as wrk's does: httpx's
+    async client spent more CPU per request than the API on these shared cores.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.host, self.port = url.split("//", 1)[1].split(":")
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, int(self.port))
+        try:
+            self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            lengths = [int(line.split(b":", 1)[1]) for line in head.lower().split(b"\r\n")
+                       if line.startswith(b"content-length:")]
+            if not lengths:
+                raise ValueError("response without Content-Length")
+            await self.reader.readexactly(lengths[0])
+            return status
+        except BaseException:
+            self.close()  # a connection in an unknown state is not reused
+            raise
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
 async def poll(url: str, job_id: str, pollers: int, seconds: float, interval: float) -> dict:
     latencies: dict[str, list[float]] = {route: [] for route in ROUTES}
     errors: Counter[str] = Counter()
-    limits = httpx.Limits(max_connections=pollers, max_keepalive_connections=pollers)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        stop = time.monotonic() + seconds
+    stop = time.monotonic() + seconds
 
-        async def poller() -> None:
-            await asyncio.sleep(random.uniform(0, interval or 0.05))  # spread the first requests
-            while time.monotonic() < stop:
-                for route, path in ROUTES.items():
-                    started = time.perf_counter()
-                    try:
-                        response = await client.get(path.format(id=job_id))
-                    except httpx.HTTPError as exc:
-                        errors[f"{route}: {type(exc).__name__}"] += 1
-                        continue
-                    latencies[route].append(time.perf_counter() - started)
-                    if response.status_code != 200:
-                        errors[f"{route}: HTTP {response.status_code}"] += 1
-                if interval:
-                    await asyncio.sleep(interval)
+    async def poller() -> None:
+        connection = Connection(url)
+        await asyncio.sleep(random.uniform(0, interval or 0.05))  # spread the first requests
+        while time.monotonic() < stop:
+            for route, path in ROUTES.items():
+                started = time.perf_counter()
+                try:
+                    status = await asyncio.wait_for(connection.get(path.format(id=job_id)), 30)
+                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:  # TimeoutError is an OSError
+                    errors[f"{route}: {type(exc).__name__}"] += 1
+                    continue
+                latencies[route].append(time.perf_counter() - started)
+                if status != 200:
+                    errors[f"{route}: HTTP {status}"] += 1
+            if interval:
+                await asyncio.sleep(interval)
+        connection.close()
 
-        started = time.monotonic()
-        await asyncio.gather(*(poller() for _ in range(pollers)))
-        elapsed = time.monotonic() - started
+    started = time.monotonic()
+    await asyncio.gather(*(poller() for _ in range(pollers)))
+    elapsed = time.monotonic() - started
     total = sum(len(v) for v in latencies.values())
     return {"seconds": round(elapsed, 1), "requests": total, "requests_per_second": round(total / elapsed, 1),
             "errors": sum(errors.values()), "error_kinds": dict(errors),

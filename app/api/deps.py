@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends
@@ -11,7 +11,10 @@ from sqlalchemy.orm import Session
 from app.db.session import new_session
 
 
-def get_session() -> Iterator[Session]:
+async def get_session() -> AsyncIterator[Session]:
+    # Async so that the session closes (its connection back to the pool) as soon as the response is
+    # ready, not after waiting for a free thread: under load, connections held by requests queued
+    # for a thread would exhaust the pool. Creating a session does no I/O.
     session = new_session()
     try:
         yield session
