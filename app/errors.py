@@ -9,7 +9,6 @@ happened; neither the response nor the log carries a stack trace.
 from __future__ import annotations
 
 import logging
-import traceback
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +16,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.logsafe import describe
 
 log = logging.getLogger("sculpt.api")
 
@@ -137,8 +138,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _internal_error(request: Request, exc: BaseException) -> JSONResponse:
-    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    where = f" at {frame.filename}:{frame.lineno}" if frame else ""
-    log.error("unhandled %s on %s %s%s: %s", type(exc).__name__, request.method, request.url.path, where, exc)
+    log.error("unhandled error on %s %s: %s", request.method, request.url.path, describe(exc))
     return error_response(500, "The server hit an unexpected error; it has been logged.", "server_error",
                           None, "internal_error")

@@ -6,6 +6,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import logsafe
 from app.api import dashboard, files, health, jobs, metrics, models, stream
 from app.auth import authenticate
 from app.errors import error_response, install_error_handlers
@@ -74,6 +75,8 @@ class RequestGuard:
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    # Starlette re-raises an unhandled error after its 500 response so that the server logs it: as one line.
+    logsafe.install("uvicorn", "uvicorn.access")
     app = FastAPI(title="Sculpt", version="0.1.0",
                   description="Continual training of language models: constrained full fine-tuning as a "
                               "service, OpenAI-compatible where OpenAI has the concept.",

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready, worker_shutting_down
 
+from app import logsafe
 from app.broker import celery_config
 from app.settings import get_settings
 
@@ -20,6 +21,12 @@ celery_app = Celery("sculpt", include=["worker.tasks"])
 celery_app.conf.update(celery_config(get_settings()))
 # A killed worker's job is recovered by the reconciler from the job table, not by Celery retries.
 celery_app.conf.task_acks_on_failure_or_timeout = True
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _one_line_exceptions(logger=None, **_kwargs) -> None:
+    logsafe.install(logger.name if logger else "")
 
 
 @worker_ready.connect

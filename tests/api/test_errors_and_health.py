@@ -38,7 +38,7 @@ def test_unexpected_error_is_a_plain_500_without_traceback(sqlite_env, monkeypat
     assert "secret" not in response.text and "Traceback" not in response.text
     assert error["type"] == "server_error"
     logged = [r for r in caplog.records if "secret internal detail" in r.getMessage()]
-    assert logged and "RuntimeError on GET /v1/models at " in logged[0].getMessage()
+    assert logged and "GET /v1/models: RuntimeError at " in logged[0].getMessage()
     assert all(r.exc_info is None and r.exc_text is None for r in caplog.records)  # no stack trace in logs
 
 
