@@ -18,6 +18,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.logsafe import describe
+from app.storage.base import StorageError
 
 log = logging.getLogger("sculpt.api")
 
@@ -126,6 +127,13 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(503, "The database is unreachable; retry shortly", "server_error",
                                   code="database_unavailable", headers={"Retry-After": "5"})
         return _internal_error(request, exc)
+
+    @app.exception_handler(StorageError)
+    async def _artifact_store(request: Request, exc: StorageError) -> JSONResponse:
+        # Unreachable or refusing store: retryable; the details (bucket, endpoint) are for operators only.
+        log.error("artifact store failed on %s %s: %s", request.method, request.url.path, describe(exc))
+        return error_response(503, "The artifact store is unreachable; retry shortly", "server_error",
+                              code="artifact_store_unavailable", headers={"Retry-After": "5"})
 
     @app.exception_handler(SQLAlchemyTimeoutError)
     async def _pool_exhausted(_request: Request, _exc: SQLAlchemyTimeoutError) -> JSONResponse:

@@ -108,3 +108,18 @@ def test_the_sweep_removes_what_a_killed_upload_left_and_keeps_recorded_versions
     assert sorted(removed) == sorted(get_storage().uri(f"checkpoints/m/{name}") for name in leftovers)
     assert {k.split("/")[2] for k in stored_keys(bucket, "checkpoints")} == {"v2"}
     verify_stored(checkpoint_key("m", 2), sha)
+
+
+def test_an_upload_while_the_store_is_down_is_a_retryable_503_and_stores_nothing(s3_client, monkeypatch):
+    from tests.conftest import reset_caches
+    from tests.storage.conftest import _free_port
+
+    monkeypatch.setenv("SCULPT_S3_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    reset_caches()
+    response = s3_client.post("/v1/files", data={"purpose": "fine-tune"},
+                              files={"file": ("t.jsonl", jsonl(records("alpha")), "application/jsonl")})
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["code"] == "artifact_store_unavailable" and response.headers["retry-after"] == "5"
+    assert "127.0.0.1" not in response.text  # where the store lives is for operators, not clients
+    assert s3_client.get("/v1/files").json()["data"] == []
