@@ -50,9 +50,15 @@ class Settings(BaseSettings):
     heartbeat_seconds: int = 10
     job_time_limit_seconds: int = 24 * 3600
     reconcile_seconds: int = 60
+    cache_max_bytes: int = Field(
+        50 * 1024**3, ge=0, description="Disk the worker's download cache (SCULPT_HOME/cache) may hold before the "
+                                       "least recently used entries go; 0: no limit. Only with an object store.")
     broker_visibility_timeout: int | None = Field(
         None, description="Redis redelivery timeout; default: the job time limit plus an hour.")
     device: str | None = Field(None, description="torch device for training; default: cuda when present, else cpu.")
+    max_devices: int | None = Field(
+        None, ge=1, description="Most processes one job may train with (continual.devices); default: the GPUs the "
+                                "worker sees from its device on, 1 without CUDA. On CPU, more run as gloo processes.")
     # Fault injection for crash tests: hold the job this long when it reaches a phase, or "commit"
     # (its checkpoint stored, its version row not yet written).
     fault_pause_at: str | None = None

@@ -4,6 +4,7 @@ root nothing is copied: the stored path is used as it is.
 
 Every download lands under a temp name, is checked against its sha256, then renamed into place;
 several workers sharing one SCULPT_HOME may race for the same entry, and the first rename wins.
+After each download, the least recently used entries go until the cache fits SCULPT_CACHE_MAX_BYTES.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def cache_root() -> Path:
     return path
 
 
+# An entry used this recently is never pruned: another worker on this machine may be loading it.
+IN_USE_SECONDS = 600
+
+
 def _publish(tmp: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -33,8 +38,45 @@ def _publish(tmp: Path, target: Path) -> Path:
         if not target.exists():
             raise
     if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+        _remove(tmp)
+    prune(get_settings().cache_max_bytes, keep=target)
     return target
+
+
+def _used(path: Path) -> Path:
+    os.utime(path)  # the entry's mtime is its last use, for pruning
+    return path
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def prune(max_bytes: int, keep: Path | None = None) -> list[str]:
+    """Remove least recently used entries until the cache holds at most ``max_bytes`` (0: no limit);
+    ``keep`` and entries used in the last IN_USE_SECONDS stay. Returns what was removed."""
+    if not max_bytes:
+        return []
+    entries = []  # (last use, size, path)
+    for entry in (e for kind in ("files", "checkpoints") for e in (cache_root() / kind).glob("*")):
+        try:
+            entries.append((entry.stat().st_mtime, _size(entry), entry))
+        except FileNotFoundError:  # another worker pruned it meanwhile
+            continue
+    total, removed = sum(size for _, size, _ in entries), []
+    recent = time.time() - IN_USE_SECONDS
+    for used, size, entry in sorted(entries):
+        if total <= max_bytes:
+            break
+        if entry != keep and used < recent:
+            _remove(entry)
+            total -= size
+            removed.append(str(entry))
+    return removed
 
 
 def local_file(sha256: str) -> Path:
@@ -45,7 +87,7 @@ def local_file(sha256: str) -> Path:
         return path
     target = cache_root() / "files" / sha256
     if target.exists():
-        return target
+        return _used(target)
     fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=cache_root())
     os.close(fd)
     tmp = Path(name)
@@ -78,7 +120,7 @@ def local_checkpoint(uri: str, sha256: str | None) -> str:
     if target.exists():
         try:
             verify_checkpoint(target, sha256)
-            return str(target)
+            return str(_used(target))
         except CorruptCheckpoint:  # the local copy was damaged: fetch it again
             shutil.rmtree(target, ignore_errors=True)
     _download_checkpoint(key, sha256, target)
@@ -105,6 +147,6 @@ def remove_stale_downloads(older_than_s: float) -> list[str]:
     removed = []
     for entry in cache_root().glob(f"{TMP_PREFIX}*"):
         if entry.stat().st_mtime < cutoff:
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            _remove(entry)
             removed.append(str(entry))
     return removed

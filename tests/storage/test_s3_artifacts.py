@@ -123,3 +123,25 @@ def test_an_upload_while_the_store_is_down_is_a_retryable_503_and_stores_nothing
     assert error["code"] == "artifact_store_unavailable" and response.headers["retry-after"] == "5"
     assert "127.0.0.1" not in response.text  # where the store lives is for operators, not clients
     assert s3_client.get("/v1/files").json()["data"] == []
+
+
+def test_the_download_cache_drops_the_least_recently_used_entries_beyond_its_limit(s3_client, monkeypatch):
+    import os
+    import time
+
+    from tests.conftest import reset_caches
+
+    contents = [jsonl(records(task, 40)) for task in ("alpha", "beta", "gamma")]
+    for task in ("alpha", "beta", "gamma"):
+        upload(s3_client, records(task, 40))
+    shas = [hashlib.sha256(content).hexdigest() for content in contents]
+    monkeypatch.setenv("SCULPT_CACHE_MAX_BYTES", str(len(contents[0]) + len(contents[1])))
+    reset_caches()
+    alpha, beta = cache.local_file(shas[0]), cache.local_file(shas[1])
+    long_ago = time.time() - 2 * cache.IN_USE_SECONDS
+    os.utime(alpha, (long_ago, long_ago))
+    os.utime(beta, (long_ago + 1, long_ago + 1))
+    assert cache.local_file(shas[0]) == alpha  # a hit: alpha is now the most recently used
+    gamma = cache.local_file(shas[2])  # three entries do not fit: the least recently used one goes
+    assert alpha.exists() and gamma.exists() and not beta.exists()
+    assert cache.local_file(shas[1]).read_bytes() == contents[1]  # fetched again when needed
