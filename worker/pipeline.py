@@ -9,6 +9,7 @@ import gc
 import logging
 import time
 
+from app.logsafe import describe
 from app.settings import get_settings
 from app.storage import StorageError, get_storage
 from worker import jobstore, registry
@@ -33,7 +34,13 @@ def _train_config(job):
 
     hyper, continual = job.hyperparameters or {}, job.continual or {}
     config = TrainConfig(strategy=continual.get("strategy", "adaptive_svd"), seed=job.seed,
-                         device=get_settings().device)
+                         device=get_settings().device, devices=continual.get("devices") or 1,
+                         sharding=continual.get("sharding") or "ddp")
+    allowed = _allowed_devices()
+    if config.devices > allowed:
+        raise JobFailed("too_many_devices", f"the job asks for {config.devices} devices (continual.devices) but this "
+                        f"worker allows at most {allowed} (SCULPT_MAX_DEVICES, default: the GPUs it sees); "
+                        "ask for fewer or send the job to a queue of bigger workers", "continual.devices")
     if hyper.get("n_epochs") not in (None, "auto"):
         config.n_epochs = int(hyper["n_epochs"])
     if hyper.get("batch_size") not in (None, "auto"):
@@ -46,7 +53,23 @@ def _train_config(job):
     config.retention = RetentionConfig(**{**config.retention.__dict__, **retention})
     if continual.get("lora"):
         config.lora = LoraConfig(**{**config.lora.__dict__, **continual["lora"]})
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise JobFailed("invalid_training_config", f"the job's training settings do not work together: {exc}") from exc
     return config
+
+
+def _allowed_devices() -> int:
+    """SCULPT_MAX_DEVICES, else the GPUs from the worker's device on; never more GPUs than it sees."""
+    import torch
+
+    from worker.engine.trainer import resolve_device
+
+    device = resolve_device(get_settings().device)
+    visible = torch.cuda.device_count() - (device.index or 0) if device.type == "cuda" else None
+    limit = get_settings().max_devices or visible or 1
+    return min(limit, visible) if visible is not None else limit
 
 
 def _load(model_id: str, version: int, uri: str, sha256: str | None):
@@ -96,6 +119,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     from worker.job_eval import evaluate, lineage_suites
 
     emit = _emit(job.id)
+    config = _train_config(job)  # before any loading, so settings that cannot work fail the job at once
     inputs = resolve(job)
     emit(f"Training {inputs.model_id}:v{inputs.base_version} on task {inputs.task_name!r}: "
          f"{len(inputs.train_records)} training and {len(inputs.eval_records)} held-out records; "
@@ -112,7 +136,6 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
         jobstore.set_phase(job.id, phase)
         _maybe_pause(phase)
 
-    config = _train_config(job)
     started = time.monotonic()
     trained = train_task(model, tokenizer, inputs.train_records, config, tasks_learned=len(inputs.learned),
                          prior_records=inputs.prior_records, on_phase=on_phase,
@@ -165,10 +188,12 @@ def _cancelled():
 
 def _failure(exc: BaseException) -> tuple[str, str] | None:
     """Map an exception to (error code, message a user can act on); None for unexpected ones."""
-    from worker.engine import NonFiniteLoss
+    from worker.engine import NonFiniteLoss, RankFailed
 
     if isinstance(exc, JobFailed):
         return exc.code, exc.message
+    if isinstance(exc, RankFailed):
+        return "training_process_failed", f"{exc}. The head is unchanged"
     if isinstance(exc, NonFiniteLoss):
         return "nan_loss", f"training stopped: {exc}. Try a lower learning rate or check the data for outliers."
     if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
@@ -207,7 +232,7 @@ def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
     except Exception as exc:  # every failure ends the job with a message; details go to the log only
         known = _failure(exc)
         if known is None:
-            log.exception("job %s failed unexpectedly", job_id)
+            log.error("job %s failed unexpectedly: %s", job_id, describe(exc))
             known = ("internal_error", (f"the worker hit an unexpected error ({type(exc).__name__}); "
                                         "the head is unchanged. Operators: see the worker log for this job id"))
         jobstore.end(job_id, "failed", known[1], error_code=known[0], level="error",

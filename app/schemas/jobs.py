@@ -96,23 +96,25 @@ class Continual(StrictModel):
     metric: Literal["exact_match", "contains", "rouge_l", "choice"] = "exact_match"
     labels: list[str] | None = Field(None, min_length=2, max_length=100,
                                      description="The answer choices (metric 'choice').")
-    devices: list[str] | None = Field(None, min_length=1, max_length=16,
-                                      description="torch devices, e.g. ['cuda:0'].")
+    devices: int | None = Field(
+        None, ge=1, le=16, strict=True,
+        description="Processes (GPUs) that train the job together, with torch.distributed; default 1, at most the "
+                    "worker's SCULPT_MAX_DEVICES. hyperparameters.batch_size stays the global batch, split "
+                    "between them, so N devices train what one would.")
+    sharding: Literal["ddp", "fsdp"] | None = Field(
+        None, description="With devices > 1: 'ddp' (default) keeps a whole copy of the model on each device; "
+                          "'fsdp' shards weights, gradients and optimizer state across them, for models whose "
+                          "training state does not fit one device (each still holds the whole model once, "
+                          "to calibrate). Not with strategy 'lora'.")
     queue: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN,
                        description="The Celery queue (a pool of workers) to run on.")
-
-    @field_validator("devices")
-    @classmethod
-    def _devices(cls, value):
-        for device in value or []:
-            if not re.fullmatch(r"cpu|mps|cuda(:\d{1,2})?", device):
-                raise ValueError(f"unknown device {device!r} (cpu, mps, cuda or cuda:N)")
-        return value
 
     @model_validator(mode="after")
     def _labels_with_choice(self):
         if self.metric == "choice" and not self.labels:
             raise ValueError("metric 'choice' needs labels")
+        if self.sharding == "fsdp" and self.strategy == "lora":
+            raise ValueError("sharding 'fsdp' is for full-weight training; use 'ddp' with strategy 'lora'")
         return self
 
 

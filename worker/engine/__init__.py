@@ -14,6 +14,7 @@ from .config import (
     TrainingCancelled,
     TrainResult,
 )
+from .distributed import RankFailed
 from .loading import load_model_and_tokenizer
 from .trainer import train_task
 
@@ -21,6 +22,7 @@ __all__ = [
     "LoraConfig",
     "NonFiniteLoss",
     "ProgressInfo",
+    "RankFailed",
     "RetentionConfig",
     "TrainConfig",
     "TrainResult",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STRATEGIES = ("adaptive_svd", "full", "lora")
+SHARDINGS = ("ddp", "fsdp")
 RETENTION_MODES = ("adaptive", "fixed")
 RETENTION_BASES = ("weights", "activations", "both")
 
@@ -70,13 +71,27 @@ class TrainConfig:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     device: str | None = None  # None: cuda when available, else cpu; bf16 autocast on cuda
+    # Processes training together (one per GPU from ``device`` on, else on the CPU); batch_size stays the
+    # global batch, split between them. "ddp": a full copy per process; "fsdp": parameters, gradients and
+    # optimizer state sharded across them.
+    devices: int = 1
+    sharding: str = "ddp"
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        for name in ("n_epochs", "batch_size", "grad_accum", "max_length"):
+        for name in ("n_epochs", "batch_size", "grad_accum", "max_length", "devices"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.sharding not in SHARDINGS:
+            raise ValueError(f"sharding must be one of {SHARDINGS}, got {self.sharding!r}")
+        if self.devices > self.batch_size:
+            raise ValueError(
+                f"batch_size {self.batch_size} is smaller than devices {self.devices}: the batch is split "
+                "between the devices, so each needs at least one example a step"
+            )
+        if self.devices > 1 and self.sharding == "fsdp" and self.strategy == "lora":
+            raise ValueError("sharding 'fsdp' is for full-weight training; LoRA's small state needs only 'ddp'")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0.0 <= self.warmup_ratio < 1.0:

@@ -47,11 +47,17 @@ def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def batches(examples: list[Example], batch_size: int, pad_id: int, generator=None):
-    """Yield collated batches; shuffled by ``generator`` when given, so runs are reproducible."""
+def example_batches(examples: list[Example], batch_size: int, generator=None):
+    """Yield lists of ``batch_size`` examples; shuffled by ``generator`` when given, so runs are reproducible."""
     order = torch.randperm(len(examples), generator=generator).tolist() if generator else range(len(examples))
     for start in range(0, len(order), batch_size):
-        yield collate([examples[i] for i in order[start : start + batch_size]], pad_id)
+        yield [examples[i] for i in order[start : start + batch_size]]
+
+
+def batches(examples: list[Example], batch_size: int, pad_id: int, generator=None):
+    """Yield collated batches of ``example_batches``."""
+    for group in example_batches(examples, batch_size, generator):
+        yield collate(group, pad_id)
 
 
 def count_tokens(batch: dict[str, torch.Tensor], kind: str) -> int:

@@ -11,6 +11,13 @@ import math
 from collections.abc import Callable
 
 import torch
+from torch.distributed.tensor import DTensor
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    """The rows of an FSDP2-sharded (DTensor) tensor this rank holds, else the tensor itself: the update is
+    element-wise, and a sharded projector knows which rows it gets."""
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
 
 
 class ProjectedAdamW(torch.optim.Optimizer):
@@ -37,24 +44,25 @@ class ProjectedAdamW(torch.optim.Optimizer):
             for param in group["params"]:
                 if param.grad is None:
                     continue
+                weight, grad = _local(param), _local(param.grad)
                 state = self.state[param]
                 if not state:
                     state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(param)
-                    state["exp_avg_sq"] = torch.zeros_like(param)
+                    state["exp_avg"] = torch.zeros_like(weight)
+                    state["exp_avg_sq"] = torch.zeros_like(weight)
                 state["step"] += 1
                 exp_avg, exp_avg_sq, step = state["exp_avg"], state["exp_avg_sq"], state["step"]
-                exp_avg.lerp_(param.grad, 1 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(param.grad, param.grad, value=1 - beta2)
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
 
                 update = exp_avg_sq.sqrt().div_(math.sqrt(1 - beta2**step)).add_(group["eps"])
                 torch.div(exp_avg, update, out=update).div_(1 - beta1**step)
                 if group["weight_decay"]:
-                    update.add_(param, alpha=group["weight_decay"])
+                    update.add_(weight, alpha=group["weight_decay"])
                 projector = self.projectors.get(param)
                 if projector is not None:
                     update = projector(update)
-                param.add_(update, alpha=-group["lr"])
+                weight.add_(update, alpha=-group["lr"])
         return loss
 
 

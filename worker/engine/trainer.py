@@ -1,17 +1,24 @@
-"""The training loop around a strategy: data, seeding, accumulation, schedule, callbacks, NaN guard."""
+"""The training loop around a strategy: data, seeding, accumulation, schedule, callbacks, NaN guard.
+
+``train_task`` trains in this process, or with ``config.devices`` processes (``distributed``); each of
+those runs the same ``train_encoded`` as one rank of a ``World``.
+"""
 
 from __future__ import annotations
 
 import math
 import random
 import time
+from dataclasses import dataclass, replace
 
 import torch
 
 from .config import NonFiniteLoss, ProgressInfo, TrainConfig, TrainingCancelled, TrainResult
-from .data import batches, collate, count_tokens, encode
+from .data import Example, collate, count_tokens, encode, example_batches
+from .distributed import launch
 from .loading import model_kind
 from .strategies import prepare_adaptive_svd, prepare_full, prepare_lora
+from .world import World
 
 PRIOR_SAMPLES_PER_CALIBRATION_BATCH = 4  # prior examples per new-task calibration example
 
@@ -43,6 +50,16 @@ def _single_inputs(examples, count: int, pad_id: int, device, generator) -> list
     return [{k: v.to(device) for k, v in collate([examples[i]], pad_id).items()} for i in order]
 
 
+@dataclass
+class TaskData:
+    """A task's records as token ids: what every rank needs besides the model and the config."""
+
+    examples: list[Example]
+    prior: list[Example]  # earlier tasks' examples, for the activation basis (adaptive_svd only)
+    pad_id: int
+    kind: str
+
+
 def train_task(
     model,
     tokenizer,
@@ -60,23 +77,56 @@ def train_task(
         raise ValueError("no training records")
     on_phase = on_phase or (lambda _name: None)
     started = time.monotonic()
-    seed_everything(config.seed)
-    device = resolve_device(config.device)
+    on_phase("calibrating")
     kind = model_kind(model.config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    model.to(device)
+    prior = (
+        encode(list(prior_records), tokenizer, kind, config.max_length)
+        if config.strategy == "adaptive_svd" and prior_records
+        else []
+    )
+    data = TaskData(encode(records, tokenizer, kind, config.max_length), prior, pad_id, kind)
+    run = launch if config.devices > 1 else _in_this_process
+    result = run(
+        train_encoded,
+        model,
+        data,
+        config,
+        tasks_learned=tasks_learned,
+        on_phase=on_phase,
+        on_progress=on_progress,
+        should_cancel=should_cancel,
+    )
+    return replace(result, seconds=time.monotonic() - started)
 
-    on_phase("calibrating")
-    examples = encode(records, tokenizer, kind, config.max_length)
+
+def _in_this_process(train, model, data, config, **kwargs) -> TrainResult:
+    return train(model, data, config, world=World(device=resolve_device(config.device)), **kwargs)
+
+
+def train_encoded(
+    model,
+    data: TaskData,
+    config: TrainConfig,
+    *,
+    world: World,
+    tasks_learned: int,
+    on_phase,
+    on_progress,
+    should_cancel,
+) -> TrainResult:
+    """Prepare the strategy and train, as ``world``'s rank; the result's model is this rank's copy."""
+    seed_everything(config.seed)
+    device = world.device
+    model.to(device)
     shuffler = torch.Generator().manual_seed(config.seed)
     if config.strategy == "adaptive_svd":
         calibration_count = config.retention.calibration_batches * config.batch_size
-        calibration = _single_inputs(examples, calibration_count, pad_id, device, shuffler)
+        calibration = _single_inputs(data.examples, calibration_count, data.pad_id, device, shuffler)
         prior = []
-        if prior_records:
-            prior_examples = encode(list(prior_records), tokenizer, kind, config.max_length)
+        if data.prior:
             count = calibration_count * PRIOR_SAMPLES_PER_CALIBRATION_BATCH
-            prior = _single_inputs(prior_examples, count, pad_id, device, shuffler)
+            prior = _single_inputs(data.prior, count, data.pad_id, device, shuffler)
         prepared = prepare_adaptive_svd(
             model,
             config,
@@ -89,21 +139,20 @@ def train_task(
         prepared = prepare_lora(model, config)
     else:
         prepared = prepare_full(model, config)
+    prepared = world.distribute(prepared)
 
     on_phase("training")
     steps, trained_tokens, final_loss = _run_loop(
-        prepared, examples, config, kind, pad_id, device, shuffler, on_progress, should_cancel
+        prepared, data, config, world, shuffler, on_progress, should_cancel
     )
-    trained = prepared.finish(prepared.model).eval()
+    trained = prepared.finish(world.unwrap(prepared.model)).eval()
     trained.requires_grad_(False)
-    return TrainResult(
-        trained, prepared.retention, steps, trained_tokens, final_loss, time.monotonic() - started
-    )
+    return TrainResult(trained, prepared.retention, steps, trained_tokens, final_loss, 0.0)
 
 
-def _run_loop(prepared, examples, config, kind, pad_id, device, shuffler, on_progress, should_cancel):
-    model, optimizer = prepared.model, prepared.optimizer
-    micro_per_epoch = math.ceil(len(examples) / config.batch_size)
+def _run_loop(prepared, data, config, world, shuffler, on_progress, should_cancel):
+    model, optimizer, device = prepared.model, prepared.optimizer, world.device
+    micro_per_epoch = math.ceil(len(data.examples) / config.batch_size)
     steps_per_epoch = math.ceil(micro_per_epoch / config.grad_accum)
     total_steps = steps_per_epoch * config.n_epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -114,25 +163,32 @@ def _run_loop(prepared, examples, config, kind, pad_id, device, shuffler, on_pro
     step, trained_tokens, step_loss = 0, 0, float("nan")
     window_started, window_tokens = time.monotonic(), 0
     for epoch in range(config.n_epochs):
-        micro_batches = list(batches(examples, config.batch_size, pad_id, shuffler))
+        micro_batches = list(example_batches(data.examples, config.batch_size, shuffler))
         for start in range(0, len(micro_batches), config.grad_accum):
             group = micro_batches[start : start + config.grad_accum]
-            step_loss = 0.0
-            for batch in group:
-                batch = {k: v.to(device) for k, v in batch.items()}
-                with autocast:
-                    loss = model(**batch).loss
-                if not torch.isfinite(loss):
-                    raise NonFiniteLoss(
-                        f"loss became {loss.item()} at step {step + 1} of {total_steps} "
-                        f"(learning rate {schedule.get_last_lr()[0]:.3g}); try a lower learning_rate, "
-                        "fewer warmup-free steps, or check the data for empty or garbled records"
-                    )
-                (loss / len(group)).backward()
-                step_loss += loss.item() / len(group)
-                tokens = count_tokens(batch, kind)
-                trained_tokens += tokens
-                window_tokens += tokens
+            step_loss, step_tokens = 0.0, 0
+            for index, examples in enumerate(group):
+                # share: this rank's part of the micro-batch's loss (1.0 in one process); the gradient
+                # reduction averages over the ranks, hence the factor world.size.
+                share, mine = world.part(examples, data.kind)
+                batch = {k: v.to(device) for k, v in collate(mine, data.pad_id).items()}
+                with world.syncing(model, last=index == len(group) - 1):
+                    with autocast:
+                        loss = model(**batch).loss
+                    if share and not torch.isfinite(loss):
+                        raise NonFiniteLoss(
+                            f"loss became {loss.item()} at step {step + 1} of {total_steps} "
+                            f"(learning rate {schedule.get_last_lr()[0]:.3g}); try a lower learning_rate, "
+                            "fewer warmup-free steps, or check the data for empty or garbled records"
+                        )
+                    (loss * (share * world.size) / len(group)).backward()
+                step_loss += loss.item() * share / len(group)
+                if share:
+                    step_tokens += count_tokens(batch, data.kind)
+            step_loss, step_tokens = world.total(step_loss, step_tokens)
+            step_tokens = int(step_tokens)
+            trained_tokens += step_tokens
+            window_tokens += step_tokens
             lr = schedule.get_last_lr()[0]
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -151,7 +207,7 @@ def _run_loop(prepared, examples, config, kind, pad_id, device, shuffler, on_pro
                     )
                 )
                 window_started, window_tokens = time.monotonic(), 0
-            if should_cancel is not None and should_cancel():
+            if world.should_stop(should_cancel):
                 raise TrainingCancelled(f"cancelled at step {step} of {total_steps}")
     model.eval()
     return step, trained_tokens, step_loss
