@@ -20,6 +20,9 @@ log = logging.getLogger("sculpt")
 
 WORKER_STOP_SECONDS = 15
 STREAM_GRACE_SECONDS = 5
+# Longer than any client's idle-connection expiry (httpx, and so the openai client: 5 s), so the client
+# always closes an idle connection first and a request never races the server closing it.
+KEEP_ALIVE_SECONDS = 75
 
 
 def _redacted(url: str) -> str:
@@ -129,10 +132,9 @@ def cmd_serve(args) -> int:
     try:
         # Event streams stay open until their job ends: on shutdown, cut them after a short grace
         # (clients resume with Last-Event-ID) instead of waiting for every job to finish.
-        server = uvicorn.Server(uvicorn.Config("app.main:create_app", factory=True, host=args.host,
-                                               port=args.port, log_level="info",
-                                               timeout_graceful_shutdown=STREAM_GRACE_SECONDS))
-        server.run()
+        uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                    log_level="info", timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                    timeout_graceful_shutdown=STREAM_GRACE_SECONDS)
     except KeyboardInterrupt:
         pass
     finally:
@@ -169,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--queues", default="default", help="queues of the embedded worker")
     serve.add_argument("--no-worker", action="store_true", help="do not start the embedded worker")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="API processes (uvicorn workers); more use more cores under many pollers")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run one Celery training worker (one job at a time)")

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -40,11 +41,12 @@ def _free_port() -> int:
 
 
 def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a parent that is gone to reap it."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
         return False
-    return True
+    return state != "Z"
 
 
 @pytest.mark.slow
@@ -99,3 +101,22 @@ def test_console_script_migrates_from_any_folder(tmp_path):
     result = subprocess.run([script, "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "database at head" in result.stdout and (tmp_path / "home" / "sculpt.db").exists()
+
+
+def test_serve_with_several_api_processes_answers_on_one_port_and_stops_them_all(sqlite_env, tmp_path):
+    from tests.faults.api_process import ApiProcess
+
+    server = ApiProcess(tmp_path / "api.log", workers=2)
+    server.start()
+    try:
+        children = [int(pid) for pid in
+                    Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()]
+        assert len(children) >= 2, children  # uvicorn's supervisor and its two API processes
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            assert all(client.get("/v1/models").status_code == 200 for _ in range(20))
+        server.stop()
+        assert server.process.returncode == 0
+        assert not any(_alive(pid) for pid in children), "an API process outlived `sculpt serve`"
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()

@@ -16,8 +16,8 @@ from tests.faults.services import free_port
 
 
 class ApiProcess:
-    def __init__(self, log_path: Path) -> None:
-        self.port = free_port()
+    def __init__(self, log_path: Path, workers: int = 1) -> None:
+        self.port, self.workers = free_port(), workers
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
@@ -28,7 +28,8 @@ class ApiProcess:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(self.port)],
+                [sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(self.port),
+                 "--workers", str(self.workers)],
                 env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
