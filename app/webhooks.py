@@ -70,11 +70,19 @@ def _attempt(client: httpx.Client, url: str, body: bytes, secret: str, number: i
     return outcome
 
 
-def post_signed(url: str, body: bytes, settings: Settings, on_attempt: Callable[[dict], None]) -> bool:
-    """POST until a 2xx or the attempts run out; ``on_attempt`` sees each outcome. Returns delivered."""
+def delivery_seconds(settings: Settings) -> float:
+    """The longest a whole delivery can take: every attempt timing out, every backoff slept."""
+    return (settings.webhook_attempts * settings.webhook_timeout_seconds
+            + settings.webhook_backoff_seconds * (2 ** (settings.webhook_attempts - 1) - 1))
+
+
+def post_signed(url: str, body: bytes, settings: Settings, on_attempt: Callable[[dict], None],
+                first: int = 1) -> bool:
+    """POST until a 2xx or the attempts run out, numbering them from ``first`` (a resumed delivery);
+    ``on_attempt`` sees each outcome. Returns delivered."""
     secret = settings.webhook_secret.get_secret_value()
     with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
-        for number in range(1, settings.webhook_attempts + 1):
+        for number in range(first, settings.webhook_attempts + 1):
             outcome = _attempt(client, url, body, secret, number)
             on_attempt(outcome)
             if 200 <= outcome.get("status_code", 0) < 300:

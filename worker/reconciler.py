@@ -2,8 +2,9 @@
 
 On start and then periodically it (1) re-enqueues the earliest unfinished job of each lineage
 that no live worker holds and whose message may be gone (a Redis restart, a killed worker, a
-broker that was down when the job was accepted), and (2) removes what crashed saves left in
-the artifact root: temp folders and checkpoint folders that no version row points at.
+broker that was down when the job was accepted), (2) removes what crashed saves left in
+the artifact root: temp folders and checkpoint folders that no version row points at, and (3)
+resumes webhook deliveries that a crash cut short or that never started.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from sqlalchemy import func, or_, select, update
 from app.broker import enqueue_job
 from app.db.session import session_scope
 from app.db.tables import Job, Model, ModelVersion, utcnow
+from app.services.webhooks import pending_deliveries
 from app.settings import get_settings
 from app.storage import CHECKPOINTS, TMP_PREFIX, get_storage
 from worker.cache import remove_stale_downloads
 from worker.jobstore import PENDING
+from worker.webhooks import notify_terminal
 
 log = logging.getLogger("sculpt.worker")
 STALE_UPLOAD_S = 3600
@@ -98,10 +101,19 @@ def sweep_artifacts() -> list[str]:
     return removed
 
 
+def resume_webhooks() -> list[str]:
+    """Deliver, each on a thread of its own, every pending webhook that no process holds."""
+    due = pending_deliveries()
+    for job_id in due:
+        notify_terminal(job_id)
+    return due
+
+
 def reconcile_once(queues: list[str] | None = None) -> None:
     try:
         sweep_artifacts()
         requeue_orphans(queues)
+        resume_webhooks()
     except Exception as exc:  # noqa: BLE001 - the database may be down; the next round tries again
         log.warning("reconcile round failed: %s", exc)
 

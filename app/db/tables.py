@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -18,12 +18,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 NAMING = {
@@ -174,6 +175,10 @@ class Job(Base):
     # Where the job's terminal state is POSTed, and each delivery attempt ({attempt, status_code|error, at}).
     webhook_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     webhook_deliveries: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    # Until the delivery is over (delivered, or out of attempts) the job stays pending, so a delivery
+    # cut short by a crash is resumed by the reconciler; the claim keeps two processes from sending at once.
+    webhook_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
+    webhook_claimed_until: Mapped[datetime | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)

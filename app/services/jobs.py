@@ -129,7 +129,7 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
               validation_file=body.validation_file, hyperparameters=hyperparameters, continual=continual,
               seed=body.seed if body.seed is not None else 0, suffix=body.suffix,
               user_metadata=body.metadata, queue=continual.get("queue", "default"), progress={},
-              webhook_url=body.webhook_url)
+              webhook_url=body.webhook_url, webhook_pending=body.webhook_url is not None)
     session.add(job)
     session.flush()
     add_event(session, job.id, f"Created fine-tuning job: {job.id}")

@@ -3,6 +3,8 @@ and never able to fail the job. Received by a real HTTP server."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -104,3 +106,59 @@ def test_a_host_removed_from_the_allow_list_is_not_posted_to(client, queued_job,
     client.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel")
     [attempt] = client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()["webhook"]["deliveries"]
     assert "not sent" in attempt["error"] and receiver.deliveries == []
+
+
+def _crash_mid_delivery(job_id: str, claimed_until) -> None:
+    """What a worker killed between two attempts leaves: the job ended, one failed attempt on
+    record, the delivery still pending under the dead worker's claim."""
+    from sqlalchemy import update
+
+    from app.db.session import session_scope
+    from app.db.tables import Job, utcnow
+
+    with session_scope() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(
+            status="failed", finished_at=utcnow(), webhook_pending=True, webhook_claimed_until=claimed_until,
+            webhook_deliveries=[{"attempt": 1, "at": 1, "status_code": 500}]))
+
+
+def test_a_delivery_cut_short_by_a_crash_is_resumed_once_its_claim_runs_out(client, queued_job, receiver):
+    from datetime import timedelta
+
+    from app.db.tables import utcnow
+    from worker.reconciler import resume_webhooks
+
+    job = queued_job(receiver.url)
+    _crash_mid_delivery(job["id"], claimed_until=utcnow() + timedelta(minutes=5))
+    assert resume_webhooks() == []  # the dead worker's claim still stands
+    _crash_mid_delivery(job["id"], claimed_until=utcnow() - timedelta(seconds=1))
+    assert resume_webhooks() == [job["id"]]
+    [delivery] = receiver.wait_for(1)
+    assert delivery.job["status"] == "failed" and delivery.signed_with(SECRET)
+
+    def delivered():
+        return [(d["attempt"], d["status_code"])
+                for d in client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()["webhook"]["deliveries"]]
+
+    deadline = time.monotonic() + 10
+    while delivered() != [(1, 500), (2, 200)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert delivered() == [(1, 500), (2, 200)]  # numbered on from the attempt made before the crash
+    assert resume_webhooks() == []  # over: never sent again
+
+
+def test_two_processes_delivering_the_same_job_post_it_once(client, queued_job, receiver):
+    import threading
+
+    from app.services.webhooks import deliver_job_webhook
+
+    job = queued_job(receiver.url)
+    _crash_mid_delivery(job["id"], claimed_until=None)
+    outcomes = []
+    racers = [threading.Thread(target=lambda: outcomes.append(deliver_job_webhook(job["id"]))) for _ in range(4)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert sorted(outcomes) == [False, False, False, True]
+    assert len(receiver.deliveries) == 1
