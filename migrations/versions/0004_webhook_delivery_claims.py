@@ -17,11 +17,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Jobs from before this revision count as delivered: their attempts, if any, are on record.
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("webhook_pending", sa.Boolean(), server_default=sa.false(), nullable=False))
         batch.add_column(sa.Column("webhook_claimed_until", sa.DateTime(timezone=True), nullable=True))
         batch.create_index("ix_jobs_webhook_pending", ["webhook_pending"], unique=False)
+    # Jobs that ended before this revision had their delivery; those still to end will have theirs.
+    jobs = sa.table("jobs", sa.column("status", sa.String), sa.column("webhook_url", sa.String),
+                    sa.column("webhook_pending", sa.Boolean))
+    op.execute(jobs.update()
+               .where(jobs.c.webhook_url.is_not(None), jobs.c.status.not_in(["succeeded", "failed", "cancelled"]))
+               .values(webhook_pending=True))
 
 
 def downgrade() -> None:
