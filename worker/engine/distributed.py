@@ -207,6 +207,9 @@ def _load_parameters(model, path: Path) -> None:
 
 def _rank_main(rank: int, devices: list[torch.device], job: _Job, messages, stop) -> None:
     _die_with(job.worker)
+    # A Ctrl-C in the worker's terminal reaches its whole process group; the worker, not its ranks, decides
+    # whether the job stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(job.threads)
     try:
         with joined(rank, len(devices), f"file://{job.folder}/rendezvous", devices[rank], job.config.sharding) as world:
