@@ -1,6 +1,6 @@
 """One job trained by several processes (``TrainConfig.devices``), one per GPU or, without CUDA, on the CPU.
 
-The caller's process spawns the ranks, hands them the model through a scratch folder (``$TMPDIR``), and
+The caller's process starts the ranks, hands them the model through a scratch folder (``$TMPDIR``), and
 supervises: it relays rank 0's phases and progress to the caller's callbacks and the caller's cancel to
 rank 0, which tells the others at the end of each step. Only rank 0 reports and writes the trained weights,
 which are loaded back into the caller's model. However the job ends (done, failed, cancelled, a rank
@@ -38,6 +38,7 @@ log = logging.getLogger("sculpt.worker")
 POLL_SECONDS = 0.2
 # How long finished ranks get to leave on their own, and a failed rank's report to arrive, before the rest go.
 GRACE_SECONDS = 5.0
+# How long a rank's failure waits for news of a peer killed meanwhile, its likely cause.
 KILL_NOTICE_SECONDS = 2.0
 # Failures the worker maps to a job error of their own keep their type across the process boundary.
 PASSED_THROUGH = (TrainingCancelled, NonFiniteLoss, MemoryError, torch.OutOfMemoryError)

@@ -1,7 +1,8 @@
 """The training loop around a strategy: data, seeding, accumulation, schedule, callbacks, NaN guard.
 
 ``train_task`` trains in this process, or with ``config.devices`` processes (``distributed``); each of
-those runs the same ``train_encoded`` as one rank of a ``World``.
+those runs the same ``train_encoded`` as one rank of a ``World``. (A script that trains on several devices
+needs the usual ``if __name__ == "__main__":`` guard, as the processes import its main module.)
 """
 
 from __future__ import annotations
