@@ -67,14 +67,14 @@ def write_cost_chart(strategies: dict, folder: Path, prefix: str = "") -> Path:
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.8), layout="constrained")
     for ax, key, label in ((axes[0], "acc", "ACC (final mean accuracy)"),
                            (axes[1], "bwt", "BWT (backward transfer)")):
-        for name, result in strategies.items():
+        for index, (name, result) in enumerate(strategies.items()):
             m, s = result["mean"], result["std"]
             if m[key] is None or m["train_seconds"] is None:
                 continue
-            ax.errorbar(m["train_seconds"], m[key], xerr=s["train_seconds"], yerr=s[key], fmt="o", capsize=3)
-            ax.annotate(name, (m["train_seconds"], m[key]), textcoords="offset points", xytext=(5, 4),
-                        fontsize=7)
-        ax.set_xlabel("training wall seconds per stream (mean ± std over seeds)")
+            ax.errorbar(m["train_seconds"], m[key], xerr=s["train_seconds"], yerr=s[key], fmt="os^Dvp"[index % 6],
+                        capsize=3, label=name, alpha=0.8)
+        ax.legend(fontsize=7)
+        ax.set_xlabel("training seconds per stream (mean ± std, seeds)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     return _save(figure, folder / f"{prefix}cost.png")

@@ -11,7 +11,8 @@ from PIL import Image
 from bench.continual.__main__ import main
 from bench.continual.streams import cipher_task
 
-MICRO = ["--task-count", "2", "--train-size", "8", "--held-out", "4", "--epochs", "3", "--base-epochs", "1"]
+# Two tasks, trained long enough to be learned, so the matrices are not all zeros and a mix-up would show.
+MICRO = ["--task-count", "2", "--train-size", "16", "--held-out", "8", "--epochs", "30", "--base-epochs", "10"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -36,7 +37,7 @@ def test_library_run_reports_every_figure_per_seed_and_aggregated_and_draws_pngs
     assert json.loads((out / "results.json").read_text()) == printed
 
     assert printed["stream"]["tasks"] == ["t01", "t02"]
-    assert printed["stream"]["train_records"] == [8, 8] and printed["stream"]["held_out_records"] == [4, 4]
+    assert printed["stream"]["train_records"] == [16, 16] and printed["stream"]["held_out_records"] == [8, 8]
     assert "VmHWM" in printed["memory_measure"]
     assert 0.0 <= printed["base"]["general"] <= 1.0
     assert set(printed["strategies"]) == {"full", "replay"}
@@ -62,6 +63,7 @@ def test_library_run_reports_every_figure_per_seed_and_aggregated_and_draws_pngs
             assert result["mean"][key] == pytest.approx(sum(values) / 2)
             assert result["std"][key] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
         assert len(result["matrix_mean"]) == 2
+        assert result["mean"]["learning_accuracy"] > 0.5  # each task is learned when it is learned
 
     expected = ["heatmap-full.png", "heatmap-replay.png", "heatmaps.png", "cost.png"]
     for name in expected:
@@ -133,8 +135,11 @@ def test_via_api_runs_the_stream_through_a_live_service_and_reads_its_matrix(
 
     record = httpx.get(f"{live_url}/v1/models/{run['model']}/evaluations").json()
     assert record["tasks"] == ["t01", "t02"] and record["acc"] == run["acc"]
+    rows = dict(zip(record["versions"], record["matrix"]))
+    assert matrix == [rows[2], rows[3]]  # row t: the version that learned task t
+    assert matrix[1][1] > 0.5 and matrix[0] != matrix[1]
     jobs = httpx.get(f"{live_url}/v1/fine_tuning/jobs", params={"limit": 10}).json()["data"]
     assert sorted(j["continual"]["task"] for j in jobs) == ["t01", "t02"]
-    assert all(j["continual"]["strategy"] == "adaptive_svd" and j["hyperparameters"]["n_epochs"] == 3
+    assert all(j["continual"]["strategy"] == "adaptive_svd" and j["hyperparameters"]["n_epochs"] == 30
                for j in jobs)
     _valid_png(tmp_path / "out" / "heatmap-adaptive_svd.png")
