@@ -20,11 +20,13 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 
 import torch
 
+from app.schemas.jobs import NAME_PATTERN
 from bench.continual import plots
 from bench.continual.report import aggregate, run_metrics, text_report
 from bench.continual.runner import CPU_MEMORY, build_base, exact_match, isolated, memory_measure, run_stream
@@ -81,6 +83,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.streams = {seed: load_stream(args, seed) for seed in args.seeds}
     except StreamError as exc:
         parser.error(str(exc))
+    names = [t.name for t in args.streams[args.seeds[0]]]
+    if args.via_api and not all(re.fullmatch(NAME_PATTERN, name) for name in names):
+        parser.error(f"the service names tasks by {NAME_PATTERN}; rename the task files {names}")
     return args
 
 

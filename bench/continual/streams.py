@@ -40,6 +40,9 @@ class StreamError(ValueError):
 
 
 def _split_words(rng: random.Random, letters: str, train: int, held_out: int) -> tuple[list[str], list[str]]:
+    if train + held_out > len(letters) ** WORD_LENGTH:
+        raise StreamError(f"a task has only {len(letters) ** WORD_LENGTH} distinct words; asked for "
+                          f"{train} train + {held_out} held-out")
     words = rng.sample(["".join(w) for w in product(letters, repeat=WORD_LENGTH)], train + held_out)
     return words[:train], words[train:]
 
