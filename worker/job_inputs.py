@@ -57,13 +57,6 @@ def _records_of(session, file_id: str) -> list[dict]:
     return read_records(local_file(row.sha256))
 
 
-def reference_prior(texts: list[str], seed: int) -> list[dict]:
-    """A sample of the lineage's general reference set as prior inputs: with the earlier tasks'
-    records, where what the model already knows lives (so even a lineage's first job has them)."""
-    sample = random.Random(seed).sample(texts, min(PRIOR_SAMPLES_PER_TASK, len(texts)))
-    return [{"prompt": text, "completion": ""} for text in sample if text.strip()]
-
-
 def _split(records: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
     if len(records) < 2:
         raise JobFailed("invalid_data", "the training file needs at least 2 records to hold one out for "

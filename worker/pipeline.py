@@ -16,7 +16,7 @@ from worker import jobstore, registry
 from worker.cache import local_checkpoint
 from worker.checkpoints import CorruptCheckpoint, checkpoint_key, discard, save_checkpoint, verify_stored
 from worker.errors import JobFailed, LeaseLost
-from worker.job_inputs import JobInputs, reference_prior, resolve
+from worker.job_inputs import JobInputs, resolve
 from worker.leases import Heartbeat
 from worker.progress import ProgressReporter
 
@@ -137,9 +137,8 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
         _maybe_pause(phase)
 
     started = time.monotonic()
-    prior = inputs.prior_records + reference_prior(suites.reference_texts, job.seed)
     trained = train_task(model, tokenizer, inputs.train_records, config, tasks_learned=len(inputs.learned),
-                         prior_records=prior, on_phase=on_phase,
+                         prior_records=inputs.prior_records, on_phase=on_phase,
                          on_progress=reporter.on_progress, should_cancel=reporter.should_cancel)
     emit(f"Trained {trained.steps} steps on {trained.trained_tokens} tokens in {time.monotonic() - started:.1f}s; "
          f"final loss {trained.final_loss:.4f}", type="metrics",
@@ -230,7 +229,7 @@ def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
         jobstore.end(job_id, "cancelled", "The job was cancelled; the head is unchanged")
     except LeaseLost:
         log.warning("job %s: lineage lease lost; another worker will run it", job_id)
-    except Exception as exc:  # noqa: BLE001 - every failure ends the job with a message; details go to the log only
+    except Exception as exc:  # every failure ends the job with a message; details go to the log only
         known = _failure(exc)
         if known is None:
             log.error("job %s failed unexpectedly: %s", job_id, describe(exc))

@@ -31,8 +31,6 @@ def test_two_tasks_in_sequence_make_a_chain_of_verified_versions(backend, tiny_b
 
     versions = {v["version"]: v for v in client.get("/v1/models/bot/versions").json()["data"]}
     assert versions[2]["parent_version"] == 1 and versions[3]["parent_version"] == 2
-    # Even the lineage's first job keeps where the general reference set lives, not only the weights' top directions.
-    assert all(m["activation_rank"] > 0 for m in versions[2]["retention"]["matrices"].values())
     assert client.get("/v1/models/bot").json()["head"] == 3
     for n in (2, 3):
         folder = Path(versions[n]["checkpoint_uri"])
