@@ -94,7 +94,7 @@ def run_demo(home: Path) -> None:
         env.pop(key, None)
     log_path = home / "service.log"
     print(f"Starting the embedded service on http://127.0.0.1:{port} (its log: {log_path}) …")
-    log_file = open(log_path, "wb")
+    log_file = open(log_path, "wb")  # noqa: SIM115 - the worker process writes to it until it stops
     server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env,
                               stdout=log_file, stderr=subprocess.STDOUT)
     try:

@@ -229,7 +229,7 @@ def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
         jobstore.end(job_id, "cancelled", "The job was cancelled; the head is unchanged")
     except LeaseLost:
         log.warning("job %s: lineage lease lost; another worker will run it", job_id)
-    except Exception as exc:  # every failure ends the job with a message; details go to the log only
+    except Exception as exc:  # noqa: BLE001 - every failure ends the job with a message; details go to the log only
         known = _failure(exc)
         if known is None:
             log.error("job %s failed unexpectedly: %s", job_id, describe(exc))

@@ -7,6 +7,7 @@ from app.api.deps import SessionDep
 from app.auth import PrincipalDep
 from app.presenters import head_change_object, model_object, version_object
 from app.schemas.common import ListObject, error_responses
+from app.schemas.jobs import Gates
 from app.schemas.models import (
     EvaluationsObject,
     HeadChangeObject,
@@ -16,7 +17,6 @@ from app.schemas.models import (
     SuitesUpdate,
     VersionObject,
 )
-from app.schemas.jobs import Gates
 from app.services import models as service
 
 router = APIRouter(prefix="/models", tags=["models"])

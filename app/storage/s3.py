@@ -8,13 +8,15 @@ on this machine. Credentials come from the usual AWS environment variables or co
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from app.storage.base import TMP_PREFIX, Storage, StorageError
 
@@ -72,9 +74,9 @@ class S3Storage(Storage):
         return self.scratch_root
 
     def scratch_file(self, prefix: str) -> Path:
-        handle = tempfile.NamedTemporaryFile(prefix=TMP_PREFIX, dir=self._scratch_dir(), delete=False)
-        handle.close()
-        return Path(handle.name)
+        fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self._scratch_dir())
+        os.close(fd)
+        return Path(name)
 
     def scratch_folder(self, key: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self._scratch_dir()))

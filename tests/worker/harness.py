@@ -23,7 +23,7 @@ def jsonl(rows: list[dict]) -> bytes:
 
 
 def start_worker(name: str, log_dir: Path, queues: str = "default", **env: str) -> subprocess.Popen:
-    log = open(log_dir / f"worker-{name}.log", "wb")
+    log = open(log_dir / f"worker-{name}.log", "wb")  # noqa: SIM115 - the worker process writes to it
     command = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool", "solo",
                "--concurrency", "1", "--queues", queues, "--hostname", f"{name}@%h", "--loglevel", "INFO"]
     return subprocess.Popen(command, env={**os.environ, **FAST_RECOVERY, **env}, stdout=log,
