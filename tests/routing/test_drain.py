@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 def test_a_drained_worker_finishes_its_job_and_the_lineage_continues_elsewhere(pg_client, tiny_base, workers):
     client = pg_client
     client.post("/v1/models", json={"id": "d", "base_model": str(tiny_base)})
-    [leaving] = workers(1)
+    # Held a few seconds at the start of training, so the drain always catches the job running.
+    [leaving] = workers(1, SCULPT_FAULT_PAUSE_AT="training", SCULPT_FAULT_PAUSE_SECONDS="3")
     first = submit(client, "d", upload(client, records("nu", 300)), "nu")
     second = submit(client, "d", upload(client, records("xi", 12)), "xi")
     wait_for(client, first, until=lambda job: (job.get("progress") or {}).get("phase") == "training")

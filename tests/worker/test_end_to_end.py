@@ -74,7 +74,7 @@ def _started(client, job: dict) -> int:
 def test_cancel_a_running_job_leaves_no_version_and_no_folder(sqlite_client, sqlite_env, tiny_base, workers):
     client = sqlite_client
     client.post("/v1/models", json={"id": "c", "base_model": str(tiny_base)})
-    workers(1)
+    workers(1, SCULPT_FAULT_PAUSE_AT="training", SCULPT_FAULT_PAUSE_SECONDS="3")  # seen training, on any machine
     body_records = records("delta", 400)
     job_id = submit(client, "c", upload(client, body_records), "delta")
     wait_for(client, job_id, until=lambda j: (j.get("progress") or {}).get("phase") == "training")
