@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -48,3 +49,10 @@ class ApiProcess:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(20)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()

@@ -24,10 +24,8 @@ KILL_AFTER_ACCEPTED = 3
 
 @pytest.fixture
 def api(pg_env, tmp_path):
-    server = ApiProcess(tmp_path / "api.log")
-    server.start()
-    yield server
-    server.stop()
+    with ApiProcess(tmp_path / "api.log") as server:
+        yield server
 
 
 def _body(lineage: str, file_id: str, key: str) -> dict:

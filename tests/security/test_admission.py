@@ -17,10 +17,8 @@ CAP = 5
 @pytest.fixture
 def served(pg_env, tmp_path, monkeypatch):
     monkeypatch.setenv("SCULPT_MAX_QUEUED_JOBS", str(CAP))
-    server = ApiProcess(tmp_path / "api.log")
-    server.start()
-    yield server
-    server.stop()
+    with ApiProcess(tmp_path / "api.log") as server:
+        yield server
 
 
 @pytest.mark.postgres

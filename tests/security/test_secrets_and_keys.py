@@ -20,10 +20,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def served(sqlite_env, tmp_path):
-    server = ApiProcess(tmp_path / "api.log")
-    server.start()
-    yield server
-    server.stop()
+    with ApiProcess(tmp_path / "api.log") as server:
+        yield server
 
 
 def _traffic(url: str, secret: str, base_model_dir) -> list[httpx.Response]:

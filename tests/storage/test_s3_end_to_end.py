@@ -11,7 +11,7 @@ import pytest
 from transformers import AutoModelForCausalLM
 
 from tests.storage.conftest import stored_keys
-from tests.worker.harness import records, submit, upload, wait_for
+from tests.worker.harness import records, submit, train_two_tasks, upload, wait_for
 from worker.cache import local_checkpoint
 
 DIE_MID_UPLOAD = str(Path(__file__).parent / "die_mid_upload")
@@ -23,15 +23,7 @@ def _checkpoint_folders(bucket, model: str) -> set[str]:
 
 def test_two_tasks_train_from_and_save_to_the_bucket(s3_client, s3_env, bucket, tiny_base, workers):
     client = s3_client
-    assert client.post("/v1/models", json={"id": "bot", "base_model": str(tiny_base)}).status_code == 201
-    workers(1)
-    first = submit(client, "bot", upload(client, records("alpha")), "alpha")
-    second = submit(client, "bot", upload(client, records("beta")), "beta")
-    jobs = [wait_for(client, first), wait_for(client, second)]
-    assert [j["status"] for j in jobs] == ["succeeded", "succeeded"], jobs
-    assert [j["fine_tuned_model"] for j in jobs] == ["bot:v2", "bot:v3"]
-
-    versions = {v["version"]: v for v in client.get("/v1/models/bot/versions").json()["data"]}
+    _, versions = train_two_tasks(client, tiny_base, workers)
     assert versions[3]["parent_version"] == 2
     for n in (2, 3):
         assert versions[n]["checkpoint_uri"] == f"s3://{bucket.bucket}/sculpt/checkpoints/bot/v{n}"

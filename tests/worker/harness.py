@@ -66,6 +66,19 @@ def wait_for(client, job_id: str, until=lambda job: job["status"] in TERMINAL, t
     raise AssertionError(f"job {job_id} did not get there in {timeout}s: {job}")
 
 
+def train_two_tasks(client, base: Path, workers) -> tuple[list[dict], dict[int, dict]]:
+    """Register ``bot`` on ``base``, train tasks alpha then beta with one real worker; both must
+    succeed as v2 and v3. Returns the two jobs and the lineage's versions by number."""
+    assert client.post("/v1/models", json={"id": "bot", "base_model": str(base)}).status_code == 201
+    workers(1)
+    first = submit(client, "bot", upload(client, records("alpha")), "alpha")
+    second = submit(client, "bot", upload(client, records("beta")), "beta")
+    jobs = [wait_for(client, first), wait_for(client, second)]
+    assert [j["status"] for j in jobs] == ["succeeded", "succeeded"], jobs
+    assert [j["fine_tuned_model"] for j in jobs] == ["bot:v2", "bot:v3"]
+    return jobs, {v["version"]: v for v in client.get("/v1/models/bot/versions").json()["data"]}
+
+
 def leftovers(artifact_root: Path) -> list[Path]:
     """Temp entries and checkpoint folders: what a failed or cancelled job must not leave."""
     root = artifact_root / "checkpoints"

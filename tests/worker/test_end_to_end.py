@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM
 
-from tests.worker.harness import leftovers, records, submit, upload, wait_for
+from tests.worker.harness import leftovers, records, submit, train_two_tasks, upload, wait_for
 from worker.checkpoints import verify_checkpoint
 
 
@@ -20,16 +20,10 @@ def backend(request):
 
 def test_two_tasks_in_sequence_make_a_chain_of_verified_versions(backend, tiny_base, workers):
     client = backend
-    assert client.post("/v1/models", json={"id": "bot", "base_model": str(tiny_base)}).status_code == 201
-    workers(1)
-    first = submit(client, "bot", upload(client, records("alpha")), "alpha")
-    second = submit(client, "bot", upload(client, records("beta")), "beta")
-    jobs = [wait_for(client, first), wait_for(client, second)]
-    assert [j["status"] for j in jobs] == ["succeeded", "succeeded"], jobs
-    assert [j["fine_tuned_model"] for j in jobs] == ["bot:v2", "bot:v3"]
+    jobs, versions = train_two_tasks(client, tiny_base, workers)
+    first = jobs[0]["id"]
     assert all(j["trained_tokens"] > 0 for j in jobs)
 
-    versions = {v["version"]: v for v in client.get("/v1/models/bot/versions").json()["data"]}
     assert versions[2]["parent_version"] == 1 and versions[3]["parent_version"] == 2
     assert client.get("/v1/models/bot").json()["head"] == 3
     for n in (2, 3):
