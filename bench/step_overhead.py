@@ -1,9 +1,11 @@
 """Step-time and memory overhead of adaptive_svd against plain full fine-tuning and PEFT's OSF.
 
-    python -m bench.step_overhead [--rounds 5]
+    python -m bench.step_overhead [--rounds 5] [--model small|qwen-0.5b] [--device cpu|cuda]
 
-Same model (Llama: 4 layers, hidden 384, intermediate 1024, vocab 2000), batch (8 x 128 tokens),
-seed and learning rate for each strategy on CPU. Step times are measured alternately in one process
+Same model (``small``: Llama, 4 layers, hidden 384, intermediate 1024, vocab 2000; ``qwen-0.5b``: the
+Qwen2-0.5B shape, 494 M parameters, random weights built in code), batch (8 x 128 tokens), seed and
+learning rate for each strategy. On CUDA the forward runs under bf16 autocast with float32 weights, as
+the trainer does, and memory is the CUDA allocator's peak. Step times are measured alternately in one process
 (round-robin, so machine noise hits all alike) and reported as medians; peak memory is measured with
 each strategy in its own process. Leak figures: the 64x64, 200-step AdamW(lr 1e-3, wd 0.01) protocol
 of the tests, and the worst matrix of the benchmark model after its timed steps. Both wall-clock and
@@ -23,7 +25,7 @@ import time
 
 import peft
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from worker.engine import RetentionConfig, TrainConfig
 from worker.engine.leak import leak, peft_osf_leak, projected_adamw_leak, projector_leak
@@ -32,27 +34,48 @@ from worker.engine.subspace import weight_bases
 from worker.engine.targets import find_targets
 
 STRATEGIES = ("full", "adaptive_svd", "peft_osf")
-BATCH, SEQ, VOCAB, LR = 8, 128, 2000, 1e-3
+BATCH, SEQ, LR = 8, 128, 1e-3
 PEFT_FROZEN_SHARE = 0.5  # PEFT OSF's own default
+MODELS = {
+    "small": (
+        LlamaForCausalLM,
+        LlamaConfig(
+            vocab_size=2000,
+            hidden_size=384,
+            intermediate_size=1024,
+            num_hidden_layers=4,
+            num_attention_heads=6,
+            num_key_value_heads=6,
+            max_position_embeddings=SEQ,
+            tie_word_embeddings=False,
+        ),
+    ),
+    "qwen-0.5b": (
+        Qwen2ForCausalLM,
+        Qwen2Config(
+            vocab_size=151936,
+            hidden_size=896,
+            intermediate_size=4864,
+            num_hidden_layers=24,
+            num_attention_heads=14,
+            num_key_value_heads=2,
+            max_position_embeddings=SEQ,
+            tie_word_embeddings=True,
+        ),
+    ),
+}
 
 
-def build_model() -> LlamaForCausalLM:
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=384,
-        intermediate_size=1024,
-        num_hidden_layers=4,
-        num_attention_heads=6,
-        num_key_value_heads=6,
-        max_position_embeddings=SEQ,
-        tie_word_embeddings=False,
-    )
+def build_model(name: str, device: torch.device):
+    model_class, config = MODELS[name]
     torch.manual_seed(0)
-    return LlamaForCausalLM(config)
+    return model_class(config).to(device)
 
 
-def random_tokens(rows: int, seed: int) -> torch.Tensor:
-    return torch.randint(0, VOCAB, (rows, SEQ), generator=torch.Generator().manual_seed(seed))
+def random_tokens(model, rows: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, model.config.vocab_size, (rows, SEQ), generator=generator)
+    return tokens.to(model.device)
 
 
 def prepare(strategy: str, model, basis: str = RetentionConfig().basis):
@@ -62,7 +85,7 @@ def prepare(strategy: str, model, basis: str = RetentionConfig().basis):
         prepared = prepare_full(model, config)
         return prepared.model, prepared.optimizer, None
     if strategy == "adaptive_svd":
-        single = lambda seed: [{"input_ids": row[None]} for row in random_tokens(8, seed)]
+        single = lambda seed: [{"input_ids": row[None]} for row in random_tokens(model, 8, seed)]
         prepared = prepare_adaptive_svd(
             model,
             TrainConfig(learning_rate=LR, retention=RetentionConfig(basis=basis)),
@@ -83,11 +106,18 @@ def prepare(strategy: str, model, basis: str = RetentionConfig().basis):
 
 
 def timed_step(module, optimizer, batch) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one optimizer step."""
+    """(wall seconds, CPU seconds) of one optimizer step; CUDA work is waited for inside the wall time."""
+    cuda = batch.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(batch.device)
     wall, cpu = time.perf_counter(), time.process_time()
-    module(input_ids=batch, labels=batch).loss.backward()
+    with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=cuda):
+        loss = module(input_ids=batch, labels=batch).loss
+    loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    if cuda:
+        torch.cuda.synchronize(batch.device)
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -98,16 +128,22 @@ def _status_mb(field: str) -> float:
     return int(line.split()[1]) / 1024
 
 
-def peak_memory(strategy: str, basis: str) -> dict:
-    """Run in a child process: peak RSS, and its growth over the process right after imports."""
-    baseline = _status_mb("VmRSS")
-    module, optimizer, _ = prepare(strategy, build_model(), basis)
+def peak_memory(strategy: str, basis: str, model_name: str, device: torch.device) -> dict:
+    """Run in a child process. CPU: peak RSS, and its growth over the process right after imports.
+    CUDA: the allocator's peak, and its growth over the model's own weights."""
+    cuda = device.type == "cuda"
+    baseline = 0.0 if cuda else _status_mb("VmRSS")
+    model = build_model(model_name, device)
+    if cuda:
+        baseline = torch.cuda.memory_allocated(device) / 2**20
+        torch.cuda.reset_peak_memory_stats(device)
+    module, optimizer, _ = prepare(strategy, model, basis)
     module.train()
-    batch = random_tokens(BATCH, 0)
+    batch = random_tokens(model, BATCH, 0)
     for _ in range(3):
         timed_step(module, optimizer, batch)
-    peak = _status_mb("VmHWM")
-    return {"peak_rss_mb": peak, "training_mb": peak - baseline}
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else _status_mb("VmHWM")
+    return {"peak_mb": peak, "training_mb": peak - baseline}
 
 
 def model_leaks(prepared: dict, originals: dict) -> dict:
@@ -132,15 +168,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds, 2 timed steps each")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--basis", default=RetentionConfig().basis, help="adaptive_svd retention basis")
+    parser.add_argument("--model", choices=MODELS, default="small")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     parser.add_argument("--memory-of", choices=STRATEGIES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     # One thread: on a shared machine CPU seconds then measure the work itself, not spin-waiting.
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     if args.memory_of:
-        print(json.dumps(peak_memory(args.memory_of, args.basis)))
+        print(json.dumps(peak_memory(args.memory_of, args.basis, args.model, device)))
         return
 
-    base = build_model()
+    base = build_model(args.model, device)
     prepared, originals = {}, {}
     for strategy in STRATEGIES:
         model = copy.deepcopy(base)
@@ -150,7 +189,7 @@ def main() -> None:
         if strategy == "adaptive_svd":
             originals.update({id(p): p.detach().clone() for p in prepared[strategy][2]})
         prepared[strategy][0].train()
-    batch = random_tokens(BATCH, 0)
+    batch = random_tokens(base, BATCH, 0)
     for strategy in STRATEGIES:  # warm-up: first steps allocate optimizer state
         timed_step(*prepared[strategy][:2], batch)
     times = {s: [] for s in STRATEGIES}
@@ -182,6 +221,10 @@ def main() -> None:
                 str(args.threads),
                 "--basis",
                 args.basis,
+                "--model",
+                args.model,
+                "--device",
+                args.device,
             ],
             capture_output=True,
             text=True,
@@ -202,7 +245,7 @@ def main() -> None:
         "cpu_ratio_vs_full": cpu["adaptive_svd"] / cpu["full"],
         "cpu_ratio_vs_peft_osf": cpu["adaptive_svd"] / cpu["peft_osf"],
         "mem_ratio_vs_full": memory["adaptive_svd"]["training_mb"] / memory["full"]["training_mb"],
-        "peak_rss_ratio_vs_full": memory["adaptive_svd"]["peak_rss_mb"] / memory["full"]["peak_rss_mb"],
+        "peak_ratio_vs_full": memory["adaptive_svd"]["peak_mb"] / memory["full"]["peak_mb"],
         "peft_osf_mem_ratio_vs_full": memory["peft_osf"]["training_mb"] / memory["full"]["training_mb"],
         "leak": projected_adamw_leak((64, 64), 32, steps=200, lr=1e-3, weight_decay=0.01),
         "peft_osf_leak": peft_osf_leak((64, 64), 32, steps=200, lr=1e-3, weight_decay=0.01),
@@ -211,6 +254,8 @@ def main() -> None:
         "parameters": parameters,
         "timed_steps_each": len(times["full"]),
         "basis": args.basis,
+        "model": args.model,
+        "device": str(device),
     }
     print(json.dumps(result))
 

@@ -21,6 +21,7 @@ def mean_kl(before, after, tokenizer, records) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
         for batch in batches(encode(records, tokenizer, "causal", 64), 16, tokenizer.pad_token_id):
+            batch = {name: tensor.to(before.device) for name, tensor in batch.items()}
             mask = batch["attention_mask"].bool()
             inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
             p = torch.log_softmax(before(**inputs).logits, -1)[mask]

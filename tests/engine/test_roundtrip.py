@@ -28,6 +28,7 @@ def test_trained_model_round_trips_through_plain_from_pretrained(tmp_path, kind,
     records = fact_records("t", 16, seed=0)
     config = TrainConfig(strategy=strategy, n_epochs=1, learning_rate=3e-3)
     result = train_task(model, tokenizer, records, config, prior_records=fact_records("g", 8, seed=1))
+    result.model.cpu()  # trained where there is a GPU; compared with the reloaded copy on the CPU
     result.model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
 
