@@ -62,7 +62,7 @@ def authenticate(request: Request,
                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     # A session of its own, closed within this thread hop: the route's session takes a connection
     # only once the route runs, so no connection waits idle between the two hops.
-    with new_session() as session:
+    with new_session(reads_only=True) as session:
         principal = _principal(session, credentials)
     limiter = request.app.state.rate_limiter
     if limiter is not None:

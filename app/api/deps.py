@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.db.session import new_session
 
+READ_METHODS = frozenset({"GET", "HEAD"})
 
-async def get_session() -> AsyncIterator[Session]:
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
     # Async so that the session closes (its connection back to the pool) as soon as the response is
     # ready, not after waiting for a free thread: under load, connections held by requests queued
     # for a thread would exhaust the pool. Creating a session does no I/O.
-    session = new_session()
+    session = new_session(reads_only=request.method in READ_METHODS)
     try:
         yield session
     finally:
