@@ -1,8 +1,9 @@
 """Bearer-key authentication for ``/v1``, the per-key rate limit, and the open-mode rule.
 
 With no active key the service is open (every caller is "anonymous"), which ``serve`` allows only
-on a loopback address. With keys, every ``/v1`` call needs a valid, unrevoked one; revocation is
-read from the database on each request, so it takes effect at once.
+on a loopback address. With keys, every ``/v1`` call needs a valid, unrevoked one. Keys are looked up in
+the database, or in server mode in a per-process cache that PostgreSQL's change notifications empty as the
+revoking transaction commits: a revocation reaches every API process within milliseconds.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from app.db.session import new_session
+from app.cached_reads import CachedReads
 from app.errors import RateLimited, Unauthorized
-from app.services.keys import active_key_name, any_active_key
+from app.services.keys import any_active_key
 
 ANONYMOUS = "anonymous"
 bearer = HTTPBearer(auto_error=False, description="An API key made with `sculpt keys create NAME`.")
@@ -45,25 +46,21 @@ def open_bind_refusal(host: str, session: Session) -> str | None:
             "or bind to 127.0.0.1")
 
 
-def _principal(session: Session, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    if credentials is not None:
-        name = active_key_name(session, credentials.credentials)
-        if name:
-            return Principal(name)
-    if not any_active_key(session):
-        return Principal(ANONYMOUS)
-    if credentials is None:
+async def authenticate(request: Request,
+                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    # On the event loop: with the change feed live, a known key (or the open mode) is answered from memory.
+    reads: CachedReads = request.app.state.reads
+    secret = credentials.credentials if credentials is not None else None
+    name = await reads.key_name(secret) if secret is not None else None
+    if name is not None:
+        principal = Principal(name)
+    elif not await reads.any_active_key():
+        principal = Principal(ANONYMOUS)
+    elif secret is None:
         raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'",
                            headers={"WWW-Authenticate": "Bearer"})
-    raise Unauthorized("Invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-
-
-def authenticate(request: Request,
-                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
-    # A session of its own, closed within this thread hop: the route's session takes a connection
-    # only once the route runs, so no connection waits idle between the two hops.
-    with new_session(reads_only=True) as session:
-        principal = _principal(session, credentials)
+    else:
+        raise Unauthorized("Invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     limiter = request.app.state.rate_limiter
     if limiter is not None:
         wait = limiter.acquire(principal.name)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import Depends, FastAPI, HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -9,6 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import logsafe
 from app.api import dashboard, files, health, jobs, metrics, models, stream
 from app.auth import authenticate
+from app.cached_reads import CachedReads
+from app.change_feed import ChangeFeed
 from app.errors import error_response, install_error_handlers
 from app.metrics import HttpMetricsMiddleware, Metrics
 from app.ratelimit import RateLimiter
@@ -73,16 +79,32 @@ class RequestGuard:
         await response(scope, receive, send)
 
 
+@contextlib.asynccontextmanager
+async def _follow_changes(app: FastAPI) -> AsyncIterator[None]:
+    """In server mode, follow PostgreSQL's change notifications for as long as the app runs."""
+    url = get_settings().resolved_database_url
+    task = None if url.startswith("sqlite") else asyncio.create_task(app.state.change_feed.follow(url))
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     # Starlette re-raises an unhandled error after its 500 response so that the server logs it: as one line.
     logsafe.install("uvicorn", "uvicorn.access")
-    app = FastAPI(title="Sculpt", version="0.1.0",
+    app = FastAPI(lifespan=_follow_changes, title="Sculpt", version="0.1.0",
                   description="Continual training of language models: constrained full fine-tuning as a "
                               "service, OpenAI-compatible where OpenAI has the concept.",
                   # Any route: a malformed URL (400), a request that fails validation (422, in the same
                   # error shape, not FastAPI's default) or the database being unreachable (503).
                   responses=error_responses(400, 422, 503))
+    app.state.change_feed = ChangeFeed()
+    app.state.reads = CachedReads(app.state.change_feed)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
     install_error_handlers(app)
 
@@ -93,6 +115,6 @@ def create_app() -> FastAPI:
     app.include_router(metrics.router, dependencies=secured)
     dashboard.mount(app)
     app.add_middleware(RequestGuard)
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(app.state.reads.cache)
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.cached_reads import ReadCache
 from app.db.session import new_session
 from app.db.tables import Evaluation, Job, JobEvent, Model
 from app.schemas.jobs import JOB_STATUSES, TERMINAL_STATUSES
@@ -125,12 +126,29 @@ class DatabaseCollector(Collector):
         yield head
 
 
-class Metrics:
-    """One app's registry: the database collector plus HTTP request counts and latencies."""
+class ReadCacheCollector(Collector):
+    """This process's cached reads (app/cached_reads.py) and whether its change feed is live."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: ReadCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator:
+        lookups = CounterMetricFamily("sculpt_read_cache_lookups", "Cached API reads by result (bypass: the "
+                                      "change feed was down, so the database was read)", labels=["result"])
+        for result in ("hit", "miss", "bypass"):
+            lookups.add_metric([result], self.cache.lookups[result])
+        yield lookups
+        yield GaugeMetricFamily("sculpt_change_feed_live", "1 while this process follows PostgreSQL's change "
+                                "notifications (reads may be cached), else 0", value=int(self.cache.feed.live))
+
+
+class Metrics:
+    """One app's registry: the database collector, the read cache, HTTP request counts and latencies."""
+
+    def __init__(self, cache: ReadCache) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(DatabaseCollector())
+        self.registry.register(ReadCacheCollector(cache))
         self.requests = Counter("sculpt_http_requests", "HTTP requests", ["method", "route", "status"],
                                 registry=self.registry)
         self.latency = Histogram("sculpt_http_request_duration_seconds", "HTTP request latency",

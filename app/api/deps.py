@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from app.cached_reads import CachedReads
 from app.db.session import new_session
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -25,3 +26,11 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+async def get_cached_reads(request: Request) -> CachedReads:
+    return request.app.state.reads
+
+
+# Polled routes: async, answered from memory while the change feed is live (see app/cached_reads.py).
+CachedReadsDep = Annotated[CachedReads, Depends(get_cached_reads)]

@@ -5,7 +5,7 @@ from typing import Literal
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 
-from app.api.deps import SessionDep
+from app.api.deps import CachedReadsDep, SessionDep
 from app.presenters import checkpoint_object, event_object, job_object
 from app.schemas.common import ListObject, error_responses
 from app.schemas.jobs import CheckpointObject, EventObject, JobCreate, JobObject
@@ -57,18 +57,18 @@ def list_jobs(session: SessionDep, request: Request, after: str | None = Query(N
 
 
 @router.get("/{job_id}", response_model=JobObject, responses=error_responses(401, 404, 429))
-def get_job(session: SessionDep, job_id: str) -> JobObject:
-    return job_object(service.get_job(session, job_id))
+async def get_job(reads: CachedReadsDep, job_id: str) -> JobObject:
+    return job_object(await reads.job(job_id))
 
 
 @router.get("/{job_id}/events", response_model=ListObject[EventObject],
             responses=error_responses(401, 404, 422, 429))
-def list_events(session: SessionDep, job_id: str, after: str | None = Query(None, max_length=40),
-                limit: int = Query(20, ge=1, le=100),
-                type: Literal["message", "metrics"] | None = Query(None),
-                order: Literal["asc", "desc"] = Query("desc", description="'asc' follows a job from its start."),
-                ) -> ListObject[EventObject]:
-    rows, has_more = service.list_events(session, job_id, after, limit, type, order)
+async def list_events(reads: CachedReadsDep, job_id: str, after: str | None = Query(None, max_length=40),
+                      limit: int = Query(20, ge=1, le=100),
+                      type: Literal["message", "metrics"] | None = Query(None),
+                      order: Literal["asc", "desc"] = Query("desc", description="'asc' follows a job from its start."),
+                      ) -> ListObject[EventObject]:
+    rows, has_more = await reads.events(job_id, after, limit, type, order)
     return _page([event_object(e) for e in rows], has_more)
 
 

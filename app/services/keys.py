@@ -43,9 +43,8 @@ def list_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
 
 
-def active_key_name(session: Session, secret: str) -> str | None:
-    return session.scalar(select(ApiKey.name).where(ApiKey.key_hash == hash_key(secret),
-                                                    ApiKey.revoked_at.is_(None)))
+def active_key_name(session: Session, key_hash: str) -> str | None:
+    return session.scalar(select(ApiKey.name).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)))
 
 
 def any_active_key(session: Session) -> bool:

@@ -117,6 +117,9 @@ def test_serve_with_several_api_processes_answers_on_one_port_and_stops_them_all
             assert all(client.get("/v1/models").status_code == 200 for _ in range(20))
         server.stop()
         assert server.process.returncode == 0
+        deadline = time.monotonic() + 5  # a loaded machine may still be running their exit
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert not any(_alive(pid) for pid in children), "an API process outlived `sculpt serve`"
     finally:
         if server.process.poll() is None:
