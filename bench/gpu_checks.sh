@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, run in one go on a lent machine (figures in bench/RESULTS.md):
-#   1. step overhead on the Qwen2-0.5B shape under bf16 autocast (python -m bench.step_overhead);
+#   1. step overhead on the Qwen2-0.5B shape under bf16 autocast, 8 x 128 and 8 x 512 tokens
+#      (python -m bench.step_overhead);
 #   2. the engine's tests with the trainer on CUDA (device None means cuda when there is one).
 # That machine has its own python3 with torch; the project's peft and transformers can travel as
 # wheels in .whl/. The root tests/conftest.py needs the service's stack, so --confcutdir skips it.
@@ -14,5 +15,8 @@ fi
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)' | tee -a "$out/gpu.txt"
-timeout 300 python3 -m bench.step_overhead --model qwen-0.5b --device cuda --threads 8 --rounds 5 2>&1 | tee "$out/step_overhead_qwen05b.txt"
+for seq in 128 512; do
+    timeout 300 python3 -m bench.step_overhead --model qwen-0.5b --device cuda --threads 8 --rounds 5 --seq $seq 2>&1 \
+        | tee "$out/step_overhead_qwen05b_seq$seq.txt"
+done
 timeout 200 python3 -m pytest --confcutdir=tests/engine tests/engine --deselect tests/engine/test_distributed.py -q -p no:cacheprovider 2>&1 | tee "$out/engine_tests_cuda.txt"

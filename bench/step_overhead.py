@@ -1,9 +1,9 @@
 """Step-time and memory overhead of adaptive_svd against plain full fine-tuning and PEFT's OSF.
 
-    python -m bench.step_overhead [--rounds 5] [--model small|qwen-0.5b] [--device cpu|cuda]
+    python -m bench.step_overhead [--rounds 5] [--model small|qwen-0.5b] [--device cpu|cuda] [--seq 128]
 
 Same model (``small``: Llama, 4 layers, hidden 384, intermediate 1024, vocab 2000; ``qwen-0.5b``: the
-Qwen2-0.5B shape, 494 M parameters, random weights built in code), batch (8 x 128 tokens), seed and
+Qwen2-0.5B shape, 494 M parameters, random weights built in code), batch (8 x 128 tokens unless ``--seq``), seed and
 learning rate for each strategy. On CUDA the forward runs under bf16 autocast with float32 weights, as
 the trainer does, and memory is the CUDA allocator's peak. Step times are measured alternately in one process
 (round-robin, so machine noise hits all alike) and reported as medians; peak memory is measured with
@@ -46,7 +46,7 @@ MODELS = {
             num_hidden_layers=4,
             num_attention_heads=6,
             num_key_value_heads=6,
-            max_position_embeddings=SEQ,
+            max_position_embeddings=4096,
             tie_word_embeddings=False,
         ),
     ),
@@ -59,7 +59,7 @@ MODELS = {
             num_hidden_layers=24,
             num_attention_heads=14,
             num_key_value_heads=2,
-            max_position_embeddings=SEQ,
+            max_position_embeddings=4096,
             tie_word_embeddings=True,
         ),
     ),
@@ -72,9 +72,9 @@ def build_model(name: str, device: torch.device):
     return model_class(config).to(device)
 
 
-def random_tokens(model, rows: int, seed: int) -> torch.Tensor:
+def random_tokens(model, rows: int, seed: int, seq: int = SEQ) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(0, model.config.vocab_size, (rows, SEQ), generator=generator)
+    tokens = torch.randint(0, model.config.vocab_size, (rows, seq), generator=generator)
     return tokens.to(model.device)
 
 
@@ -128,7 +128,7 @@ def _status_mb(field: str) -> float:
     return int(line.split()[1]) / 1024
 
 
-def peak_memory(strategy: str, basis: str, model_name: str, device: torch.device) -> dict:
+def peak_memory(strategy: str, basis: str, model_name: str, device: torch.device, seq: int) -> dict:
     """Run in a child process. CPU: peak RSS, and its growth over the process right after imports.
     CUDA: the allocator's peak, and its growth over the model's own weights."""
     cuda = device.type == "cuda"
@@ -139,7 +139,7 @@ def peak_memory(strategy: str, basis: str, model_name: str, device: torch.device
         torch.cuda.reset_peak_memory_stats(device)
     module, optimizer, _ = prepare(strategy, model, basis)
     module.train()
-    batch = random_tokens(model, BATCH, 0)
+    batch = random_tokens(model, BATCH, 0, seq)
     for _ in range(3):
         timed_step(module, optimizer, batch)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else _status_mb("VmHWM")
@@ -170,13 +170,14 @@ def main() -> None:
     parser.add_argument("--basis", default=RetentionConfig().basis, help="adaptive_svd retention basis")
     parser.add_argument("--model", choices=MODELS, default="small")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    parser.add_argument("--seq", type=int, default=SEQ, help="tokens per sequence of the timed batch")
     parser.add_argument("--memory-of", choices=STRATEGIES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     # One thread: on a shared machine CPU seconds then measure the work itself, not spin-waiting.
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.memory_of:
-        print(json.dumps(peak_memory(args.memory_of, args.basis, args.model, device)))
+        print(json.dumps(peak_memory(args.memory_of, args.basis, args.model, device, args.seq)))
         return
 
     base = build_model(args.model, device)
@@ -189,7 +190,7 @@ def main() -> None:
         if strategy == "adaptive_svd":
             originals.update({id(p): p.detach().clone() for p in prepared[strategy][2]})
         prepared[strategy][0].train()
-    batch = random_tokens(base, BATCH, 0)
+    batch = random_tokens(base, BATCH, 0, args.seq)
     for strategy in STRATEGIES:  # warm-up: first steps allocate optimizer state
         timed_step(*prepared[strategy][:2], batch)
     times = {s: [] for s in STRATEGIES}
@@ -225,6 +226,8 @@ def main() -> None:
                 args.model,
                 "--device",
                 args.device,
+                "--seq",
+                str(args.seq),
             ],
             capture_output=True,
             text=True,
@@ -256,6 +259,7 @@ def main() -> None:
         "basis": args.basis,
         "model": args.model,
         "device": str(device),
+        "seq": args.seq,
     }
     print(json.dumps(result))
 
