@@ -3,6 +3,8 @@ read older than the last change it was told of."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import httpx
@@ -11,7 +13,7 @@ import pytest
 
 from app import change_feed
 from app.cached_reads import ReadCache
-from app.change_feed import EVERYTHING, ChangeFeed
+from app.change_feed import EVERYTHING, HEARTBEAT_SECONDS, ChangeFeed
 from tests.api.helpers import create_job, register, upload_ok
 from tests.faults.api_process import ApiProcess
 
@@ -149,3 +151,30 @@ def test_while_the_feed_is_lost_reads_go_to_the_database_and_caching_resumes(ser
         assert client.get(job_url).json()["status"] == "running"
     hits = 'sculpt_read_cache_lookups_total{result="hit"}'
     assert _cache_figures(client)[hits] > before[hits]
+
+
+@pytest.mark.postgres
+def test_a_listener_that_silently_stops_hearing_is_noticed_within_two_heartbeats(served_on_postgres,
+                                                                                  pg_database_url, base_model_dir):
+    client = served_on_postgres
+    job_id = _queued_job(client, base_model_dir)
+    job_url = f"/v1/fine_tuning/jobs/{job_id}"
+    assert client.get(job_url).json()["status"] == "queued"
+    assert client.get(job_url).json()["status"] == "queued"  # now cached
+
+    with psycopg.connect(pg_database_url.replace("+psycopg", ""), autocommit=True) as db:
+        (listener,) = db.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                 "AND query = 'LISTEN sculpt_changes'").fetchone()
+        try:
+            os.kill(listener, signal.SIGSTOP)  # its connection stays open, but nothing reaches the API
+        except PermissionError:
+            pytest.skip("cannot stop a PostgreSQL server process here (needs root)")
+        try:
+            db.execute("UPDATE jobs SET status = 'running' WHERE id = %s", (job_id,))
+            started = time.monotonic()
+            status = _eventually(lambda: client.get(job_url).json()["status"], "running",
+                                 within=2 * HEARTBEAT_SECONDS + 5)
+            assert status == "running", "a stalled feed kept serving a stale job"
+            assert time.monotonic() - started > 0.5, "the change should have had no way to reach the API"
+        finally:
+            os.kill(listener, signal.SIGCONT)
