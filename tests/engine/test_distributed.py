@@ -55,6 +55,16 @@ def one_process():
     return train_task(*build_tiny_causal_lm(), RECORDS, _config())
 
 
+def _rounded(value):
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(item) for item in value]
+    return value
+
+
 def _max_difference(weights: dict, model) -> float:
     return max((weights[name] - param.detach()).abs().max().item() for name, param in model.named_parameters())
 
@@ -70,7 +80,9 @@ def test_two_processes_train_what_one_process_trains(one_process):
     assert two.steps == one_process.steps == 6
     assert two.trained_tokens == one_process.trained_tokens
     assert two.final_loss == pytest.approx(one_process.final_loss, rel=1e-5)
-    assert two.retention == one_process.retention
+    # Importance comes from each process's own calibration forward; summation order may differ in the
+    # last bits, so floats agree to 6 significant digits and everything else exactly.
+    assert _rounded(two.retention) == _rounded(one_process.retention)
     # Only the first process reports: each phase and each step once, in order.
     assert phases == ["calibrating", "decomposing", "training"]
     assert [p.step for p in progress] == [1, 2, 3, 4, 5, 6]
