@@ -81,6 +81,14 @@ class Stack:
     def __enter__(self) -> Self:
         self.tmp = Path(tempfile.mkdtemp(prefix="sculpt-api-load-"))
         self.database = f"sculpt_bench_{secrets.token_hex(4)}"
+        try:
+            self._start()
+        except BaseException:  # a stack that failed to come up is removed too: its database first of all
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self) -> None:
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{self.database}"')
         redis_port = free_port()
@@ -104,7 +112,6 @@ class Stack:
                                 "127.0.0.1", "--port", str(port), "--workers", str(self.api_workers),
                                 "--timeout-keep-alive", "75", "--no-access-log", "--log-level", "warning"], "api")
         wait_until_up(self.url, self.api, "the API")
-        return self
 
     def _spawn(self, command: list[str], name: str) -> subprocess.Popen:
         with open(self.tmp / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
