@@ -104,6 +104,19 @@ def _queued_job(client: httpx.Client, base_model_dir) -> str:
     return create_job(client, "m", upload_ok(client)).json()["id"]
 
 
+# The API's LISTEN connection, as PostgreSQL sees it (the feed runs no other query on it).
+THE_LISTENER = "FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN sculpt_changes'"
+
+
+def _cached_job(client: httpx.Client, base_model_dir) -> tuple[str, str]:
+    """A queued job, polled twice so that the API holds it in memory."""
+    job_id = _queued_job(client, base_model_dir)
+    job_url = f"/v1/fine_tuning/jobs/{job_id}"
+    for _ in range(2):
+        assert client.get(job_url).json()["status"] == "queued"
+    return job_id, job_url
+
+
 @pytest.mark.postgres
 def test_polled_reads_come_from_memory_and_follow_every_change(served_on_postgres, pg_database_url,
                                                                base_model_dir):
@@ -131,15 +144,10 @@ def test_polled_reads_come_from_memory_and_follow_every_change(served_on_postgre
 def test_while_the_feed_is_lost_reads_go_to_the_database_and_caching_resumes(served_on_postgres,
                                                                              pg_database_url, base_model_dir):
     client = served_on_postgres
-    job_id = _queued_job(client, base_model_dir)
-    job_url = f"/v1/fine_tuning/jobs/{job_id}"
-    assert client.get(job_url).json()["status"] == "queued"
-    assert client.get(job_url).json()["status"] == "queued"  # now cached
-
+    job_id, job_url = _cached_job(client, base_model_dir)
     with psycopg.connect(pg_database_url.replace("+psycopg", ""), autocommit=True) as db:
         # Cut the API's LISTEN connection, then change the job: no notification can reach the API.
-        cut = db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE datname = current_database() AND query = 'LISTEN sculpt_changes'").fetchall()
+        cut = db.execute(f"SELECT pg_terminate_backend(pid) {THE_LISTENER}").fetchall()
         assert cut == [(True,)]
         db.execute("UPDATE jobs SET status = 'running' WHERE id = %s", (job_id,))
     assert _eventually(lambda: client.get(job_url).json()["status"], "running") == "running"
@@ -157,14 +165,9 @@ def test_while_the_feed_is_lost_reads_go_to_the_database_and_caching_resumes(ser
 def test_a_listener_that_silently_stops_hearing_is_noticed_within_two_heartbeats(served_on_postgres,
                                                                                   pg_database_url, base_model_dir):
     client = served_on_postgres
-    job_id = _queued_job(client, base_model_dir)
-    job_url = f"/v1/fine_tuning/jobs/{job_id}"
-    assert client.get(job_url).json()["status"] == "queued"
-    assert client.get(job_url).json()["status"] == "queued"  # now cached
-
+    job_id, job_url = _cached_job(client, base_model_dir)
     with psycopg.connect(pg_database_url.replace("+psycopg", ""), autocommit=True) as db:
-        (listener,) = db.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                                 "AND query = 'LISTEN sculpt_changes'").fetchone()
+        (listener,) = db.execute(f"SELECT pid {THE_LISTENER}").fetchone()
         try:
             os.kill(listener, signal.SIGSTOP)  # its connection stays open, but nothing reaches the API
         except PermissionError:
