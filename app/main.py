@@ -10,16 +10,22 @@ from fastapi import Depends, FastAPI, HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import logsafe
-from app.api import dashboard, files, health, jobs, metrics, models, stream
-from app.auth import authenticate
-from app.cached_reads import CachedReads
-from app.change_feed import ChangeFeed
-from app.errors import error_response, install_error_handlers
-from app.metrics import HttpMetricsMiddleware, Metrics
-from app.ratelimit import RateLimiter
-from app.schemas.common import error_responses
-from app.settings import get_settings
+from app.core import logsafe
+from app.core.errors import error_response, install_error_handlers
+from app.core.schemas import error_responses
+from app.core.settings import get_settings
+from app.files import router as files
+from app.health import router as health
+from app.http import dashboard
+from app.http.auth import authenticate
+from app.http.cached_reads import CachedReads
+from app.http.change_feed import ChangeFeed
+from app.http.ratelimit import RateLimiter
+from app.jobs import router as jobs
+from app.jobs import stream_router as stream
+from app.lineages import router as models
+from app.monitoring import router as metrics
+from app.monitoring.prometheus import HttpMetricsMiddleware, Metrics
 
 # Multipart framing around an upload's bytes; the file itself is held to max_upload_bytes by the validator.
 MULTIPART_SLACK_BYTES = 64 * 1024

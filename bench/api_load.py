@@ -99,7 +99,7 @@ class Stack:
                     "SCULPT_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.database}",
                     "SCULPT_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
                     "SCULPT_RATE_LIMIT_PER_MINUTE": "0", "SCULPT_MAX_QUEUED_JOBS": str(self.max_queued)}
-        subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=self.env, check=True,
+        subprocess.run([sys.executable, "-m", "app.cli.main", "migrate"], env=self.env, check=True,
                        stdout=subprocess.DEVNULL)
         self.base = self.tmp / "tiny-base"
         subprocess.run([sys.executable, "-m", "worker.tiny", str(self.base)], env=self.env, check=True,

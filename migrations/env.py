@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from app.db.session import engine_for
-from app.db.tables import Base
-from app.settings import get_settings
+from app.core.db.session import engine_for
+from app.core.db.tables import Base
+from app.core.settings import get_settings
 
 config = context.config
 MIGRATION_LOCK_KEY = 0x5C01_7A1E  # any constant; names Sculpt's migration lock in pg_locks

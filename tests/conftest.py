@@ -27,8 +27,8 @@ REDIS_HOST = "redis://127.0.0.1:6379"
 
 def reset_caches() -> None:
     """Forget per-process singletons so the next use reads the current environment."""
-    from app.broker import celery_client
-    from app.settings import get_settings
+    from app.core.broker import celery_client
+    from app.core.settings import get_settings
 
     get_settings.cache_clear()
     celery_client.cache_clear()
@@ -44,8 +44,8 @@ def _base_environment(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
 
 @pytest.fixture
 def sqlite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from app.migrate import upgrade_to_head
-    from app.settings import get_settings
+    from app.core.migrate import upgrade_to_head
+    from app.core.settings import get_settings
 
     _base_environment(monkeypatch, tmp_path / "home")
     reset_caches()
@@ -57,8 +57,8 @@ def sqlite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture(scope="session")
 def pg_database_url():
     """A fresh, migrated PostgreSQL database for this test session; dropped afterwards."""
-    from app.db.session import engine_for
-    from app.migrate import upgrade_to_head
+    from app.core.db.session import engine_for
+    from app.core.migrate import upgrade_to_head
 
     name = f"sculpt_test_{secrets.token_hex(6)}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
@@ -90,8 +90,8 @@ def _flush(url: str) -> None:
 
 
 def empty_database(url: str) -> None:
-    from app.db.session import engine_for
-    from app.db.tables import Base
+    from app.core.db.session import engine_for
+    from app.core.db.tables import Base
 
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine_for(url).begin() as connection:
@@ -100,7 +100,7 @@ def empty_database(url: str) -> None:
 
 @pytest.fixture
 def pg_env(pg_database_url: str, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from app.settings import get_settings
+    from app.core.settings import get_settings
 
     _base_environment(monkeypatch, tmp_path / "home")
     monkeypatch.setenv("SCULPT_DATABASE_URL", pg_database_url)

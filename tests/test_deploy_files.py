@@ -10,8 +10,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from app.cli import build_parser
-from app.settings import Settings
+from app.cli.main import build_parser
+from app.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -10,9 +10,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from app.db.session import engine_for
-from app.db.tables import Base
-from app.migrate import alembic_config, upgrade_to_head
+from app.core.db.session import engine_for
+from app.core.db.tables import Base
+from app.core.migrate import alembic_config, upgrade_to_head
 
 
 def differences(url: str) -> list:
@@ -45,8 +45,8 @@ def test_upgrade_from_empty_matches_the_tables(backend, request):
 
 
 def test_cli_migrate_creates_the_embedded_database(tmp_path, monkeypatch):
-    from app.cli import main
-    from app.settings import get_settings
+    from app.cli.main import main
+    from app.core.settings import get_settings
 
     monkeypatch.delenv("SCULPT_DATABASE_URL", raising=False)
     monkeypatch.setenv("SCULPT_HOME", str(tmp_path / "fresh"))
@@ -77,7 +77,7 @@ def test_concurrent_upgrades_from_several_processes(backend, tmp_path):
             admin.execute(f'CREATE DATABASE "{name}"')
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     try:
-        code = f"from app.migrate import upgrade_to_head; upgrade_to_head({url!r})"
+        code = f"from app.core.migrate import upgrade_to_head; upgrade_to_head({url!r})"
         processes = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
                      for _ in range(3)]
         results = [(p.wait(timeout=120), p.stderr.read()) for p in processes]

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.settings import get_settings
-from app.storage import TMP_PREFIX, file_key, get_storage, sha256_of
+from app.core.settings import get_settings
+from app.core.storage import TMP_PREFIX, file_key, get_storage, sha256_of
 from worker.checkpoints import CorruptCheckpoint, verify_checkpoint
 
 

@@ -1,6 +1,6 @@
 """The Celery app of the worker: one job per process (``--pool solo``), long-job settings.
 
-Configuration comes from ``app.broker.celery_config`` so the API and the worker agree on the
+Configuration comes from ``app.core.broker.celery_config`` so the API and the worker agree on the
 broker and its options. The model is loaded inside the task, never at import time.
 """
 
@@ -11,9 +11,9 @@ import logging
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready, worker_shutting_down
 
-from app import logsafe
-from app.broker import celery_config
-from app.settings import get_settings
+from app.core import logsafe
+from app.core.broker import celery_config
+from app.core.settings import get_settings
 
 log = logging.getLogger("sculpt.worker")
 

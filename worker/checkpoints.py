@@ -15,7 +15,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from app.storage import StorageError, checkpoint_key, get_storage, sha256_of
+from app.core.storage import StorageError, checkpoint_key, get_storage, sha256_of
 
 MANIFEST = "manifest.json"
 log = logging.getLogger("sculpt.worker")

@@ -9,10 +9,10 @@ from statistics import fmean
 
 from sqlalchemy import select
 
-from app.datasets import read_records
-from app.db.session import session_scope
-from app.db.tables import Evaluation, File, Model, ModelVersion
-from app.gates import check_gates
+from app.core.db.session import session_scope
+from app.core.db.tables import Evaluation, File, Model, ModelVersion
+from app.files.datasets import read_records
+from app.lineages.gates import check_gates
 from worker.cache import local_file
 from worker.errors import JobFailed
 from worker.job_inputs import JobInputs

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from app.datasets import read_records
-from app.db.session import session_scope
-from app.db.tables import File, Job, Model, ModelVersion, Task
-from app.storage import file_key, get_storage
+from app.core.db.session import session_scope
+from app.core.db.tables import File, Job, Model, ModelVersion, Task
+from app.core.storage import file_key, get_storage
+from app.files.datasets import read_records
 from worker.cache import local_file, local_file_at
 from worker.errors import JobFailed
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from app.db.session import session_scope
-from app.db.tables import Job, JobEvent, utcnow
+from app.core.db.session import session_scope
+from app.core.db.tables import Job, JobEvent, utcnow
 from worker.leases import _expiry
-from worker.webhooks import notify_terminal
+from worker.webhook_dispatch import notify_terminal
 
 log = logging.getLogger("sculpt.worker")
 

@@ -17,9 +17,9 @@ from typing import Self
 
 from sqlalchemy import or_, update
 
-from app.db.session import session_scope
-from app.db.tables import Job, Model, utcnow
-from app.settings import get_settings
+from app.core.db.session import session_scope
+from app.core.db.tables import Job, Model, utcnow
+from app.core.settings import get_settings
 
 log = logging.getLogger("sculpt.worker")
 

@@ -9,9 +9,9 @@ import gc
 import logging
 import time
 
-from app.logsafe import describe
-from app.settings import get_settings
-from app.storage import StorageError, get_storage
+from app.core.logsafe import describe
+from app.core.settings import get_settings
+from app.core.storage import StorageError, get_storage
 from worker import jobstore, registry
 from worker.cache import local_checkpoint
 from worker.checkpoints import CorruptCheckpoint, checkpoint_key, discard, save_checkpoint, verify_stored
@@ -173,8 +173,8 @@ def _maybe_pause(point: str) -> None:
 
 
 def _model_gates(model_id: str) -> dict:
-    from app.db.session import session_scope
-    from app.db.tables import Model
+    from app.core.db.session import session_scope
+    from app.core.db.tables import Model
 
     with session_scope() as session:
         return dict(session.get(Model, model_id).gates or {})

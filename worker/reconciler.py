@@ -15,15 +15,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, or_, select, update
 
-from app.broker import enqueue_job
-from app.db.session import session_scope
-from app.db.tables import Job, Model, ModelVersion, utcnow
-from app.services.webhooks import pending_deliveries
-from app.settings import get_settings
-from app.storage import CHECKPOINTS, TMP_PREFIX, get_storage
+from app.core.broker import enqueue_job
+from app.core.db.session import session_scope
+from app.core.db.tables import Job, Model, ModelVersion, utcnow
+from app.core.settings import get_settings
+from app.core.storage import CHECKPOINTS, TMP_PREFIX, get_storage
+from app.webhooks.delivery import pending_deliveries
 from worker.cache import remove_stale_downloads
 from worker.jobstore import PENDING
-from worker.webhooks import notify_terminal
+from worker.webhook_dispatch import notify_terminal
 
 log = logging.getLogger("sculpt.worker")
 STALE_UPLOAD_S = 3600

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.db.session import session_scope
-from app.db.tables import Evaluation, HeadChange, Job, JobEvent, Model, ModelVersion, Task, utcnow
+from app.core.db.session import session_scope
+from app.core.db.tables import Evaluation, HeadChange, Job, JobEvent, Model, ModelVersion, Task, utcnow
 from worker.errors import LeaseLost
 from worker.job_eval import VersionEvaluation
 from worker.job_inputs import JobInputs
-from worker.webhooks import notify_terminal
+from worker.webhook_dispatch import notify_terminal
 
 
 def next_version(model_id: str) -> int:

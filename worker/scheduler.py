@@ -18,9 +18,9 @@ import time
 
 from sqlalchemy import select, update
 
-from app.broker import enqueue_job
-from app.db.session import session_scope
-from app.db.tables import Job, utcnow
+from app.core.broker import enqueue_job
+from app.core.db.session import session_scope
+from app.core.db.tables import Job, utcnow
 from worker import jobstore, leases
 from worker.leases import Heartbeat, worker_identity
 

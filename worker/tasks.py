@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.broker import RUN_JOB_TASK
+from app.core.broker import RUN_JOB_TASK
 from worker.celery_app import celery_app
 
 

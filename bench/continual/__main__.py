@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from app.schemas.jobs import NAME_PATTERN
+from app.jobs.schemas import NAME_PATTERN
 from bench.continual import plots
 from bench.continual.report import aggregate, run_metrics, text_report
 from bench.continual.runner import CPU_MEMORY, build_base, exact_match, isolated, memory_measure, run_stream

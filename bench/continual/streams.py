@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 
-from app.datasets import DatasetError, read_records, validate_stream
-from app.settings import Settings
+from app.core.settings import Settings
+from app.files.datasets import DatasetError, read_records, validate_stream
 
 LETTERS = string.ascii_lowercase
 TASK_LETTERS = 8
@@ -77,7 +77,7 @@ def built_in_stream(name: str, seed: int, train: int, held_out: int) -> list[Tas
 
 
 def read_task_file(path: str | Path) -> list[dict]:
-    """The records of a task file, checked by the service's own upload validation (app.datasets)."""
+    """The records of a task file, checked by the service's own upload validation (app.files.datasets)."""
     path = Path(path)
     try:
         with open(path, "rb") as source:

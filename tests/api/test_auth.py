@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from app.auth import open_bind_refusal
-from app.db.session import new_session
-from app.services import keys
+from app.core.db.session import new_session
+from app.http.auth import open_bind_refusal
+from app.keys import service as keys
 from tests.api.helpers import assert_error, register
 
 
@@ -62,8 +62,8 @@ def test_bind_rule(sqlite_env):
 def test_rate_limit(sqlite_env, monkeypatch):
     from fastapi.testclient import TestClient
 
+    from app.core.settings import get_settings
     from app.main import create_app
-    from app.settings import get_settings
 
     monkeypatch.setenv("SCULPT_RATE_LIMIT_PER_MINUTE", "3")
     get_settings.cache_clear()

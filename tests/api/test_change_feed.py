@@ -11,9 +11,9 @@ import httpx
 import psycopg
 import pytest
 
-from app import change_feed
-from app.cached_reads import ReadCache
-from app.change_feed import EVERYTHING, HEARTBEAT_SECONDS, ChangeFeed
+from app.http import change_feed
+from app.http.cached_reads import ReadCache
+from app.http.change_feed import EVERYTHING, HEARTBEAT_SECONDS, ChangeFeed
 from tests.api.helpers import create_job, register, upload_ok
 from tests.faults.api_process import ApiProcess
 

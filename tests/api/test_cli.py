@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.cli import main
+from app.cli.main import main
 
 
 def test_keys_create_list_revoke(sqlite_env, capsys):
@@ -56,7 +56,7 @@ def test_serve_runs_api_and_worker_and_stops_both_on_sigterm(tmp_path):
     env.update(SCULPT_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        server = subprocess.Popen([sys.executable, "-m", "app.cli.main", "serve", "--port", str(port)],
                                   stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 60

@@ -24,7 +24,7 @@ def test_oversized_json_body_is_413(sqlite_client):
 
 
 def test_unexpected_error_is_a_plain_500_without_traceback(sqlite_env, monkeypatch, caplog):
-    import app.services.models as models_service
+    import app.lineages.service as models_service
     from app.main import create_app
 
     def explode(_session):
@@ -51,8 +51,8 @@ def test_health_and_ready(client):
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_not_ready_names_the_broker(pg_env, monkeypatch):
+    from app.core.settings import get_settings
     from app.main import create_app
-    from app.settings import get_settings
 
     monkeypatch.setenv("SCULPT_BROKER_URL", "redis://127.0.0.1:1/0")
     get_settings.cache_clear()
@@ -61,8 +61,8 @@ def test_not_ready_names_the_broker(pg_env, monkeypatch):
 
 
 def test_not_ready_names_the_database(sqlite_env, monkeypatch):
+    from app.core.settings import get_settings
     from app.main import create_app
-    from app.settings import get_settings
 
     monkeypatch.setenv("SCULPT_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/none")
     get_settings.cache_clear()
@@ -75,7 +75,7 @@ def test_not_ready_names_the_database(sqlite_env, monkeypatch):
 def test_embedded_broker_folder_must_be_writable(sqlite_env):
     import shutil
 
-    from app.services.health import broker_problem
+    from app.health.service import broker_problem
 
     assert broker_problem(sqlite_env) is None
     shutil.rmtree(sqlite_env.broker_folder)

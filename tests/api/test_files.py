@@ -75,7 +75,7 @@ def test_shapes_and_limits(sqlite_client, sqlite_env, monkeypatch):
 
 
 def test_size_line_and_line_length_limits(sqlite_client, sqlite_env, monkeypatch):
-    from app.settings import get_settings
+    from app.core.settings import get_settings
 
     one = b'{"prompt": "question", "completion": "answer"}\n'
     monkeypatch.setenv("SCULPT_MAX_UPLOAD_LINES", "3")
@@ -144,8 +144,8 @@ def test_streamed_upload_without_length_is_cut_off_at_the_limit(sqlite_env, monk
     import asyncio
     import json
 
+    from app.core.settings import get_settings
     from app.main import create_app
-    from app.settings import get_settings
 
     monkeypatch.setenv("SCULPT_MAX_UPLOAD_BYTES", "10000")
     get_settings.cache_clear()

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select, update
 
-from app.db.session import session_scope
-from app.db.tables import Job, JobEvent, ModelVersion
+from app.core.db.session import session_scope
+from app.core.db.tables import Job, JobEvent, ModelVersion
 from tests.api.helpers import assert_error, create_job, register, upload_ok
 
 
@@ -36,7 +36,7 @@ def test_create_and_get_job(client, base_model_dir):
 
 
 def test_job_stays_queued_when_the_broker_is_down(sqlite_client, base_model_dir, monkeypatch):
-    import app.services.jobs as jobs_service
+    import app.jobs.service as jobs_service
 
     def broken(*_args, **_kwargs):
         raise ConnectionError("broker down")
@@ -222,7 +222,7 @@ def test_failed_job_error(sqlite_client, base_model_dir):
 
 
 def test_queue_limit(sqlite_client, base_model_dir, monkeypatch):
-    from app.settings import get_settings
+    from app.core.settings import get_settings
 
     monkeypatch.setenv("SCULPT_MAX_QUEUED_JOBS", "1")
     get_settings.cache_clear()

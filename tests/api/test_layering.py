@@ -1,13 +1,46 @@
-"""The API package stays light: it never imports the worker or torch."""
+"""The layers stay apart: the API package never imports the worker or torch, and its torch-free core
+(what the worker imports) imports no feature package."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
+
+APP = Path(__file__).resolve().parents[2] / "app"
+FEATURES = {"files", "jobs", "lineages", "keys", "webhooks", "health", "monitoring", "http", "cli", "main"}
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
 
 
 def test_app_imports_neither_worker_nor_torch():
-    code = ("import sys, app.main, app.cli, app.migrate; app.main.create_app(); "
+    code = ("import sys, app.main, app.cli.main, app.core.migrate; app.main.create_app(); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'worker', 'transformers')))")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+def test_no_app_module_names_torch_or_the_worker_even_lazily():
+    offenders = {str(path.relative_to(APP.parent)): sorted(name for name in _imports(path)
+                                                           if name.split(".")[0] in ("torch", "worker", "transformers"))
+                 for path in APP.rglob("*.py")}
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_core_imports_no_feature_package():
+    offenders = {}
+    for path in (APP / "core").rglob("*.py"):
+        bad = sorted(name for name in _imports(path)
+                     if name.startswith("app.") and name.split(".")[1] in FEATURES)
+        if bad:
+            offenders[str(path.relative_to(APP.parent))] = bad
+    assert offenders == {}

@@ -3,8 +3,8 @@ from __future__ import annotations
 import json
 import os
 
-from app.db.session import session_scope
-from app.db.tables import Evaluation, ModelVersion, Task
+from app.core.db.session import session_scope
+from app.core.db.tables import Evaluation, ModelVersion, Task
 from tests.api.helpers import assert_error, register
 
 
@@ -65,7 +65,7 @@ def test_register_refuses_bad_base_models(sqlite_client, base_model_dir, tmp_pat
     assert sqlite_client.get("/v1/models").json()["data"] == []
 
     monkeypatch.setenv("SCULPT_ALLOW_HUB_MODELS", "false")
-    from app.settings import get_settings
+    from app.core.settings import get_settings
 
     get_settings.cache_clear()
     refuse("org/model")

@@ -34,8 +34,8 @@ def api_schema(client, base_model_dir):
 @pytest.fixture
 def auth_headers(api_schema) -> dict[str, str]:
     """Run with auth on, as a deployment would."""
-    from app.db.session import new_session
-    from app.services.keys import create_key
+    from app.core.db.session import new_session
+    from app.keys.service import create_key
 
     with new_session() as session:
         return {"Authorization": f"Bearer {create_key(session, 'schemathesis')}"}

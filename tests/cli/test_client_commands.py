@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from app.cli import main
+from app.cli.main import main
 from tests.worker.harness import jsonl, records
 
 
@@ -75,8 +75,8 @@ def test_errors_print_the_api_message_and_exit_non_zero(capsys, live_url, tmp_pa
 
 
 def test_a_key_is_sent_and_a_wrong_one_refused(capsys, live_url, monkeypatch):
-    from app.db.session import new_session
-    from app.services.keys import create_key
+    from app.core.db.session import new_session
+    from app.keys.service import create_key
 
     with new_session() as session:
         secret = create_key(session, "ci")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 
-from app.client.sse import ServerEvent
-from app.client.watch import PhaseDisplay
+from app.cli.sse import ServerEvent
+from app.cli.watch import PhaseDisplay
 
 
 class Terminal(io.StringIO):
@@ -77,7 +77,7 @@ class FlakyStream:
 
 
 def test_watch_resumes_after_an_early_end_and_exits_by_the_outcome(monkeypatch):
-    from app.client import watch as watching
+    from app.cli import watch as watching
 
     monkeypatch.setattr(watching.time, "sleep", lambda _s: None)
     server, out = FlakyStream(), io.StringIO()

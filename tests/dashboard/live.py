@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import httpx
 import uvicorn
 
-from app.cli import STREAM_GRACE_SECONDS
+from app.cli.main import STREAM_GRACE_SECONDS
 
 
 def free_port() -> int:

@@ -64,8 +64,8 @@ def shot(page, name: str) -> None:
 
 
 def test_upload_train_and_watch_in_the_browser(browser_page, live_url, tiny_base, workers, tmp_path):
-    from app.db.session import new_session
-    from app.services.keys import create_key
+    from app.core.db.session import new_session
+    from app.keys.service import create_key
 
     page, problems = browser_page
     with new_session() as session:

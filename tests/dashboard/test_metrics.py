@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.metrics import phase_durations
+from app.monitoring.prometheus import phase_durations
 from tests.worker.harness import records, submit, upload, wait_for
 
 
@@ -70,8 +70,8 @@ def test_http_requests_are_counted_by_route_template(sqlite_client):
 
 
 def test_metrics_need_a_key_once_keys_exist(sqlite_client):
-    from app.db.session import new_session
-    from app.services.keys import create_key
+    from app.core.db.session import new_session
+    from app.keys.service import create_key
 
     with new_session() as session:
         secret = create_key(session, "prometheus")

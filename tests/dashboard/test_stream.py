@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from app.client.sse import parse_sse
+from app.cli.sse import parse_sse
 from tests.worker.harness import records, submit, upload
 
 STREAM = "/v1/fine_tuning/jobs/{}/events/stream"
@@ -87,8 +87,8 @@ def test_stream_errors_are_json(sqlite_client, tiny_base):
 
 
 def test_stream_needs_a_key_once_keys_exist(sqlite_client):
-    from app.db.session import new_session
-    from app.services.keys import create_key
+    from app.core.db.session import new_session
+    from app.keys.service import create_key
 
     with new_session() as session:
         create_key(session, "ops")
@@ -99,7 +99,7 @@ def test_stream_needs_a_key_once_keys_exist(sqlite_client):
 def test_a_database_outage_ends_the_stream_with_an_error_event(sqlite_client, tiny_base, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from app.services import job_stream
+    from app.jobs import stream as job_stream
 
     client = sqlite_client
     client.post("/v1/models", json={"id": "bot", "base_model": str(tiny_base)})

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.gates import GATE_NAMES, check_gates, validate_gates
+from app.lineages.gates import GATE_NAMES, check_gates, validate_gates
 
 MEASURED = {"max_forgetting": 0.05, "acc_drop": 0.02, "perplexity_ratio": 1.3, "refusal_rate": 0.9,
             "over_refusal_rate": 0.1}

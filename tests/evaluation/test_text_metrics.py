@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.evaluation.metrics import contains, exact_match, normalize_answer, rouge_l
+from worker.evaluation.text_metrics import contains, exact_match, normalize_answer, rouge_l
 
 
 @pytest.mark.parametrize(

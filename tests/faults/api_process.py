@@ -29,7 +29,7 @@ class ApiProcess:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(self.port),
+                [sys.executable, "-m", "app.cli.main", "serve", "--no-worker", "--port", str(self.port),
                  "--workers", str(self.workers)],
                 env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60

@@ -50,7 +50,7 @@ def test_no_free_database_connection_is_a_clear_retryable_503(sqlite_env, monkey
     from fastapi.testclient import TestClient
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    import app.services.models as models_service
+    import app.lineages.service as models_service
     from app.main import create_app
 
     def exhausted(_session):

@@ -20,7 +20,7 @@ def _explode(_session):
 
 
 def test_an_unexpected_api_error_is_one_log_line(sqlite_env, monkeypatch, tmp_path):
-    import app.services.models as models_service
+    import app.lineages.service as models_service
     from app.main import create_app
 
     monkeypatch.setattr(models_service, "list_models", _explode)

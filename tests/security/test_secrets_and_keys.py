@@ -9,13 +9,13 @@ import sys
 import httpx
 import pytest
 
-from app.services.keys import hash_key
+from app.keys.service import hash_key
 from tests.api.helpers import jsonl
 from tests.faults.api_process import ApiProcess
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, check=True)
+    return subprocess.run([sys.executable, "-m", "app.cli.main", *args], capture_output=True, text=True, check=True)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

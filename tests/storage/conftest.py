@@ -56,7 +56,7 @@ def _use_bucket(monkeypatch, s3_endpoint, bucket) -> None:
 @pytest.fixture
 def s3_env(sqlite_env, s3_endpoint, bucket, monkeypatch):
     """The embedded SQLite + filesystem broker, artifacts in the bucket."""
-    from app.settings import get_settings
+    from app.core.settings import get_settings
 
     _use_bucket(monkeypatch, s3_endpoint, bucket)
     return get_settings()
@@ -65,7 +65,7 @@ def s3_env(sqlite_env, s3_endpoint, bucket, monkeypatch):
 @pytest.fixture
 def s3_pg_env(pg_env, s3_endpoint, bucket, monkeypatch):
     """PostgreSQL + Redis, artifacts in the bucket."""
-    from app.settings import get_settings
+    from app.core.settings import get_settings
 
     _use_bucket(monkeypatch, s3_endpoint, bucket)
     return get_settings()

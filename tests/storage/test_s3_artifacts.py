@@ -9,10 +9,10 @@ import json
 import pytest
 from transformers import AutoModelForCausalLM
 
-from app.db.session import session_scope
-from app.db.tables import ModelVersion
-from app.storage import StorageError, checkpoint_key, get_storage
-from app.storage.s3 import S3Storage
+from app.core.db.session import session_scope
+from app.core.db.tables import ModelVersion
+from app.core.storage import StorageError, checkpoint_key, get_storage
+from app.core.storage.s3 import S3Storage
 from tests.storage.conftest import stored_keys
 from tests.worker.harness import jsonl, records, upload
 from worker import cache

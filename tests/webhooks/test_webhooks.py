@@ -98,7 +98,7 @@ def test_an_unreachable_receiver_is_recorded_and_the_job_stands(client, queued_j
 
 
 def test_a_host_removed_from_the_allow_list_is_not_posted_to(client, queued_job, receiver, monkeypatch):
-    from app.settings import get_settings
+    from app.core.settings import get_settings
 
     job = queued_job(receiver.url)
     monkeypatch.setenv("SCULPT_WEBHOOK_ALLOWED_HOSTS", "hooks.example.com")
@@ -113,8 +113,8 @@ def _crash_mid_delivery(job_id: str, claimed_until) -> None:
     record, the delivery still pending under the dead worker's claim."""
     from sqlalchemy import update
 
-    from app.db.session import session_scope
-    from app.db.tables import Job, utcnow
+    from app.core.db.session import session_scope
+    from app.core.db.tables import Job, utcnow
 
     with session_scope() as session:
         session.execute(update(Job).where(Job.id == job_id).values(
@@ -125,7 +125,7 @@ def _crash_mid_delivery(job_id: str, claimed_until) -> None:
 def test_a_delivery_cut_short_by_a_crash_is_resumed_once_its_claim_runs_out(client, queued_job, receiver):
     from datetime import timedelta
 
-    from app.db.tables import utcnow
+    from app.core.db.tables import utcnow
     from worker.reconciler import resume_webhooks
 
     job = queued_job(receiver.url)
@@ -150,7 +150,7 @@ def test_a_delivery_cut_short_by_a_crash_is_resumed_once_its_claim_runs_out(clie
 def test_two_processes_delivering_the_same_job_post_it_once(client, queued_job, receiver):
     import threading
 
-    from app.services.webhooks import deliver_job_webhook
+    from app.webhooks.delivery import deliver_job_webhook
 
     job = queued_job(receiver.url)
     _crash_mid_delivery(job["id"], claimed_until=None)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM
 
-from app.settings import get_settings
-from app.storage import get_storage
+from app.core.settings import get_settings
+from app.core.storage import get_storage
 from worker.checkpoints import (
     CorruptCheckpoint,
     checkpoint_key,

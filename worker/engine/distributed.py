@@ -28,7 +28,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 from transformers.utils import logging as transformers_logging
 
-from app.logsafe import describe
+from app.core.logsafe import describe
 
 from .config import NonFiniteLoss, TrainConfig, TrainingCancelled, TrainResult
 from .world import joined

@@ -9,7 +9,7 @@ from typing import Any
 from worker.evaluation.batching import pad_token_id, prompt_ids
 from worker.evaluation.generation import default_max_new_tokens, generate_texts
 from worker.evaluation.likelihood import target_log_likelihoods
-from worker.evaluation.metrics import TEXT_METRICS
+from worker.evaluation.text_metrics import TEXT_METRICS
 from worker.records import to_prompt_completion
 
 METRICS = (*TEXT_METRICS, "choice")

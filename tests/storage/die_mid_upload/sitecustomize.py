@@ -3,7 +3,7 @@ kill -9) right after the first file of a checkpoint reaches the object store."""
 
 import os
 
-from app.storage.s3 import S3Storage
+from app.core.storage.s3 import S3Storage
 
 _store_folder = S3Storage.store_folder
 

@@ -1,0 +1,286 @@
+"""The client sub-commands of ``sculpt``: models, files, jobs and eval, over HTTP by URL and key.
+
+Every command prints a table for people or, with ``--json``, the API's objects for scripts. An API
+error prints the server's message and exits 1; ``jobs watch`` exits by the job's outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from app.cli import output
+from app.cli.http_client import ClientError, SculptClient, default_key, default_url
+from app.cli.watch import watch
+
+Handler = Callable[[SculptClient, argparse.Namespace], int]
+
+MODEL_COLUMNS = [("id", lambda m: m["id"]), ("head", lambda m: f"v{m['head']}"),
+                 ("versions", lambda m: m["versions"]), ("tasks", lambda m: ", ".join(m["tasks"])),
+                 ("base model", lambda m: m["base_model"]), ("created", lambda m: output.when(m["created"]))]
+VERSION_COLUMNS = [("version", lambda v: f"v{v['version']}" + (" (head)" if v["is_head"] else "")),
+                   ("parent", lambda v: v["parent_version"] and f"v{v['parent_version']}"),
+                   ("status", lambda v: v["status"]), ("task", lambda v: v["task"]),
+                   ("strategy", lambda v: v["strategy"]),
+                   ("failed gates", lambda v: ", ".join(f["gate"] for f in v["gate_verdict"].get("failed", []))),
+                   ("job", lambda v: v["job_id"]), ("created", lambda v: output.when(v["created_at"]))]
+HISTORY_COLUMNS = [("when", lambda h: output.when(h["created_at"])),
+                   ("from", lambda h: h["from_version"] and f"v{h['from_version']}"),
+                   ("to", lambda h: f"v{h['to_version']}"), ("actor", lambda h: h["actor"]),
+                   ("reason", lambda h: h["reason"])]
+FILE_COLUMNS = [("id", lambda f: f["id"]), ("filename", lambda f: f["filename"]), ("purpose", lambda f: f["purpose"]),
+                ("bytes", lambda f: f["bytes"]), ("lines", lambda f: f.get("lines")),
+                ("created", lambda f: output.when(f["created_at"]))]
+JOB_COLUMNS = [("id", lambda j: j["id"]), ("model", lambda j: j["model"]), ("task", lambda j: j["continual"].get("task")),
+               ("status", lambda j: j["status"]), ("phase", lambda j: j["progress"].get("phase")),
+               ("progress", lambda j: None if j["progress"].get("fraction") is None
+                else f"{j['progress']['fraction']:.0%}"),
+               ("result", lambda j: j["fine_tuned_model"]), ("created", lambda j: output.when(j["created_at"]))]
+JOB_FIELDS = JOB_COLUMNS + [
+    ("strategy", lambda j: j["continual"].get("strategy")), ("training file", lambda j: j["training_file"]),
+    ("hyperparameters", lambda j: json.dumps(j["hyperparameters"])), ("trained tokens", lambda j: j["trained_tokens"]),
+    ("eta seconds", lambda j: j["progress"].get("eta_seconds")), ("finished", lambda j: output.when(j["finished_at"])),
+    ("promoted", lambda j: (j.get("result") or {}).get("promoted")),
+    ("acc", lambda j: (j.get("result") or {}).get("acc")), ("bwt", lambda j: (j.get("result") or {}).get("bwt")),
+    ("error", lambda j: j["error"] and f"{j['error']['code']}: {j['error']['message']}")]
+
+
+def _show(args, data, columns, many: bool = True) -> int:
+    if args.json:
+        output.as_json(data)
+    elif many:
+        output.table(data, columns)
+    else:
+        output.fields(data, columns)
+    return 0
+
+
+# models
+
+def models_create(client: SculptClient, args) -> int:
+    body = {"id": args.id, "base_model": args.base_model}
+    if args.gates:
+        body["gates"] = json.loads(args.gates)
+    return _show(args, client.post("/v1/models", body), MODEL_COLUMNS, many=False)
+
+
+def models_list(client: SculptClient, args) -> int:
+    return _show(args, client.get("/v1/models")["data"], MODEL_COLUMNS)
+
+
+def models_show(client: SculptClient, args) -> int:
+    model = client.get(f"/v1/models/{args.id}")
+    versions = client.get(f"/v1/models/{args.id}/versions")["data"]
+    history = client.get(f"/v1/models/{args.id}/head/history")["data"]
+    if args.json:
+        output.as_json({"model": model, "versions": versions, "head_history": history})
+        return 0
+    output.fields(model, MODEL_COLUMNS)
+    print("\nVersions")
+    output.table(versions, VERSION_COLUMNS)
+    print("\nHead history")
+    output.table(history, HISTORY_COLUMNS)
+    return 0
+
+
+def _move_head(client: SculptClient, args, version: int) -> int:
+    body = {"version": version, "reason": args.reason, "force": getattr(args, "force", False)}
+    model = client.post(f"/v1/models/{args.id}/head", body)
+    if args.json:
+        output.as_json(model)
+    else:
+        print(f"{args.id}: head is now v{model['head']}")
+    return 0
+
+
+def models_promote(client: SculptClient, args) -> int:
+    return _move_head(client, args, args.version)
+
+
+def models_rollback(client: SculptClient, args) -> int:
+    version = args.version
+    if version is None:  # one step back along the chain: the head's parent
+        head = client.get(f"/v1/models/{args.id}")["head"]
+        version = client.get(f"/v1/models/{args.id}/versions/{head}")["parent_version"]
+        if version is None:
+            raise ClientError(f"v{head} of {args.id} is the base; there is nothing to roll back to")
+    return _move_head(client, args, version)
+
+
+# files
+
+def files_upload(client: SculptClient, args) -> int:
+    if not args.path.is_file():
+        raise ClientError(f"no such file: {args.path}")
+    return _show(args, client.upload(args.path, args.purpose), FILE_COLUMNS, many=False)
+
+
+def files_list(client: SculptClient, args) -> int:
+    return _show(args, client.get("/v1/files")["data"], FILE_COLUMNS)
+
+
+# jobs
+
+def _training_file(client: SculptClient, reference: str) -> str:
+    """A file id as given, or a local file uploaded first."""
+    path = Path(reference)
+    if path.is_file():
+        return client.upload(path, "fine-tune")["id"]
+    return reference
+
+
+def _metadata(pairs: list[str]) -> dict[str, str] | None:
+    metadata = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ClientError(f"--metadata takes KEY=VALUE, not {pair!r}")
+        metadata[key] = value
+    return metadata or None
+
+
+def jobs_create(client: SculptClient, args) -> int:
+    hyperparameters = {name: value for name, value in (("n_epochs", args.epochs), ("batch_size", args.batch_size),
+                                                        ("learning_rate_multiplier", args.lr_multiplier))
+                       if value is not None}
+    continual = {name: value for name, value in (("task", args.task), ("strategy", args.strategy),
+                                                 ("learning_rate", args.learning_rate)) if value is not None}
+    body = {"model": args.model, "training_file": _training_file(client, args.training_file),
+            "validation_file": args.validation_file, "seed": args.seed, "suffix": args.suffix,
+            "metadata": _metadata(args.metadata), "hyperparameters": hyperparameters or None,
+            "continual": continual or None}
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
+    job = client.post("/v1/fine_tuning/jobs", {k: v for k, v in body.items() if v is not None}, headers)
+    if args.watch:
+        if not args.json:
+            print(f"{job['id']} created; following it")
+        return watch(client, job["id"], as_json=args.json)
+    return _show(args, job, JOB_FIELDS, many=False)
+
+
+def jobs_list(client: SculptClient, args) -> int:
+    return _show(args, client.get("/v1/fine_tuning/jobs", limit=args.limit, after=args.after)["data"], JOB_COLUMNS)
+
+
+def jobs_show(client: SculptClient, args) -> int:
+    return _show(args, client.get(f"/v1/fine_tuning/jobs/{args.id}"), JOB_FIELDS, many=False)
+
+
+def jobs_cancel(client: SculptClient, args) -> int:
+    job = client.post(f"/v1/fine_tuning/jobs/{args.id}/cancel")
+    if args.json:
+        output.as_json(job)
+    else:
+        state = "cancelled" if job["status"] == "cancelled" else "cancellation requested (stops at the next step)"
+        print(f"{job['id']}: {state}")
+    return 0
+
+
+def jobs_watch(client: SculptClient, args) -> int:
+    return watch(client, args.id, as_json=args.json)
+
+
+# eval
+
+def eval_show(client: SculptClient, args) -> int:
+    record = client.get(f"/v1/models/{args.model}/evaluations")
+    if args.json:
+        output.as_json(record)
+        return 0
+    columns = [("version", lambda r: f"v{r['version']}")] + [
+        (task, lambda r, i=i: output.score(r["row"][i])) for i, task in enumerate(record["tasks"])]
+    output.table([{"version": v, "row": row} for v, row in zip(record["versions"], record["matrix"])], columns)
+    print(f"\nACC {output.score(record['acc'])}   BWT {output.score(record['bwt'])}")
+    if record["forgetting"]:
+        print("forgetting  " + "  ".join(f"{t} {output.score(f)}" for t, f in record["forgetting"].items()))
+    for title in ("general", "safety"):
+        if record[title]:
+            print(f"{title:<11} " + "  ".join(f"{k} {output.cell(v)}" for k, v in record[title].items()))
+    return 0
+
+
+def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # no per-request log lines in the output
+        try:
+            with SculptClient(args.url or default_url(), args.api_key or default_key()) as client:
+                return handler(client, args)
+        except ClientError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    return run
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help=f"the server (default: $SCULPT_URL or {default_url()})")
+    common.add_argument("--api-key", help="the API key (default: $SCULPT_API_KEY)")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
+    return common
+
+
+def add_client_commands(sub) -> None:
+    """Register the models, files, jobs and eval groups on the ``sculpt`` parser's sub-parsers."""
+    common = _common()
+
+    def group(name: str, text: str):
+        actions = sub.add_parser(name, help=text).add_subparsers(dest="action", required=True)
+
+        def command(action: str, handler: Handler, text: str) -> argparse.ArgumentParser:
+            parser = actions.add_parser(action, help=text, parents=[common])
+            parser.set_defaults(func=_run(handler))
+            return parser
+        return command
+
+    models = group("models", "model lineages on a server")
+    create = models("create", models_create, "register a lineage (v1 = the base model)")
+    create.add_argument("id")
+    create.add_argument("base_model", help="a local Hugging Face folder or hub id, as the server sees it")
+    create.add_argument("--gates", help='default gates as JSON, e.g. \'{"max_forgetting": 0.1}\'')
+    models("list", models_list, "list lineages")
+    models("show", models_show, "a lineage, its versions and head history").add_argument("id")
+    promote = models("promote", models_promote, "make a version the head")
+    promote.add_argument("id")
+    promote.add_argument("version", type=int)
+    promote.add_argument("--reason", required=True)
+    promote.add_argument("--force", action="store_true", help="promote a version its gates rejected")
+    rollback = models("rollback", models_rollback, "move the head back (default: to the head's parent)")
+    rollback.add_argument("id")
+    rollback.add_argument("version", type=int, nargs="?")
+    rollback.add_argument("--reason", required=True)
+
+    files = group("files", "datasets on a server")
+    upload = files("upload", files_upload, "upload a JSONL dataset (validated by the server)")
+    upload.add_argument("path", type=Path)
+    upload.add_argument("--purpose", default="fine-tune", choices=["fine-tune", "reference", "safety"])
+    files("list", files_list, "list files")
+
+    jobs = group("jobs", "fine-tuning jobs on a server")
+    create = jobs("create", jobs_create, "start a job on a lineage's head")
+    create.add_argument("--model", required=True, help="lineage id, or '<id>:v<n>' to require that head")
+    create.add_argument("--training-file", required=True, help="a file id, or a local JSONL path to upload")
+    create.add_argument("--task", help="the task's name (default: suffix, else the file id)")
+    create.add_argument("--strategy", choices=["adaptive_svd", "full", "lora"])
+    create.add_argument("--learning-rate", type=float)
+    create.add_argument("--epochs", type=int)
+    create.add_argument("--batch-size", type=int)
+    create.add_argument("--lr-multiplier", type=float)
+    create.add_argument("--validation-file")
+    create.add_argument("--seed", type=int)
+    create.add_argument("--suffix")
+    create.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
+    create.add_argument("--idempotency-key")
+    create.add_argument("--watch", action="store_true", help="follow the job and exit by its outcome")
+    listing = jobs("list", jobs_list, "list jobs, newest first")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--after", help="the last job id of the previous page")
+    jobs("show", jobs_show, "one job").add_argument("id")
+    jobs("cancel", jobs_cancel, "cancel a job").add_argument("id")
+    jobs("watch", jobs_watch, "follow a job live; exit 0 succeeded, 3 failed, 4 cancelled").add_argument("id")
+
+    evaluation = group("eval", "evaluation records")
+    evaluation("show", eval_show, "a lineage's accuracy matrix with ACC and BWT").add_argument("model")

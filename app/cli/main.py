@@ -1,0 +1,216 @@
+"""The ``sculpt`` command: serve, worker, migrate, keys, init-base, demo; and, as a client of a server,
+models, files, jobs and eval."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+from sqlalchemy.engine import make_url
+
+from app.cli.client_commands import add_client_commands
+from app.core.settings import get_settings
+
+log = logging.getLogger("sculpt")
+
+WORKER_STOP_SECONDS = 15
+STREAM_GRACE_SECONDS = 5
+# Longer than any client's idle-connection expiry (httpx, and so the openai client: 5 s), so the client
+# always closes an idle connection first and a request never races the server closing it.
+KEEP_ALIVE_SECONDS = 75
+
+
+def _redacted(url: str) -> str:
+    """A URL fit to print: no password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not an SQLAlchemy-style URL (e.g. a broker URL): drop any credentials
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+def _migrate() -> None:
+    from app.core.migrate import upgrade_to_head
+
+    upgrade_to_head()
+
+
+def cmd_migrate(_args) -> int:
+    _migrate()
+    print(f"database at head: {_redacted(get_settings().resolved_database_url)}")
+    return 0
+
+
+def cmd_keys(args) -> int:
+    from app.core.db.session import new_session
+    from app.keys import service as keys
+
+    _migrate()
+    with new_session() as session:
+        if args.action == "create":
+            try:
+                secret = keys.create_key(session, args.name)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            print(secret)
+            print(f"API key '{args.name}' created; it is shown only this once.", file=sys.stderr)
+        elif args.action == "revoke":
+            if not keys.revoke_key(session, args.name):
+                print(f"error: no active key named '{args.name}'", file=sys.stderr)
+                return 1
+            print(f"API key '{args.name}' revoked.")
+        else:
+            for key in keys.list_keys(session):
+                state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+                print(f"{key.name}\t{key.prefix}…\t{state}")
+    return 0
+
+
+def _worker_command(queues: str, hostname: str | None) -> list[str]:
+    name = hostname or f"sculpt-{os.getpid()}@{socket.gethostname()}"
+    return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool", "solo",
+            "--concurrency", "1", "--queues", queues, "--hostname", name, "--loglevel", "INFO"]
+
+
+def cmd_worker(args) -> int:
+    command = _worker_command(args.queues, args.hostname)
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(WORKER_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from app.core.db.session import new_session
+    from app.http.auth import open_bind_refusal
+    from app.keys.service import any_active_key
+
+    settings = get_settings()
+    _migrate()
+    with new_session() as session:
+        refusal = open_bind_refusal(args.host, session)
+        keys_exist = any_active_key(session)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
+    url = f"http://{args.host}:{args.port}"
+    print(f"Sculpt API   {url}/v1  (docs {url}/docs)")
+    print(f"database     {_redacted(settings.resolved_database_url)}")
+    print(f"broker       {_redacted(settings.resolved_broker_url)}"
+          + (f" ({settings.broker_folder})" if settings.is_embedded_broker else ""))
+    print(f"artifacts    {settings.resolved_artifact_root}")
+    if not keys_exist:
+        print(f"auth         none: no API keys exist, so the API is open to anyone on {args.host} "
+              "(loopback only); create one with `sculpt keys create NAME`")
+    worker = None
+    if settings.is_embedded_broker and not args.no_worker:
+        worker = subprocess.Popen([sys.executable, "-m", "app.cli.main", "worker", "--queues", args.queues])
+        print(f"worker       pid {worker.pid} (queues {args.queues})")
+    else:
+        print("worker       none started here: run `sculpt worker` (one per GPU) against the same broker")
+    sys.stdout.flush()
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler
+    # that was there before it: make that handler an exception, so the worker is stopped below.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        # Event streams stay open until their job ends: on shutdown, cut them after a short grace
+        # (clients resume with Last-Event-ID) instead of waiting for every job to finish.
+        uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                    log_level="info", timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                    timeout_graceful_shutdown=STREAM_GRACE_SECONDS)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if worker is not None:
+            _stop(worker)
+    return 0
+
+
+def _exit_on_signal(_signum, _frame) -> None:
+    raise SystemExit(0)
+
+
+def cmd_init_base(args) -> int:
+    if not args.tiny:
+        print("error: only --tiny is supported (build a tiny model in code, no download)", file=sys.stderr)
+        return 2
+    # A subprocess, so the API package never imports torch.
+    return subprocess.call([sys.executable, "-m", "worker.tiny", args.path, "--kind", args.kind])
+
+
+def cmd_demo(args) -> int:
+    from app.cli.demo import main as demo_main
+
+    sys.argv = ["sculpt demo", *args.rest]
+    return demo_main() or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sculpt", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate, then run the API (and, embedded, one worker)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--queues", default="default", help="queues of the embedded worker")
+    serve.add_argument("--no-worker", action="store_true", help="do not start the embedded worker")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="API processes (uvicorn workers); more use more cores under many pollers")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run one Celery training worker (one job at a time)")
+    worker.add_argument("--queues", default="default", help="comma-separated queues to take jobs from")
+    worker.add_argument("--hostname", default=None, help="Celery node name (default: sculpt-<pid>@<host>)")
+    worker.set_defaults(func=cmd_worker)
+
+    migrate = sub.add_parser("migrate", help="upgrade the database to the latest schema")
+    migrate.set_defaults(func=cmd_migrate)
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    for action, text in (("create", "create a key and print it once"), ("revoke", "revoke a key at once")):
+        one = key_actions.add_parser(action, help=text)
+        one.add_argument("name")
+    key_actions.add_parser("list", help="list keys (names and prefixes, never secrets)")
+    keys.set_defaults(func=cmd_keys)
+
+    init_base = sub.add_parser("init-base", help="build a base model folder")
+    init_base.add_argument("--tiny", action="store_true", help="a tiny model and tokenizer built in code")
+    init_base.add_argument("--kind", choices=["causal", "t5"], default="causal", help="decoder-only or T5")
+    init_base.add_argument("path")
+    init_base.set_defaults(func=cmd_init_base)
+
+    demo = sub.add_parser("demo", help="run the end-to-end demo")
+    demo.add_argument("rest", nargs=argparse.REMAINDER)
+    demo.set_defaults(func=cmd_demo)
+
+    add_client_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""``sculpt jobs watch``: follow a job's event stream with a progress bar per phase, loss and ETA.
+
+On a terminal the current phase is one redrawn line; elsewhere (CI logs) each phase and each
+message is printed once. Exit codes let pipelines gate on the job: 0 succeeded, 3 failed, 4 cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TextIO
+
+from app.cli.http_client import SculptClient, StreamDropped
+from app.cli.sse import ServerEvent
+
+EXIT_CODES = {"succeeded": 0, "failed": 3, "cancelled": 4}
+RECONNECTS = 5
+BAR_WIDTH = 24
+
+
+def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    filled = int(width * min(max(fraction, 0.0), 1.0))
+    return f"[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}"
+
+
+class PhaseDisplay:
+    """Renders the stream as one line per phase: training's with a bar, steps, loss and ETA."""
+
+    def __init__(self, out: TextIO, live: bool) -> None:
+        self.out = out
+        self.live = live  # a terminal: redraw the current line in place
+        self.phase: str | None = None
+        self.phase_started = time.monotonic()
+        self.progress: dict = {}
+        self.loss: float | None = None
+        self.line = ""
+
+    def on_event(self, event: ServerEvent) -> None:
+        if event.event == "progress":
+            self._progress(event.data)
+            return
+        data = event.data.get("data") or {}
+        if "phase" in data:  # phase changes come as events, so even a phase shorter than a poll shows
+            self._enter(data["phase"])
+        elif event.event == "metrics" and data.get("loss") is not None:
+            self.loss = data["loss"]
+            self._draw(report=True)
+        elif event.event == "message":
+            self._print(f"  {event.data['message']}")
+
+    def _enter(self, phase: str | None) -> None:
+        if phase == self.phase:
+            return
+        self._finish_phase()
+        self.phase, self.phase_started, self.progress, self.loss = phase, time.monotonic(), {}, None
+        if phase is not None and not self.live:
+            self.out.write(f"  {phase}\n")
+
+    def _progress(self, job: dict) -> None:
+        progress = job.get("progress") or {}
+        if job["status"] != "running":
+            self._enter(None)
+            return
+        if self.phase is None:  # loading starts with the attempt, without a phase event
+            self._enter(progress.get("phase"))
+        if progress.get("phase") == self.phase:
+            self.progress = progress
+            self._draw()
+
+    def _line(self) -> str:
+        parts = [f"  {self.phase:<12}"]
+        progress = self.progress
+        # The row keeps training's step figures into later phases: show them while training only.
+        if self.phase == "training" and progress.get("total_steps"):
+            parts.append(progress_bar(progress.get("fraction") or 0.0))
+            parts.append(f"step {progress.get('step') or 0}/{progress['total_steps']}")
+        if self.loss is not None:
+            parts.append(f"loss {self.loss:.4f}")
+        if self.phase == "training" and progress.get("eta_seconds"):
+            parts.append(f"eta {progress['eta_seconds']:.0f}s")
+        return "  ".join(parts)
+
+    def _draw(self, report: bool = False) -> None:
+        """Redraw the line on a terminal; elsewhere print it only when asked (once per metrics event)."""
+        if self.phase is None:
+            return
+        self.line = self._line()
+        if self.live:
+            self.out.write("\r\x1b[K" + self.line)
+            self.out.flush()
+        elif report:
+            self.out.write(self.line + "\n")
+
+    def _finish_phase(self) -> None:
+        if self.phase is None:
+            return
+        took = f"done in {time.monotonic() - self.phase_started:.1f}s"
+        if self.live:
+            self.out.write("\r\x1b[K" + (self.line or f"  {self.phase:<12}") + f"  {took}\n")
+        else:
+            self.out.write(f"  {self.phase} {took}\n")
+        self.line = ""
+
+    def _print(self, text: str) -> None:
+        if self.live and self.line:
+            self.out.write("\r\x1b[K" + text + "\n" + self.line)
+        else:
+            self.out.write(text + "\n")
+        self.out.flush()
+
+
+def summary(job: dict) -> str:
+    if job["status"] == "succeeded":
+        result = job.get("result") or {}
+        verdict = "promoted to head" if result.get("promoted") else "kept, not promoted (failed gates)"
+        figures = "".join(f", {name} {result[name]:.3f}" for name in ("acc", "bwt") if result.get(name) is not None)
+        return f"{job['id']} succeeded: {job['fine_tuned_model']} {verdict}{figures}"
+    error = job.get("error") or {}
+    reason = f": {error.get('code')}: {error.get('message')}" if error else ""
+    return f"{job['id']} {job['status']}{reason}"
+
+
+def watch(client: SculptClient, job_id: str, out: TextIO | None = None, as_json: bool = False) -> int:
+    """Follow the job to its end (reconnecting with Last-Event-ID if the stream drops); its exit code."""
+    out = out or sys.stdout
+    display = PhaseDisplay(out, live=out.isatty() and not as_json)
+    last_id, job, drops = None, None, 0
+    while True:
+        try:
+            for event in client.stream_events(job_id, last_id):
+                if event.event == "error":  # the server ended the stream early; resume where it stopped
+                    raise StreamDropped(event.data.get("message", "the server ended the stream"))
+                drops = 0
+                last_id = event.id or last_id
+                if event.event == "progress":
+                    job = event.data
+                if as_json:
+                    out.write(json.dumps({"event": event.event, "id": event.id, "data": event.data}) + "\n")
+                    out.flush()
+                else:
+                    display.on_event(event)
+        except StreamDropped:
+            drops += 1
+            if drops > RECONNECTS:
+                raise
+            time.sleep(min(2 ** drops, 10))
+            continue
+        break
+    if job is None or job["status"] not in EXIT_CODES:
+        raise StreamDropped(f"the stream of {job_id} ended before the job did")
+    if not as_json:
+        out.write(summary(job) + "\n")
+    return EXIT_CODES[job["status"]]

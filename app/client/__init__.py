@@ -1,1 +1,0 @@
-"""The ``sculpt`` command's HTTP client: talks to a Sculpt server by URL and API key."""

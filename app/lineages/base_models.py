@@ -1,0 +1,66 @@
+"""Checking a base model reference: a local Hugging Face folder inside the allowed roots, or a hub id.
+
+The base model is the only path a client may name, so it is resolved (symlinks followed) and
+must land inside one of the operator's roots; pickled weights are refused because loading them
+can run code.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from app.core.errors import Unprocessable
+from app.core.settings import Settings
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
+
+
+def _looks_like_path(reference: str) -> bool:
+    if reference.startswith(("/", ".", "~")) or "\\" in reference:
+        return True
+    try:
+        return Path(reference).exists()
+    except OSError:  # e.g. a name too long to be a path: then it is not one
+        return False
+
+
+def _check_local(reference: str, settings: Settings) -> str:
+    resolved = Path(reference).expanduser().resolve()
+    roots = settings.allowed_model_roots
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise Unprocessable("base_model resolves outside the allowed model roots (SCULPT_MODEL_ROOTS)",
+                            param="base_model", code="path_not_allowed")
+    if not (resolved / "config.json").is_file():
+        raise Unprocessable("base_model is not a Hugging Face model folder (no config.json there)",
+                            param="base_model", code="invalid_model")
+    pickled = sorted(p.name for p in resolved.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickled:
+        raise Unprocessable(f"base_model holds pickled files ({', '.join(pickled[:3])}); "
+                            "only safetensors weights are loaded", param="base_model", code="unsafe_weights")
+    if not any(resolved.glob("*.safetensors")):
+        raise Unprocessable("base_model has no .safetensors weights", param="base_model", code="invalid_model")
+    return str(resolved)
+
+
+def _check_local_safely(reference: str, settings: Settings) -> str:
+    try:
+        return _check_local(reference, settings)
+    except OSError as exc:
+        raise Unprocessable(f"base_model cannot be read ({exc.strerror})", param="base_model",
+                            code="invalid_model") from exc
+
+
+def check_base_model(reference: str, settings: Settings) -> str:
+    """Return the canonical reference (an absolute path or the hub id) or raise Unprocessable."""
+    if any(ord(ch) < 32 for ch in reference):
+        raise Unprocessable("base_model contains control characters", param="base_model")
+    if _looks_like_path(reference):
+        return _check_local_safely(reference, settings)
+    if not settings.allow_hub_models:
+        raise Unprocessable("hub models are turned off here; give a local folder", param="base_model")
+    if ".." in reference or not HUB_ID.match(reference):
+        raise Unprocessable("base_model is neither an existing local folder nor a hub id like 'org/name'",
+                            param="base_model", code="invalid_model")
+    return reference

@@ -1,0 +1,30 @@
+"""Lineage, version and head-change rows to API objects."""
+
+from __future__ import annotations
+
+from app.core.db.tables import HeadChange, Model, ModelVersion
+from app.core.timeutil import unix
+from app.jobs.service import fine_tuned_model_name
+from app.lineages.schemas import HeadChangeObject, ModelObject, VersionObject
+
+
+def model_object(row: Model, versions: int, tasks: list[str]) -> ModelObject:
+    return ModelObject(id=row.id, created=unix(row.created_at), base_model=row.base_model,
+                       head=row.head_version, fine_tuned_model=fine_tuned_model_name(row.id, row.head_version),
+                       versions=versions, tasks=tasks, gates=row.gates or {},
+                       reference_file=row.reference_file_id, safety_file=row.safety_file_id)
+
+
+def version_object(row: ModelVersion, head: int) -> VersionObject:
+    return VersionObject(id=fine_tuned_model_name(row.model_id, row.version), model=row.model_id,
+                         version=row.version, parent_version=row.parent_version, is_head=row.version == head,
+                         status=row.status, job_id=row.job_id, task=row.task_name, strategy=row.strategy,
+                         checkpoint_uri=row.checkpoint_uri, checkpoint_sha256=row.checkpoint_sha256,
+                         retention=row.retention or {}, metrics=row.metrics or {},
+                         gate_verdict=row.gate_verdict or {}, created_at=unix(row.created_at))
+
+
+def head_change_object(row: HeadChange) -> HeadChangeObject:
+    return HeadChangeObject(model=row.model_id, from_version=row.from_version, to_version=row.to_version,
+                            reason=row.reason, actor=row.actor, job_id=row.job_id,
+                            created_at=unix(row.created_at))

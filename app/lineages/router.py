@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Path
+from sqlalchemy.orm import Session
+
+from app.core.schemas import ListObject, error_responses
+from app.http.auth import PrincipalDep
+from app.http.deps import SessionDep
+from app.jobs.schemas import Gates
+from app.lineages import service
+from app.lineages.presenters import head_change_object, model_object, version_object
+from app.lineages.schemas import (
+    EvaluationsObject,
+    HeadChangeObject,
+    HeadChangeRequest,
+    ModelCreate,
+    ModelObject,
+    SuitesUpdate,
+    VersionObject,
+)
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+def _present(session: Session, model) -> ModelObject:
+    return model_object(model, service.version_count(session, model.id), service.task_names(session, model.id))
+
+
+@router.post("", status_code=201, response_model=ModelObject, responses=error_responses(401, 404, 409, 422, 429))
+def register_model(session: SessionDep, body: ModelCreate, principal: PrincipalDep) -> ModelObject:
+    """Register a lineage: version 1 is the base model, unchanged, and is its head."""
+    model = service.register_model(session, body.id, body.base_model, principal.name,
+                                   gates=body.gates.model_dump(exclude_none=True) if body.gates else None,
+                                   reference_file=body.reference_file, safety_file=body.safety_file)
+    return _present(session, model)
+
+
+@router.get("", response_model=ListObject[ModelObject], responses=error_responses(401, 429))
+def list_models(session: SessionDep) -> ListObject[ModelObject]:
+    return ListObject(data=[_present(session, m) for m in service.list_models(session)])
+
+
+@router.get("/{model_id}", response_model=ModelObject | VersionObject, responses=error_responses(401, 404, 429))
+def get_model(session: SessionDep, model_id: str) -> ModelObject | VersionObject:
+    """A lineage, or one version by its fine-tuned model name ('support-bot:v2', as jobs report it)."""
+    lineage, _, version = model_id.rpartition(":v")
+    if lineage and version.isdigit():
+        row = service.get_version(session, lineage, int(version))
+        return version_object(row, service.get_model(session, lineage).head_version)
+    return _present(session, service.get_model(session, model_id))
+
+
+@router.get("/{model_id}/versions", response_model=ListObject[VersionObject],
+            responses=error_responses(401, 404, 429))
+def list_versions(session: SessionDep, model_id: str) -> ListObject[VersionObject]:
+    rows = service.list_versions(session, model_id)
+    head = service.get_model(session, model_id).head_version
+    return ListObject(data=[version_object(r, head) for r in rows])
+
+
+@router.get("/{model_id}/versions/{version}", response_model=VersionObject,
+            responses=error_responses(401, 404, 422, 429))
+def get_version(session: SessionDep, model_id: str,
+                version: int = Path(ge=1, le=2**31 - 1)) -> VersionObject:
+    row = service.get_version(session, model_id, version)
+    return version_object(row, service.get_model(session, model_id).head_version)
+
+
+@router.post("/{model_id}/head", response_model=ModelObject, responses=error_responses(401, 404, 409, 422, 429))
+def move_head(session: SessionDep, model_id: str, body: HeadChangeRequest,
+              principal: PrincipalDep) -> ModelObject:
+    """Promote or roll back the head; recorded in the head history with who and why."""
+    model = service.move_head(session, model_id, body.version, body.reason, principal.name,
+                              force=body.force)
+    return _present(session, model)
+
+
+@router.put("/{model_id}/gates", response_model=ModelObject, responses=error_responses(401, 404, 422, 429))
+def set_gates(session: SessionDep, model_id: str, body: Gates) -> ModelObject:
+    """Set the lineage's default promotion gates (an empty object removes them all)."""
+    return _present(session, service.set_gates(session, model_id, body.model_dump(exclude_none=True)))
+
+
+@router.post("/{model_id}/suites", response_model=ModelObject, responses=error_responses(401, 404, 409, 422, 429))
+def set_suites(session: SessionDep, model_id: str, body: SuitesUpdate) -> ModelObject:
+    """Register a reference set and/or a safety suite (uploaded files with purpose 'reference' / 'safety')."""
+    return _present(session, service.set_suites(session, model_id, body.reference_file, body.safety_file))
+
+
+@router.get("/{model_id}/head/history", response_model=ListObject[HeadChangeObject],
+            responses=error_responses(401, 404, 429))
+def head_history(session: SessionDep, model_id: str) -> ListObject[HeadChangeObject]:
+    return ListObject(data=[head_change_object(r) for r in service.head_history(session, model_id)])
+
+
+@router.get("/{model_id}/evaluations", response_model=EvaluationsObject, responses=error_responses(401, 404, 429))
+def evaluations(session: SessionDep, model_id: str) -> EvaluationsObject:
+    """The continual-learning record: the accuracy matrix with ACC, BWT and forgetting."""
+    return EvaluationsObject(**service.evaluations(session, model_id))

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.schemas import StrictModel
+from app.jobs.schemas import Gates
+
+LINEAGE_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$"
+
+
+class ModelCreate(StrictModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"id": "support-bot", "base_model": "/models/tiny-llama", "gates": {"max_forgetting": 0.1}}]})
+
+    id: str = Field(pattern=LINEAGE_ID_PATTERN, description="The lineage id; no ':' (that separates versions).")
+    base_model: str = Field(min_length=1, max_length=1024,
+                            description="A local Hugging Face directory inside the allowed roots, or a hub id.")
+    gates: Gates | None = Field(None, description="Default gates for this lineage's jobs.")
+    reference_file: str | None = Field(None, min_length=1, max_length=64,
+                                       description="A 'reference' file: texts for general-ability perplexity "
+                                                   "(default: a built-in set).")
+    safety_file: str | None = Field(None, min_length=1, max_length=64,
+                                    description="A 'safety' file: the safety suite (default: a built-in suite).")
+
+
+class SuitesUpdate(StrictModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"safety_file": "file-abc123"}]})
+
+    reference_file: str | None = Field(None, min_length=1, max_length=64,
+                                       description="A 'reference' file: texts for general-ability perplexity.")
+    safety_file: str | None = Field(None, min_length=1, max_length=64,
+                                    description="A 'safety' file: harmful prompts to refuse, benign ones to answer.")
+
+
+class ModelObject(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "sculpt"
+    base_model: str
+    head: int = Field(description="The version that jobs train from and that serves.")
+    fine_tuned_model: str = Field(description="The head as '<id>:v<n>'.")
+    versions: int = Field(description="How many versions the lineage holds.")
+    tasks: list[str] = Field(description="Tasks learned, in order.")
+    gates: dict[str, Any] = Field(default_factory=dict)
+    reference_file: str | None = None
+    safety_file: str | None = None
+
+
+class VersionObject(BaseModel):
+    id: str = Field(description="'<model>:v<n>'.")
+    object: Literal["model.version"] = "model.version"
+    owned_by: str = "sculpt"
+    model: str
+    version: int
+    parent_version: int | None
+    is_head: bool
+    status: str = Field(description="'base', 'promoted' (passed its gates) or 'rejected' (kept, not promoted).")
+    job_id: str | None
+    task: str | None
+    strategy: str | None
+    checkpoint_uri: str
+    checkpoint_sha256: str | None
+    retention: dict[str, Any]
+    metrics: dict[str, Any]
+    gate_verdict: dict[str, Any]
+    created_at: int
+
+
+class HeadChangeRequest(StrictModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"version": 2, "reason": "roll back: v3 regressed"}]})
+
+    version: int = Field(ge=1, le=2**31 - 1)
+    reason: str = Field(min_length=1, max_length=2000)
+    force: bool = Field(False, description="Needed to promote a version its gates rejected, "
+                                           "or to move the head while a job on the lineage runs.")
+
+
+class HeadChangeObject(BaseModel):
+    object: Literal["model.head_change"] = "model.head_change"
+    model: str
+    from_version: int | None
+    to_version: int
+    reason: str
+    actor: str
+    job_id: str | None
+    created_at: int
+
+
+class EvaluationsObject(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "object": "model.evaluations", "model": "support-bot", "tasks": ["refunds", "shipping"],
+        "versions": [2, 3], "matrix": [[0.82, None], [0.8, 0.77]],
+        "metric": {"refunds": "exact_match", "shipping": "exact_match"}, "acc": 0.785, "bwt": -0.02,
+        "forgetting": {"refunds": 0.02}, "general": {"perplexity": 12.4, "perplexity_ratio": 1.03},
+        "safety": {"refusal_rate": 0.95, "over_refusal_rate": 0.05},
+    }]})
+
+    object: Literal["model.evaluations"] = "model.evaluations"
+    model: str
+    tasks: list[str]
+    versions: list[int]
+    matrix: list[list[float | None]] = Field(description="matrix[r][i]: score of versions[r] on tasks[i].")
+    metric: dict[str, str] = Field(description="The metric of each task.")
+    acc: float | None
+    bwt: float | None
+    fwt: float | None = Field(None, description="Forward transfer: mean over tasks after the first of (score just "
+                                                "before training on it − the base model's score on it).")
+    forgetting: dict[str, float]
+    general: dict[str, Any]
+    safety: dict[str, Any]

@@ -1,0 +1,159 @@
+"""Lineages, their versions, the head and its audit trail, and the continual-learning record."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.db.tables import Evaluation, HeadChange, Job, Model, ModelVersion, Task
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.settings import get_settings
+from app.files.service import usable_file
+from app.lineages.base_models import check_base_model
+from app.lineages.record import summarize
+
+
+def register_model(session: Session, model_id: str, base_model: str, actor: str, *, gates: dict | None = None,
+                   reference_file: str | None = None, safety_file: str | None = None) -> Model:
+    """A new lineage whose version 1 is the base, unchanged, and is its head."""
+    reference = check_base_model(base_model, get_settings())
+    if session.get(Model, model_id) is not None:
+        raise Conflict(f"Model '{model_id}' already exists", param="id", code="model_exists")
+    if reference_file is not None:
+        usable_file(session, reference_file, "reference", "reference_file")
+    if safety_file is not None:
+        usable_file(session, safety_file, "safety", "safety_file")
+    model = Model(id=model_id, base_model=reference, head_version=1, gates=gates or {},
+                  reference_file_id=reference_file, safety_file_id=safety_file)
+    session.add(model)
+    session.flush()
+    session.add(ModelVersion(model_id=model_id, version=1, parent_version=None, status="base",
+                             checkpoint_uri=reference))
+    session.add(HeadChange(model_id=model_id, from_version=None, to_version=1,
+                           reason="registered", actor=actor))
+    try:
+        session.commit()
+    except IntegrityError as exc:  # a concurrent registration of the same id won
+        session.rollback()
+        raise Conflict(f"Model '{model_id}' already exists", param="id", code="model_exists") from exc
+    return model
+
+
+def get_model(session: Session, model_id: str, param: str = "model_id") -> Model:
+    model = session.get(Model, model_id)
+    if model is None:
+        lineage, _, version = model_id.partition(":v")
+        hint = (f"; '{model_id}' names a version: see /v1/models/{lineage}/versions/{version}"
+                if version.isdigit() and param == "model_id" else "")
+        raise NotFound(f"No model with id '{model_id}'{hint}", param=param, code="model_not_found")
+    return model
+
+
+def list_models(session: Session) -> list[Model]:
+    return list(session.scalars(select(Model).order_by(Model.created_at, Model.id)))
+
+
+def task_names(session: Session, model_id: str) -> list[str]:
+    return list(session.scalars(select(Task.name).where(Task.model_id == model_id).order_by(Task.position)))
+
+
+def version_count(session: Session, model_id: str) -> int:
+    return session.scalar(select(func.count()).select_from(ModelVersion)
+                          .where(ModelVersion.model_id == model_id)) or 0
+
+
+def list_versions(session: Session, model_id: str) -> list[ModelVersion]:
+    get_model(session, model_id)
+    return list(session.scalars(select(ModelVersion).where(ModelVersion.model_id == model_id)
+                                .order_by(ModelVersion.version)))
+
+
+def get_version(session: Session, model_id: str, version: int) -> ModelVersion:
+    get_model(session, model_id)
+    row = session.scalar(select(ModelVersion).where(ModelVersion.model_id == model_id,
+                                                    ModelVersion.version == version))
+    if row is None:
+        raise NotFound(f"Model '{model_id}' has no version {version}", param="version",
+                       code="version_not_found")
+    return row
+
+
+def move_head(session: Session, model_id: str, version: int, reason: str, actor: str,
+              force: bool = False) -> Model:
+    """Promote or roll back: point the head at an existing version and record who, when and why."""
+    model = get_model(session, model_id)
+    target = get_version(session, model_id, version)
+    if target.status == "rejected" and not force:
+        raise Conflict(f"Version {version} was rejected by its gates; pass force=true to promote it anyway",
+                       param="force", code="version_rejected")
+    running = session.scalar(select(Job.id).where(Job.model_id == model_id, Job.status == "running").limit(1))
+    if running and not force:
+        raise Conflict(f"Job {running} is training on this lineage; wait for it or pass force=true",
+                       param="force", code="lineage_busy")
+    if model.head_version == version:
+        return model
+    session.add(HeadChange(model_id=model_id, from_version=model.head_version, to_version=version,
+                           reason=reason, actor=actor))
+    model.head_version = version
+    session.commit()
+    return model
+
+
+def set_gates(session: Session, model_id: str, gates: dict) -> Model:
+    """Replace the lineage's default gates (a job's own ``continual.gates`` still win)."""
+    model = get_model(session, model_id)
+    model.gates = gates
+    session.commit()
+    return model
+
+
+def set_suites(session: Session, model_id: str, reference_file: str | None, safety_file: str | None) -> Model:
+    """Register the reference set and/or safety suite that later versions are evaluated on."""
+    model = get_model(session, model_id)
+    if reference_file is None and safety_file is None:
+        raise Unprocessable("Give reference_file, safety_file or both", param="safety_file", code="missing_suite")
+    if reference_file is not None:
+        model.reference_file_id = usable_file(session, reference_file, "reference", "reference_file").id
+    if safety_file is not None:
+        model.safety_file_id = usable_file(session, safety_file, "safety", "safety_file").id
+    session.commit()
+    return model
+
+
+def head_history(session: Session, model_id: str) -> list[HeadChange]:
+    get_model(session, model_id)
+    return list(session.scalars(select(HeadChange).where(HeadChange.model_id == model_id)
+                                .order_by(HeadChange.id)))
+
+
+def evaluations(session: Session, model_id: str) -> dict:
+    """The accuracy matrix (rows: evaluated versions; columns: tasks in the order learned) and its summary.
+
+    ACC/BWT/forgetting are computed on the rows of the versions that learned each task, in order,
+    which is the matrix the continual-learning literature defines.
+    """
+    model = get_model(session, model_id)
+    tasks = list(session.scalars(select(Task).where(Task.model_id == model_id).order_by(Task.position)))
+    cells = list(session.scalars(select(Evaluation).where(Evaluation.model_id == model_id)))
+    names = [t.name for t in tasks]
+    names += sorted({c.task_name for c in cells} - set(names))
+    versions = sorted({c.version for c in cells})
+    score = {(c.version, c.task_name): c.score for c in cells}
+    matrix = [[score.get((v, name)) for name in names] for v in versions]
+    metric = {c.task_name: c.metric for c in cells} | {t.name: t.metric for t in tasks}
+    learning_rows = [[score.get((t.version, name)) for name in names] for t in tasks]
+    parents = dict(session.execute(select(ModelVersion.version, ModelVersion.parent_version)
+                                   .where(ModelVersion.model_id == model_id)).all())
+    before = [score.get((parents.get(t.version), t.name)) for t in tasks]
+    base = [score.get((1, t.name)) for t in tasks]
+    summary = summarize(learning_rows, before=before, base=base)
+    head = session.scalar(select(ModelVersion).where(ModelVersion.model_id == model_id,
+                                                     ModelVersion.version == model.head_version))
+    head_metrics = (head.metrics if head else None) or {}
+    return {
+        "model": model_id, "tasks": names, "versions": versions, "matrix": matrix, "metric": metric,
+        "acc": summary["acc"], "bwt": summary["bwt"], "fwt": summary["fwt"],
+        "forgetting": {names[i]: f for i, f in summary["forgetting"].items()},
+        "general": head_metrics.get("general") or {}, "safety": head_metrics.get("safety") or {},
+    }
