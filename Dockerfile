@@ -15,5 +15,5 @@ CMD ["sculpt", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-worker"]
 FROM base AS worker
 # Override for another CUDA build: docker build --build-arg TORCH_SPEC=... --target worker .
 ARG TORCH_SPEC="torch==2.13.0"
-RUN pip install "${TORCH_SPEC}" && pip install ".[worker]"
+RUN pip install "${TORCH_SPEC}" && pip install ".[worker,real]"
 CMD ["sculpt", "worker", "--queues", "default"]

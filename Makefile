@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[worker,dev]"
+	$(BIN)/pip install -q -e ".[worker,real,dev]"
 	$(MAKE) --no-print-directory chromium
 	touch $(STAMP)
 

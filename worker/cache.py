@@ -62,7 +62,7 @@ def prune(max_bytes: int, keep: Path | None = None) -> list[str]:
     if not max_bytes:
         return []
     entries = []  # (last use, size, path)
-    for entry in (e for kind in ("files", "checkpoints") for e in (cache_root() / kind).glob("*")):
+    for entry in (e for kind in ("files", "checkpoints", "gguf") for e in (cache_root() / kind).glob("*")):
         try:
             entries.append((entry.stat().st_mtime, _size(entry), entry))
         except FileNotFoundError:  # another worker pruned it meanwhile
@@ -108,9 +108,9 @@ def local_file_at(uri: str) -> Path:
 
 def local_checkpoint(uri: str, sha256: str | None) -> str:
     """A version's checkpoint as a local folder, verified against its manifest sha256. A base
-    model registered by path or hub id (no sha256) is returned as it is."""
+    model registered by path or hub id (no sha256) is returned as it is, a GGUF file dequantized."""
     if sha256 is None:
-        return uri
+        return str(_dequantized(Path(uri))) if uri.lower().endswith(".gguf") else uri
     storage = get_storage()
     key = storage.key_of(uri)
     if key is None or storage.local_path(key) is not None:
@@ -125,6 +125,21 @@ def local_checkpoint(uri: str, sha256: str | None) -> str:
             shutil.rmtree(target, ignore_errors=True)
     _download_checkpoint(key, sha256, target)
     return str(target)
+
+
+def _dequantized(gguf: Path) -> Path:
+    """A GGUF base as a plain model folder, built once per file content (the first job pays for it)."""
+    from worker.engine.gguf import dequantize_gguf
+
+    target = cache_root() / "gguf" / sha256_of(gguf)
+    if (target / "config.json").is_file():
+        return _used(target)
+    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=cache_root()))
+    try:
+        dequantize_gguf(gguf, tmp)
+        return _publish(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _download_checkpoint(key: str, sha256: str, target: Path) -> None:

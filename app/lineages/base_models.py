@@ -1,4 +1,5 @@
-"""Checking a base model reference: a local Hugging Face folder inside the allowed roots, or a hub id.
+"""Checking a base model reference: a local Hugging Face folder or GGUF file inside the allowed roots,
+or a hub id.
 
 The base model is the only path a client may name, so it is resolved (symlinks followed) and
 must land inside one of the operator's roots; pickled weights are refused because loading them
@@ -32,6 +33,8 @@ def _check_local(reference: str, settings: Settings) -> str:
     if not any(resolved.is_relative_to(root) for root in roots):
         raise Unprocessable("base_model resolves outside the allowed model roots (SCULPT_MODEL_ROOTS)",
                             param="base_model", code="path_not_allowed")
+    if resolved.is_file() and resolved.suffix.lower() == ".gguf":
+        return _check_gguf(resolved)
     if not (resolved / "config.json").is_file():
         raise Unprocessable("base_model is not a Hugging Face model folder (no config.json there)",
                             param="base_model", code="invalid_model")
@@ -42,6 +45,15 @@ def _check_local(reference: str, settings: Settings) -> str:
     if not any(resolved.glob("*.safetensors")):
         raise Unprocessable("base_model has no .safetensors weights", param="base_model", code="invalid_model")
     return str(resolved)
+
+
+def _check_gguf(path: Path) -> str:
+    """A GGUF file: the worker dequantizes it once; here only its magic number is checked."""
+    with path.open("rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise Unprocessable("base_model ends in .gguf but is not a GGUF file", param="base_model",
+                                code="invalid_model")
+    return str(path)
 
 
 def _check_local_safely(reference: str, settings: Settings) -> str:
