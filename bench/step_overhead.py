@@ -85,7 +85,8 @@ def prepare(strategy: str, model, basis: str = RetentionConfig().basis):
         prepared = prepare_full(model, config)
         return prepared.model, prepared.optimizer, None
     if strategy == "adaptive_svd":
-        single = lambda seed: [{"input_ids": row[None]} for row in random_tokens(model, 8, seed)]
+        def single(seed):
+            return [{"input_ids": row[None]} for row in random_tokens(model, 8, seed)]
         prepared = prepare_adaptive_svd(
             model,
             TrainConfig(learning_rate=LR, retention=RetentionConfig(basis=basis)),

@@ -53,7 +53,7 @@ def write_heatmaps(strategies: dict, task_names: list[str], folder: Path, prefix
     figure, axes = plt.subplots(rows, columns, figsize=(3.8 * columns, 4.0 * rows), layout="constrained",
                                 squeeze=False)
     image = None
-    for ax, (name, result) in zip(axes.flat, strategies.items()):
+    for ax, (name, result) in zip(axes.flat, strategies.items(), strict=False):
         image = _heatmap(ax, result["matrix_mean"], task_names, _title(name, result))
     for ax in list(axes.flat)[len(strategies):]:
         ax.axis("off")

@@ -101,7 +101,7 @@ def from_evaluations(record: dict, task_names: list[str], versions: list[int], s
                      wall_seconds: float, job_seconds: float, model_id: str) -> dict:
     """One run in the harness's shape, from the service's evaluations record."""
     columns = [record["tasks"].index(name) for name in task_names]
-    rows = dict(zip(record["versions"], record["matrix"]))
+    rows = dict(zip(record["versions"], record["matrix"], strict=True))
     matrix = [[rows.get(v, [None] * len(record["tasks"]))[c] for c in columns] for v in versions]
     forgetting = {name: f for name, f in record["forgetting"].items() if name in task_names}
     return {

@@ -135,7 +135,7 @@ def test_via_api_runs_the_stream_through_a_live_service_and_reads_its_matrix(
 
     record = httpx.get(f"{live_url}/v1/models/{run['model']}/evaluations").json()
     assert record["tasks"] == ["t01", "t02"] and record["acc"] == run["acc"]
-    rows = dict(zip(record["versions"], record["matrix"]))
+    rows = dict(zip(record["versions"], record["matrix"], strict=True))
     assert matrix == [rows[2], rows[3]]  # row t: the version that learned task t
     assert matrix[1][1] > 0.5 and matrix[0] != matrix[1]
     jobs = httpx.get(f"{live_url}/v1/fine_tuning/jobs", params={"limit": 10}).json()["data"]

@@ -160,7 +160,8 @@ def test_cancel_and_api_errors_in_the_browser(browser_page, live_url, base_model
     page.get_by_label("Training dataset").select_option(file_id)
     page.get_by_label("Task name").fill("alpha")
     page.get_by_role("button", name="Start job").click()
-    expect(page.locator("#job-error")).to_contain_text(f"Job {queued} on this model already trains a task named 'alpha'")
+    expect(page.locator("#job-error")).to_contain_text(
+        f"Job {queued} on this model already trains a task named 'alpha'")
     shot(page, "08-start-job-rejected")
     assert page.get_by_role("textbox", name="Key").is_hidden()
 

@@ -59,7 +59,7 @@ def test_cancel_check_stops_training():
 def test_non_finite_loss_stops_with_a_clear_error():
     model, tokenizer = build_tiny_causal_lm()
     model.model.layers[0].mlp.register_forward_hook(lambda _m, _a, out: out * float("nan"))
-    with pytest.raises(NonFiniteLoss, match="at step 1 .*learning_rate"):
+    with pytest.raises(NonFiniteLoss, match=r"at step 1 .*learning_rate"):
         train_task(model, tokenizer, RECORDS, TrainConfig(strategy="full"))
 
 

@@ -67,7 +67,7 @@ def test_kept_ranks_grow_with_task_count_in_training():
             d = min(info["shape"])
             assert round(d * 0.1) <= info["weight_rank"] <= round(d * 0.9)
         ranks.append([info["weight_rank"] for info in matrices])
-    assert all(later >= earlier for earlier, later in zip(*ranks)) and sum(ranks[1]) > sum(ranks[0])
+    assert all(later >= earlier for earlier, later in zip(*ranks, strict=True)) and sum(ranks[1]) > sum(ranks[0])
 
 
 @pytest.mark.parametrize("builder, kind", [(build_tiny_causal_lm, "causal"), (build_tiny_t5, "seq2seq")])
@@ -89,7 +89,8 @@ def test_activation_basis_reaches_requested_energy(energy):
     x = torch.randn(500, 32, generator=generator) * torch.logspace(0, -2, 32)
     covariance = x.T @ x / len(x)
     basis = activation_basis(covariance, energy, cap=32)
-    captured = lambda b: float(torch.trace(b.T @ covariance @ b) / torch.trace(covariance))
+    def captured(b):
+        return float(torch.trace(b.T @ covariance @ b) / torch.trace(covariance))
     assert captured(basis) >= energy - 1e-6
     assert captured(basis[:, :-1]) < energy  # and it is the smallest such basis
     assert torch.allclose(basis.T @ basis, torch.eye(basis.shape[1]), atol=1e-5)

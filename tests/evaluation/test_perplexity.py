@@ -20,7 +20,7 @@ def _reference_perplexity(model, tokenizer, texts):
             if model.config.is_encoder_decoder:
                 loss = model(input_ids=torch.tensor([[start]]), labels=torch.tensor([ids])).loss
             else:
-                loss = model(input_ids=torch.tensor([[start] + ids]), labels=torch.tensor([[start] + ids])).loss
+                loss = model(input_ids=torch.tensor([[start, *ids]]), labels=torch.tensor([[start, *ids]])).loss
         total_nll += loss.item() * len(ids)
         total_tokens += len(ids)
     return math.exp(total_nll / total_tokens)

@@ -37,7 +37,7 @@ def test_choice_ranks_the_taught_label_first(taught_causal):
     assert rank_labels(*taught_causal, [r["prompt"] for r in FRUIT], [" no", " yes"]) == [" yes", " no"]
     assert score_task(*taught_causal, FRUIT, metric="choice")["score"] == 1.0
     # The same prompts with the answers swapped must score 0: the ranking follows the model.
-    swapped = [{"prompt": r["prompt"], "completion": c} for r, c in zip(FRUIT, [" no", " yes"])]
+    swapped = [{"prompt": r["prompt"], "completion": c} for r, c in zip(FRUIT, [" no", " yes"], strict=True)]
     assert score_task(*taught_causal, swapped, metric="choice")["score"] == 0.0
 
 

@@ -36,7 +36,8 @@ def test_saved_checkpoint_verifies_and_reloads_with_plain_from_pretrained(artifa
     assert "model.safetensors" in manifest["files"] and manifest["version"] == 2
     assert not list(target.parent.glob(".tmp-*"))
     reloaded = AutoModelForCausalLM.from_pretrained(target)
-    assert all((a == b).all() for a, b in zip(model.state_dict().values(), reloaded.state_dict().values()))
+    pairs = zip(model.state_dict().values(), reloaded.state_dict().values(), strict=True)
+    assert all((a == b).all() for a, b in pairs)
 
 
 def test_a_changed_file_or_manifest_fails_verification(artifact_root):
@@ -48,7 +49,7 @@ def test_a_changed_file_or_manifest_fails_verification(artifact_root):
         verify_checkpoint(target, "0" * 64)
     weights = target / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
-    with pytest.raises(CorruptCheckpoint, match="model.safetensors"):
+    with pytest.raises(CorruptCheckpoint, match=r"model\.safetensors"):
         verify_checkpoint(target)
 
 

@@ -33,7 +33,7 @@ def test_two_tasks_in_sequence_make_a_chain_of_verified_versions(backend, tiny_b
 
     record = client.get("/v1/models/bot/evaluations").json()
     assert record["tasks"] == ["alpha", "beta"]
-    rows = dict(zip(record["versions"], record["matrix"]))
+    rows = dict(zip(record["versions"], record["matrix"], strict=True))
     assert rows[2][0] is not None and rows[3][0] is not None and rows[3][1] is not None
     assert record["acc"] is not None and record["bwt"] is not None
     assert record["fwt"] is not None  # beta was scored on v1 and on v2 before training

@@ -9,6 +9,7 @@ killed, the caller dying) no rank outlives it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -269,10 +270,8 @@ def _die_with(worker: int) -> None:
 
     def watch() -> None:
         if hasattr(os, "pidfd_open"):  # Linux: readable once the worker has exited
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 select.select([os.pidfd_open(worker)], [], [])
-            except ProcessLookupError:
-                pass
         else:
             while _alive(worker):
                 time.sleep(POLL_SECONDS)

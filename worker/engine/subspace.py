@@ -26,7 +26,8 @@ def energy_rank(eigenvalues: torch.Tensor, energy: float) -> int:
     if total <= 0:
         return 0
     cumulative = torch.cumsum(eigenvalues, 0) / total
-    return int(torch.searchsorted(cumulative, torch.tensor(energy, dtype=cumulative.dtype, device=cumulative.device))) + 1
+    threshold = torch.tensor(energy, dtype=cumulative.dtype, device=cumulative.device)
+    return int(torch.searchsorted(cumulative, threshold)) + 1
 
 
 def activation_basis(covariance: torch.Tensor, energy: float, cap: int) -> torch.Tensor:

@@ -14,7 +14,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,7 +24,7 @@ SCHEME = "s3://"
 
 
 def _ordered(names: list[str], last: str) -> list[str]:
-    return sorted(n for n in names if n != last) + [last]
+    return [*sorted(n for n in names if n != last), last]
 
 
 class S3Storage(Storage):
@@ -110,10 +110,8 @@ class S3Storage(Storage):
 
     def _delete_quietly(self, key: str) -> None:
         """Best effort: if the store is down, the reconciler's sweep removes it later."""
-        try:
+        with suppress(StorageError):
             self.delete(key)
-        except StorageError:
-            pass
 
     def read_bytes(self, key: str) -> bytes:
         with self._errors("read", key):
@@ -147,11 +145,8 @@ class S3Storage(Storage):
         return sorted(entry.rstrip("/").rpartition("/")[2] for entry in entries)
 
     def delete(self, key: str) -> None:
-        with self._errors("delete", key):
-            try:
-                self.fs.rm(self._path(key), recursive=True)
-            except FileNotFoundError:
-                pass
+        with self._errors("delete", key), suppress(FileNotFoundError):
+            self.fs.rm(self._path(key), recursive=True)
 
     def remove_stale_scratch(self, older_than_s: float) -> list[str]:
         cutoff = time.time() - older_than_s
