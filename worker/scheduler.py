@@ -16,11 +16,11 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from app.core.broker import enqueue_job
+from app.core.broker import send_job
 from app.core.db.session import session_scope
-from app.core.db.tables import Job, utcnow
+from app.core.db.tables import Job
 from worker import jobstore, leases
 from worker.leases import Heartbeat, worker_identity
 
@@ -53,12 +53,10 @@ def _hand_off(model_id: str, queues: frozenset[str]) -> None:
     if next_id is None or ((queue := _queue_of(next_id)) in queues and not _shutting_down()):
         return
     try:
-        enqueue_job(next_id, queue)
+        send_job(next_id, queue)
     except Exception as exc:  # noqa: BLE001  (any broker failure: the reconciler covers it)
         log.warning("could not hand job %s to queue %s: %s", next_id, queue, exc)
         return
-    with session_scope() as session:
-        session.execute(update(Job).where(Job.id == next_id).values(enqueued_at=utcnow()))
     log.info("lineage %s continues with job %s on queue %s", model_id, next_id, queue)
 
 
