@@ -22,7 +22,7 @@ from app.core.settings import get_settings
 from app.core.storage import CHECKPOINTS, TMP_PREFIX, get_storage
 from app.webhooks.delivery import pending_deliveries
 from worker.cache import remove_stale_downloads
-from worker.jobstore import PENDING
+from worker.store import PENDING
 from worker.webhook_dispatch import notify_terminal
 
 log = logging.getLogger("sculpt.worker")
