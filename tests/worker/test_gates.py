@@ -71,7 +71,8 @@ def test_suites_and_gates_reject_bad_input_and_change_nothing(sqlite_client, tin
 
 def test_a_job_is_judged_by_the_gates_resolved_when_it_was_submitted(sqlite_client, tiny_base, workers):
     client = sqlite_client
-    client.post("/v1/models", json={"id": "w", "base_model": str(tiny_base), "gates": {"max_forgetting": 0.5}})
+    client.post("/v1/models", json={"id": "w", "base_model": str(tiny_base), "gates": {"max_forgetting": 0.5},
+                                    "safety_file": _safety_suite(client)})
     job_id = submit(client, "w", upload(client, records("gate")), "first")
     assert client.get(f"/v1/fine_tuning/jobs/{job_id}").json()["continual"]["gates"] == {"max_forgetting": 0.5}
     # While the job waits the lineage's gates change; a tiny random model cannot pass this one.
