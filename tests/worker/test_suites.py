@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.lineages.suites import SUITES, Suite, register, reference_shape
+from app.lineages.suites import SUITES, Suite, reference_shape, register
 from tests.worker.harness import records, submit, upload
 
 
