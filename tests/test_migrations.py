@@ -88,3 +88,40 @@ def test_concurrent_upgrades_from_several_processes(backend, tmp_path):
         if backend == "postgres":
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_0006_moves_suite_files_into_the_map_and_back(backend, request):
+    from alembic import command
+    from sqlalchemy import text
+
+    settings = request.getfixturevalue("sqlite_env" if backend == "sqlite" else "pg_env")
+    url = settings.resolved_database_url
+    config = alembic_config(url)
+    command.downgrade(config, "0005")
+    with engine_for(url).begin() as connection:
+        for file_id in ("file-ref", "file-safe"):
+            connection.execute(text(
+                "INSERT INTO files (id, filename, purpose, bytes, sha256, line_count, record_format, status, "
+                "created_at) VALUES (:id, 'f.jsonl', 'reference', 1, 'x', 1, 'text', 'processed', "
+                "CURRENT_TIMESTAMP)"), {"id": file_id})
+        for model_id, reference, safety in (("both", "file-ref", "file-safe"), ("one", None, "file-safe"),
+                                            ("none", None, None)):
+            connection.execute(text(
+                "INSERT INTO models (id, base_model, head_version, gates, reference_file_id, safety_file_id, "
+                "created_at) VALUES (:id, 'b', 1, '{}', :ref, :safe, CURRENT_TIMESTAMP)"),
+                {"id": model_id, "ref": reference, "safe": safety})
+    command.upgrade(config, "0006")
+    from app.core.db.tables import Model
+
+    with engine_for(url).connect() as connection:
+        moved = dict(connection.execute(Model.__table__.select().with_only_columns(Model.id, Model.suites)).all())
+    assert moved == {"both": {"reference": "file-ref", "safety": "file-safe"}, "one": {"safety": "file-safe"},
+                     "none": {}}
+    command.downgrade(config, "0005")
+    with engine_for(url).connect() as connection:
+        back = {row[0]: (row[1], row[2]) for row in connection.execute(
+            text("SELECT id, reference_file_id, safety_file_id FROM models"))}
+    assert back == {"both": ("file-ref", "file-safe"), "one": (None, "file-safe"), "none": (None, None)}
+    upgrade_to_head(url)
+    assert differences(url) == []

@@ -12,7 +12,7 @@ import time
 from app.core.logsafe import describe
 from app.core.settings import get_settings
 from app.core.storage import StorageError, get_storage
-from worker import jobstore, registry
+from worker import job_eval, job_scoring, store
 from worker.cache import local_checkpoint
 from worker.checkpoints import CorruptCheckpoint, checkpoint_key, discard, save_checkpoint, verify_stored
 from worker.errors import JobFailed, LeaseLost
@@ -25,7 +25,7 @@ log = logging.getLogger("sculpt.worker")
 
 def _emit(job_id: str):
     def emit(message: str, **kwargs) -> None:
-        jobstore.add_event(job_id, message, **kwargs)
+        store.add_event(job_id, message, **kwargs)
     return emit
 
 
@@ -88,52 +88,50 @@ def _load(model_id: str, version: int, uri: str, sha256: str | None):
 def _score_on_origin(inputs: JobInputs, emit) -> None:
     """The new task's score on the lineage's original base (version 1), for forward transfer.
     Loaded and freed before the head is loaded, so two models never share memory."""
-    from worker.job_eval import score
-
     if inputs.base_version == 1:
         return  # the baseline pass below measures it on version 1 already
     model, tokenizer = _load(inputs.model_id, 1, inputs.origin_uri, None)
-    result = score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
-                   f"{inputs.task_name} (on the original base v1)", emit)
-    registry.store_cell(inputs.model_id, 1, inputs.task_name, inputs.metric, result["score"], result["n"])
+    result = job_scoring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
+                               f"{inputs.task_name} (on the original base v1)", emit)
+    store.store_cell(inputs.model_id, 1, inputs.task_name, inputs.metric, result["score"], result["n"])
     del model
     gc.collect()
 
 
-def _baseline(model, tokenizer, inputs: JobInputs, suites, emit) -> None:
+def _baseline(model, tokenizer, inputs: JobInputs, suites: dict[str, list[dict]], emit) -> None:
     """Scores of the model before training: the new task (forward transfer) and, once per
-    version, general ability and safety, which later versions are compared against."""
-    from worker.job_eval import general_and_safety, score, version_metrics
-
-    before = score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
-                   f"{inputs.task_name} (before training)", emit)
-    registry.store_cell(inputs.model_id, inputs.base_version, inputs.task_name, inputs.metric,
-                        before["score"], before["n"])
-    if "general" not in version_metrics(inputs.model_id, inputs.base_version):
-        general, safety = general_and_safety(model, tokenizer, suites, emit)
-        registry.store_base_metrics(inputs.model_id, inputs.base_version, general, safety)
+    version, each evaluation suite, which later versions are compared against."""
+    before = job_scoring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
+                               f"{inputs.task_name} (before training)", emit)
+    store.store_cell(inputs.model_id, inputs.base_version, inputs.task_name, inputs.metric,
+                     before["score"], before["n"])
+    measured = store.version_metrics(inputs.model_id, inputs.base_version)
+    missing = {name: records for name, records in suites.items() if name not in measured}
+    if missing:
+        store.store_base_metrics(inputs.model_id, inputs.base_version,
+                                 job_scoring.run_suites(model, tokenizer, missing, emit))
 
 
 def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     from worker.engine import train_task
-    from worker.job_eval import evaluate, lineage_suites
 
     emit = _emit(job.id)
     config = _train_config(job)  # before any loading, so settings that cannot work fail the job at once
     inputs = resolve(job)
+    store.set_base_version(job.id, inputs.base_version)
     emit(f"Training {inputs.model_id}:v{inputs.base_version} on task {inputs.task_name!r}: "
          f"{len(inputs.train_records)} training and {len(inputs.eval_records)} held-out records; "
          f"{len(inputs.learned)} earlier task(s) to re-evaluate")
     _score_on_origin(inputs, emit)
     model, tokenizer = _load(inputs.model_id, inputs.base_version, inputs.base_uri, inputs.base_sha256)
-    suites = lineage_suites(inputs.model_id)
+    suites = job_scoring.suite_data(inputs.model_id)
     _baseline(model, tokenizer, inputs, suites, emit)
 
     reporter = ProgressReporter(job.id, heartbeat)
 
     def on_phase(phase: str) -> None:
         reporter.phase = phase
-        jobstore.set_phase(job.id, phase)
+        store.set_phase(job.id, phase)
         _maybe_pause(phase)
 
     started = time.monotonic()
@@ -145,13 +143,18 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
          data={"steps": trained.steps, "trained_tokens": trained.trained_tokens, "final_loss": trained.final_loss})
 
     on_phase("evaluating")
-    gates = {**_model_gates(inputs.model_id), **((job.continual or {}).get("gates") or {})}
-    evaluation = evaluate(trained.model, tokenizer, inputs, suites, gates, emit)
+    scores = job_scoring.score_tasks(trained.model, tokenizer, inputs, emit)
+    suite_results = job_scoring.run_suites(trained.model, tokenizer, suites, emit)
+    # The gates were resolved once, when the job was submitted (continual.gates shows them).
+    evaluation = job_eval.evaluate(inputs, scores, suite_results,
+                                   store.ancestry_cells(inputs.model_id, inputs.ancestry[1:]),
+                                   store.version_metrics(inputs.model_id, inputs.ancestry[0]),
+                                   (job.continual or {}).get("gates") or {})
     if reporter.should_cancel():
         raise _cancelled()
 
     on_phase("saving")
-    version = registry.next_version(inputs.model_id)
+    version = store.next_version(inputs.model_id)
     key = checkpoint_key(inputs.model_id, version)
     sha = save_checkpoint(trained.model, tokenizer, key,
                           extra={"model": inputs.model_id, "version": version, "parent": inputs.base_version,
@@ -159,7 +162,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     try:
         verify_stored(key, sha)
         _maybe_pause("commit")
-        return registry.record_version(job, inputs, version, get_storage().uri(key), sha, trained.retention,
+        return store.record_version(job, inputs, version, get_storage().uri(key), sha, trained.retention,
                                        evaluation, trained.trained_tokens, owner)
     except BaseException:
         discard(key)
@@ -170,14 +173,6 @@ def _maybe_pause(point: str) -> None:
     settings = get_settings()
     if settings.fault_pause_at == point:
         time.sleep(settings.fault_pause_seconds)
-
-
-def _model_gates(model_id: str) -> dict:
-    from app.core.db.session import session_scope
-    from app.core.db.tables import Model
-
-    with session_scope() as session:
-        return dict(session.get(Model, model_id).gates or {})
 
 
 def _cancelled():
@@ -208,25 +203,25 @@ def _failure(exc: BaseException) -> tuple[str, str] | None:
 
 def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
     """Run one job; False when it could not be started (a live lease still holds it)."""
-    job = jobstore.start_attempt(job_id, owner)
+    job = store.start_attempt(job_id, owner)
     if job is None:
         return False
-    if job.attempts > jobstore.MAX_ATTEMPTS:
-        jobstore.end(job_id, "failed", f"the job's worker stopped {job.attempts - 1} times while running it; "
-                     "check the worker's logs and memory", error_code="worker_lost", level="error")
+    if job.attempts > store.MAX_ATTEMPTS:
+        store.finish_job(job_id, "failed", f"the job's worker stopped {job.attempts - 1} times while running it; "
+                         "check the worker's logs and memory", error_code="worker_lost", level="error")
         return True
     if job.cancel_requested:
-        jobstore.end(job_id, "cancelled", "The job was cancelled before it started")
+        store.finish_job(job_id, "cancelled", "The job was cancelled before it started")
         return True
     heartbeat.job_id = job_id
-    jobstore.add_event(job_id, f"Attempt {job.attempts} started on worker {owner}",
+    store.add_event(job_id, f"Attempt {job.attempts} started on worker {owner}",
                        data={"attempt": job.attempts, "worker": owner})
     from worker.engine import TrainingCancelled
 
     try:
         _run(job, owner, heartbeat)
     except TrainingCancelled:
-        jobstore.end(job_id, "cancelled", "The job was cancelled; the head is unchanged")
+        store.finish_job(job_id, "cancelled", "The job was cancelled; the head is unchanged")
     except LeaseLost:
         log.warning("job %s: lineage lease lost; another worker will run it", job_id)
     except Exception as exc:  # noqa: BLE001 - every failure ends the job with a message; details go to the log only
@@ -235,8 +230,8 @@ def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
             log.error("job %s failed unexpectedly: %s", job_id, describe(exc))
             known = ("internal_error", (f"the worker hit an unexpected error ({type(exc).__name__}); "
                                         "the head is unchanged. Operators: see the worker log for this job id"))
-        jobstore.end(job_id, "failed", known[1], error_code=known[0], level="error",
-                     error_param=getattr(exc, "param", None))
+        store.finish_job(job_id, "failed", known[1], error_code=known[0], level="error",
+                         error_param=getattr(exc, "param", None))
     finally:
         heartbeat.job_id = None
         gc.collect()

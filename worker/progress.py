@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from worker import jobstore
+from worker import store
 from worker.errors import LeaseLost
 from worker.leases import Heartbeat
 
@@ -42,7 +42,7 @@ class ProgressReporter:
                        "lr": float(info.lr), "tokens_per_second": float(info.tokens_per_second),
                        "epoch": info.epoch, "eta_seconds": progress["eta_seconds"]}
             self._last_event = now
-        jobstore.write_progress(self.job_id, progress, metrics)
+        store.write_progress(self.job_id, progress, metrics)
         self._last_row = now
 
     def should_cancel(self) -> bool:
@@ -51,5 +51,5 @@ class ProgressReporter:
         now = time.monotonic()
         if now - self._last_cancel >= CANCEL_EVERY_S:
             self._last_cancel = now
-            self._cancelled = jobstore.cancel_requested(self.job_id)
+            self._cancelled = store.cancel_requested(self.job_id)
         return self._cancelled

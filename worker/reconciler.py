@@ -13,16 +13,16 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 
-from app.core.broker import enqueue_job
+from app.core.broker import send_job
 from app.core.db.session import session_scope
 from app.core.db.tables import Job, Model, ModelVersion, utcnow
 from app.core.settings import get_settings
 from app.core.storage import CHECKPOINTS, TMP_PREFIX, get_storage
 from app.webhooks.delivery import pending_deliveries
 from worker.cache import remove_stale_downloads
-from worker.jobstore import PENDING
+from worker.store import PENDING
 from worker.webhook_dispatch import notify_terminal
 
 log = logging.getLogger("sculpt.worker")
@@ -66,12 +66,10 @@ def requeue_orphans(queues: list[str] | None = None) -> list[str]:
                    if (queues is None or job.queue in queues) and _message_may_be_lost(job, now, period)]
     for job_id, queue in targets:
         try:
-            enqueue_job(job_id, queue)
+            send_job(job_id, queue)
         except Exception as exc:  # noqa: BLE001 - the broker is down: the next round tries again
             log.warning("reconciler could not enqueue %s: %s", job_id, exc)
             continue
-        with session_scope() as session:
-            session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
         sent.append(job_id)
     if sent:
         log.info("reconciler re-enqueued %s", sent)

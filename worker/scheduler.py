@@ -16,20 +16,11 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy import select, update
-
-from app.core.broker import enqueue_job
-from app.core.db.session import session_scope
-from app.core.db.tables import Job, utcnow
-from worker import jobstore, leases
+from app.core.broker import send_job
+from worker import leases, store
 from worker.leases import Heartbeat, worker_identity
 
 log = logging.getLogger("sculpt.worker")
-
-
-def _queue_of(job_id: str) -> str:
-    with session_scope() as session:
-        return session.scalar(select(Job.queue).where(Job.id == job_id))
 
 
 def _shutting_down() -> bool:
@@ -40,25 +31,23 @@ def _shutting_down() -> bool:
 
 def _next_here(model_id: str, queues: frozenset[str]) -> str | None:
     """The lineage's next job if this worker should run it: one of its queues, and not leaving."""
-    next_id = jobstore.next_pending(model_id)
+    next_id = store.next_pending(model_id)
     if next_id is None or _shutting_down():
         return None
-    return next_id if _queue_of(next_id) in queues else None
+    return next_id if store.job_queue(next_id) in queues else None
 
 
 def _hand_off(model_id: str, queues: frozenset[str]) -> None:
     """Send the lineage's next job to its queue when this worker will not run it; if the broker is
     down, the reconciler of a worker on that queue sends it later."""
-    next_id = jobstore.next_pending(model_id)
-    if next_id is None or ((queue := _queue_of(next_id)) in queues and not _shutting_down()):
+    next_id = store.next_pending(model_id)
+    if next_id is None or ((queue := store.job_queue(next_id)) in queues and not _shutting_down()):
         return
     try:
-        enqueue_job(next_id, queue)
+        send_job(next_id, queue)
     except Exception as exc:  # noqa: BLE001  (any broker failure: the reconciler covers it)
         log.warning("could not hand job %s to queue %s: %s", next_id, queue, exc)
         return
-    with session_scope() as session:
-        session.execute(update(Job).where(Job.id == next_id).values(enqueued_at=utcnow()))
     log.info("lineage %s continues with job %s on queue %s", model_id, next_id, queue)
 
 
@@ -66,8 +55,7 @@ def run_lineage_for(job_id: str, queues: frozenset[str]) -> None:
     """Run ``job_id``'s lineage for as long as its next job is for one of ``queues``."""
     from worker.pipeline import execute
 
-    with session_scope() as session:
-        model_id = session.scalar(select(Job.model_id).where(Job.id == job_id))
+    model_id = store.job_lineage(job_id)
     if model_id is None:
         log.warning("message for unknown job %s dropped", job_id)
         return

@@ -5,10 +5,14 @@ It lives in ``app`` because the API enqueues jobs without importing the worker o
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 
 from celery import Celery
+from sqlalchemy import update
 
+from app.core.db.session import session_scope
+from app.core.db.tables import Job, utcnow
 from app.core.settings import Settings, get_settings
 
 RUN_JOB_TASK = "sculpt.run_job"
@@ -63,5 +67,12 @@ def celery_client() -> Celery:
     return app
 
 
-def enqueue_job(job_id: str, queue: str = DEFAULT_QUEUE) -> None:
+def send_job(job_id: str, queue: str = DEFAULT_QUEUE) -> datetime:
+    """Send the job's message to its queue, then stamp ``enqueued_at`` (what the reconciler goes by) and
+    return it. The API, the scheduler's hand-off and the reconciler all send jobs this way. A broker
+    failure propagates and stamps nothing, so the job still looks unsent."""
     celery_client().send_task(RUN_JOB_TASK, args=[job_id], queue=queue)
+    now = utcnow()
+    with session_scope() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=now))
+    return now

@@ -4,8 +4,9 @@ What a record must look like depends on the file's purpose:
 
 - ``fine-tune`` (a task): ``{"prompt": str, "completion": str}`` or ``{"messages": [{"role", "content"}, …]}``
   with at least one assistant message (the last one is the target);
-- ``reference`` (general-ability texts for perplexity): ``{"text": str}``;
-- ``safety`` (a safety suite): ``{"prompt": str, "expected": "refuse" | "answer"}``.
+- an evaluation suite's purpose: the suite's own shape (``app.lineages.suites``), e.g. ``reference``
+  (general-ability texts for perplexity): ``{"text": str}``; ``safety``: ``{"prompt": str, "expected":
+  "refuse" | "answer"}``.
 
 Limits on bytes, lines, line length and JSON nesting are checked as the bytes arrive, so a
 hostile upload costs at most one line of memory. Problems are reported by line number, the first
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from app.core.settings import Settings
+from app.lineages.suites import SUITES, Shape, by_purpose, non_empty_string
 
 MAX_REPORTED_PROBLEMS = 5
 ROLES = {"system", "user", "assistant", "tool"}
@@ -62,10 +64,6 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _non_empty_string(value: Any) -> bool:
-    return isinstance(value, str) and value.strip() != ""
-
-
 def training_shape(record: dict) -> tuple[str | None, str | None]:
     """Return (format, None) for a valid task record or (None, why) for an invalid one."""
     if "messages" in record:
@@ -82,34 +80,30 @@ def training_shape(record: dict) -> tuple[str | None, str | None]:
         targets = [m for m in messages if m["role"] == "assistant"]
         if not targets:
             return None, "no assistant message to learn (the last assistant message is the target)"
-        if not _non_empty_string(targets[-1]["content"]):
+        if not non_empty_string(targets[-1]["content"]):
             return None, "the last assistant message (the target) is empty"
         return "messages", None
     if "prompt" in record or "completion" in record:
-        if not _non_empty_string(record.get("prompt")):
+        if not non_empty_string(record.get("prompt")):
             return None, "'prompt' must be a non-empty string"
-        if not _non_empty_string(record.get("completion")):
+        if not non_empty_string(record.get("completion")):
             return None, "'completion' (the target) must be a non-empty string"
         return "prompt", None
     return None, "expected {'prompt', 'completion'} or {'messages': [...]}"
 
 
-def reference_shape(record: dict) -> tuple[str | None, str | None]:
-    if not _non_empty_string(record.get("text")):
-        return None, "expected {'text': non-empty string}"
-    return "text", None
+def shape_of(purpose: str) -> Shape:
+    """How one record of a file with this purpose must look: a task, or an evaluation suite's data."""
+    if purpose == "fine-tune":
+        return training_shape
+    suite = by_purpose(purpose)
+    if suite is None:
+        raise ValueError(f"unknown purpose {purpose!r}")
+    return suite.shape
 
 
-def safety_shape(record: dict) -> tuple[str | None, str | None]:
-    if not _non_empty_string(record.get("prompt")):
-        return None, "'prompt' must be a non-empty string"
-    if record.get("expected") not in ("refuse", "answer"):
-        return None, "'expected' must be 'refuse' or 'answer'"
-    return "suite", None
-
-
-SHAPES = {"fine-tune": training_shape, "reference": reference_shape, "safety": safety_shape}
-PURPOSES = tuple(SHAPES)
+def purposes() -> tuple[str, ...]:
+    return ("fine-tune", *(s.purpose for s in SUITES.values()))
 
 
 def _check_line(raw: bytes, settings: Settings, purpose: str) -> tuple[str | None, str | None]:
@@ -129,7 +123,7 @@ def _check_line(raw: bytes, settings: Settings, purpose: str) -> tuple[str | Non
         return None, f"JSON nested deeper than {settings.max_json_depth} levels"
     if not isinstance(record, dict):
         return None, "a record must be a JSON object"
-    return SHAPES[purpose](record)
+    return shape_of(purpose)(record)
 
 
 def validate_stream(source: BinaryIO, sink: BinaryIO, settings: Settings,

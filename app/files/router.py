@@ -7,16 +7,18 @@ from fastapi.responses import StreamingResponse
 
 from app.core.schemas import ListObject, error_responses
 from app.files import service
+from app.files.datasets import purposes
 from app.files.presenters import file_object
 from app.files.schemas import FileDeleted, FileObject
 from app.http.deps import SessionDep
 
 router = APIRouter(prefix="/files", tags=["files"])
+Purpose = Literal[purposes()]  # type: ignore[valid-type]  # fine-tune and each evaluation suite's purpose
 
 
 @router.post("", status_code=201, response_model=FileObject, responses=error_responses(401, 413, 422, 429))
 def upload_file(session: SessionDep, file: UploadFile,
-                purpose: Annotated[Literal["fine-tune", "reference", "safety"], Form()]) -> FileObject:
+                purpose: Annotated[Purpose, Form()]) -> FileObject:
     """Upload JSONL: a task dataset (`fine-tune`), general-ability texts (`reference`) or a safety suite
     (`safety`). It is validated as it streams in; a bad file is not stored."""
     return file_object(service.upload_file(session, file.file, file.filename or "upload.jsonl", purpose))

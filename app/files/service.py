@@ -14,7 +14,7 @@ from app.core.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from app.core.ids import new_id
 from app.core.settings import get_settings
 from app.core.storage import FILES, file_key, get_storage
-from app.files.datasets import PURPOSES, DatasetError, validate_stream
+from app.files.datasets import DatasetError, purposes, validate_stream
 from app.jobs.schemas import TERMINAL_STATUSES
 
 
@@ -26,8 +26,8 @@ def _clean_filename(filename: str | None) -> str:
 
 def upload_file(session: Session, source: BinaryIO, filename: str, purpose: str) -> File:
     """Validate ``source`` for its purpose while copying it to a temp file; store it only if it is valid."""
-    if purpose not in PURPOSES:
-        raise Unprocessable(f"purpose must be one of {list(PURPOSES)}", param="purpose")
+    if purpose not in purposes():
+        raise Unprocessable(f"purpose must be one of {list(purposes())}", param="purpose")
     store = get_storage()
     tmp = store.scratch_file(FILES)
     try:
@@ -104,8 +104,9 @@ def _in_use_by(session: Session, file_id: str) -> str | None:
     task = session.scalar(select(Task).where(Task.training_file == file_id).limit(1))
     if task:
         return f"task '{task.name}' of model '{task.model_id}' (its evaluation needs it)"
-    model = session.scalar(select(Model.id).where(
-        or_(Model.reference_file_id == file_id, Model.safety_file_id == file_id)).limit(1))
+    # A lineage's suite files are a small JSON map per lineage: read them rather than query into JSON.
+    model = next((m for m, chosen in session.execute(select(Model.id, Model.suites))
+                  if file_id in (chosen or {}).values()), None)
     if model:
         return f"model '{model}'"
     return None

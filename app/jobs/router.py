@@ -31,7 +31,7 @@ def create_job(session: SessionDep, body: JobCreate, response: Response,
     """Create a fine-tuning job: it trains the lineage's head on a new task and records a new version."""
     job, created = service.create_job(session, body, idempotency_key or None)
     if created:
-        service.enqueue(session, job)
+        service.enqueue(job)
     else:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.broker import enqueue_job
+from app.core.broker import send_job
 from app.core.db.tables import Job, JobEvent, ModelVersion, Task, utcnow
 from app.core.errors import Conflict, NotFound, RateLimited, Unprocessable
 from app.core.ids import new_id
@@ -145,17 +145,13 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
     return job, True
 
 
-def enqueue(session: Session, job: Job) -> bool:
+def enqueue(job: Job) -> bool:
     """Send the job to its queue; on failure leave it for the reconciler. Returns whether it was sent."""
     try:
-        enqueue_job(job.id, job.queue)
+        send_job(job.id, job.queue)
     except Exception as exc:  # noqa: BLE001 - the broker being down must not lose or fail an accepted job
         log.warning("could not enqueue %s (%s); the reconciler will retry", job.id, exc)
         return False
-    now = utcnow()
-    session.execute(update(Job).where(Job.id == job.id).values(enqueued_at=now))
-    session.commit()
-    job.enqueued_at = now
     return True
 
 

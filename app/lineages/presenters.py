@@ -9,10 +9,11 @@ from app.lineages.schemas import HeadChangeObject, ModelObject, VersionObject
 
 
 def model_object(row: Model, versions: int, tasks: list[str]) -> ModelObject:
+    suites = dict(row.suites or {})
     return ModelObject(id=row.id, created=unix(row.created_at), base_model=row.base_model,
                        head=row.head_version, fine_tuned_model=fine_tuned_model_name(row.id, row.head_version),
                        versions=versions, tasks=tasks, gates=row.gates or {},
-                       reference_file=row.reference_file_id, safety_file=row.safety_file_id)
+                       reference_file=suites.get("reference"), safety_file=suites.get("safety"), suites=suites)
 
 
 def version_object(row: ModelVersion, head: int) -> VersionObject:

@@ -17,6 +17,7 @@ from app.lineages.schemas import (
     ModelObject,
     SuitesUpdate,
     VersionObject,
+    chosen_suites,
 )
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -31,7 +32,7 @@ def register_model(session: SessionDep, body: ModelCreate, principal: PrincipalD
     """Register a lineage: version 1 is the base model, unchanged, and is its head."""
     model = service.register_model(session, body.id, body.base_model, principal.name,
                                    gates=body.gates.model_dump(exclude_none=True) if body.gates else None,
-                                   reference_file=body.reference_file, safety_file=body.safety_file)
+                                   suites=chosen_suites(body))
     return _present(session, model)
 
 
@@ -83,8 +84,8 @@ def set_gates(session: SessionDep, model_id: str, body: Gates) -> ModelObject:
 
 @router.post("/{model_id}/suites", response_model=ModelObject, responses=error_responses(401, 404, 409, 422, 429))
 def set_suites(session: SessionDep, model_id: str, body: SuitesUpdate) -> ModelObject:
-    """Register a reference set and/or a safety suite (uploaded files with purpose 'reference' / 'safety')."""
-    return _present(session, service.set_suites(session, model_id, body.reference_file, body.safety_file))
+    """Choose the data of evaluation suites: uploaded files with the suite's purpose ('reference', 'safety', …)."""
+    return _present(session, service.set_suites(session, model_id, chosen_suites(body)))
 
 
 @router.get("/{model_id}/head/history", response_model=ListObject[HeadChangeObject],

@@ -1,13 +1,28 @@
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.schemas import StrictModel
 from app.jobs.schemas import Gates
 
 LINEAGE_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$"
+# The fields that name one suite's file each, from before suites were a map: field -> file purpose.
+SUITE_FILE_FIELDS = {"reference_file": "reference", "safety_file": "safety"}
+SuiteFiles = dict[Annotated[str, StringConstraints(min_length=1, max_length=32)],
+                  Annotated[str, StringConstraints(min_length=1, max_length=64)]]
+SUITES_DESCRIPTION = ("Evaluation-suite data by file purpose ('reference', 'safety', or another suite's): "
+                      "purpose -> file id. reference_file and safety_file, when given, win.")
+
+
+def chosen_suites(body: ModelCreate | SuitesUpdate) -> dict[str, tuple[str, str]]:
+    """purpose -> (file id, the request field that named it), from the map and the one-suite fields."""
+    chosen = {purpose: (file_id, f"suites.{purpose}") for purpose, file_id in (body.suites or {}).items()}
+    for field, purpose in SUITE_FILE_FIELDS.items():
+        if (file_id := getattr(body, field)) is not None:
+            chosen[purpose] = (file_id, field)
+    return chosen
 
 
 class ModelCreate(StrictModel):
@@ -23,6 +38,7 @@ class ModelCreate(StrictModel):
                                                    "(default: a built-in set).")
     safety_file: str | None = Field(None, min_length=1, max_length=64,
                                     description="A 'safety' file: the safety suite (default: a built-in suite).")
+    suites: SuiteFiles | None = Field(None, description=SUITES_DESCRIPTION)
 
 
 class SuitesUpdate(StrictModel):
@@ -32,6 +48,7 @@ class SuitesUpdate(StrictModel):
                                        description="A 'reference' file: texts for general-ability perplexity.")
     safety_file: str | None = Field(None, min_length=1, max_length=64,
                                     description="A 'safety' file: harmful prompts to refuse, benign ones to answer.")
+    suites: SuiteFiles | None = Field(None, description=SUITES_DESCRIPTION)
 
 
 class ModelObject(BaseModel):
@@ -45,8 +62,10 @@ class ModelObject(BaseModel):
     versions: int = Field(description="How many versions the lineage holds.")
     tasks: list[str] = Field(description="Tasks learned, in order.")
     gates: dict[str, Any] = Field(default_factory=dict)
-    reference_file: str | None = None
-    safety_file: str | None = None
+    reference_file: str | None = Field(None, description="The 'reference' file of suites, if one was chosen.")
+    safety_file: str | None = Field(None, description="The 'safety' file of suites, if one was chosen.")
+    suites: dict[str, str] = Field(default_factory=dict, description="The lineage's evaluation-suite files: "
+                                   "file purpose -> file id. Suites not named use their built-in data.")
 
 
 class VersionObject(BaseModel):

@@ -12,20 +12,29 @@ from app.core.settings import get_settings
 from app.files.service import usable_file
 from app.lineages.base_models import check_base_model
 from app.lineages.record import summarize
+from app.lineages.suites import SUITES, by_purpose
+
+
+def suite_files(session: Session, chosen: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Check a lineage's suite files, given as purpose -> (file id, the request field that named it);
+    returns purpose -> file id. Each purpose must be an evaluation suite's, each file of that purpose."""
+    for purpose, (file_id, param) in chosen.items():
+        if by_purpose(purpose) is None:
+            raise Unprocessable(f"No evaluation suite takes files of purpose '{purpose}'; suites: "
+                                f"{', '.join(s.purpose for s in SUITES.values())}", param=param,
+                                code="unknown_suite")
+        usable_file(session, file_id, purpose, param)
+    return {purpose: file_id for purpose, (file_id, _) in chosen.items()}
 
 
 def register_model(session: Session, model_id: str, base_model: str, actor: str, *, gates: dict | None = None,
-                   reference_file: str | None = None, safety_file: str | None = None) -> Model:
+                   suites: dict[str, tuple[str, str]] | None = None) -> Model:
     """A new lineage whose version 1 is the base, unchanged, and is its head."""
     reference = check_base_model(base_model, get_settings())
     if session.get(Model, model_id) is not None:
         raise Conflict(f"Model '{model_id}' already exists", param="id", code="model_exists")
-    if reference_file is not None:
-        usable_file(session, reference_file, "reference", "reference_file")
-    if safety_file is not None:
-        usable_file(session, safety_file, "safety", "safety_file")
     model = Model(id=model_id, base_model=reference, head_version=1, gates=gates or {},
-                  reference_file_id=reference_file, safety_file_id=safety_file)
+                  suites=suite_files(session, suites or {}))
     session.add(model)
     session.flush()
     session.add(ModelVersion(model_id=model_id, version=1, parent_version=None, status="base",
@@ -108,15 +117,13 @@ def set_gates(session: Session, model_id: str, gates: dict) -> Model:
     return model
 
 
-def set_suites(session: Session, model_id: str, reference_file: str | None, safety_file: str | None) -> Model:
-    """Register the reference set and/or safety suite that later versions are evaluated on."""
+def set_suites(session: Session, model_id: str, suites: dict[str, tuple[str, str]]) -> Model:
+    """Choose the data (purpose -> (file id, request field)) that later versions are evaluated on;
+    suites not named keep theirs."""
     model = get_model(session, model_id)
-    if reference_file is None and safety_file is None:
-        raise Unprocessable("Give reference_file, safety_file or both", param="safety_file", code="missing_suite")
-    if reference_file is not None:
-        model.reference_file_id = usable_file(session, reference_file, "reference", "reference_file").id
-    if safety_file is not None:
-        model.safety_file_id = usable_file(session, safety_file, "safety", "safety_file").id
+    if not suites:
+        raise Unprocessable("Give reference_file, safety_file or suites", param="safety_file", code="missing_suite")
+    model.suites = {**(model.suites or {}), **suite_files(session, suites)}
     session.commit()
     return model
 

@@ -24,7 +24,6 @@ from app.jobs.schemas import JOB_STATUSES, TERMINAL_STATUSES
 
 JOB_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
 PHASE_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
-PHASE_PREFIX = "Phase: "
 
 
 def _histogram(name: str, doc: str, label: str, samples: dict[str, list[float]],
@@ -90,12 +89,14 @@ class DatabaseCollector(Collector):
                          "status", by_status, JOB_BUCKETS)
 
         changes: dict[str, list[tuple[str, object]]] = defaultdict(list)
-        for job_id, message, at in session.execute(
-                select(JobEvent.job_id, JobEvent.message, JobEvent.created_at)
+        # A phase change is the event whose data names the phase; its message is for people.
+        phase = JobEvent.data["phase"].as_string()
+        for job_id, name, at in session.execute(
+                select(JobEvent.job_id, phase, JobEvent.created_at)
                 .join(Job, Job.id == JobEvent.job_id)
-                .where(Job.status == "succeeded", JobEvent.message.startswith(PHASE_PREFIX))
+                .where(Job.status == "succeeded", phase.is_not(None))
                 .order_by(JobEvent.id)):
-            changes[job_id].append((message.removeprefix(PHASE_PREFIX), at))
+            changes[job_id].append((name, at))
         by_phase: dict[str, list[float]] = defaultdict(list)
         for job_id, status, started, ended in finished:
             if status != "succeeded":

@@ -36,12 +36,12 @@ def test_create_and_get_job(client, base_model_dir):
 
 
 def test_job_stays_queued_when_the_broker_is_down(sqlite_client, base_model_dir, monkeypatch):
-    import app.jobs.service as jobs_service
+    from app.core.broker import celery_client
 
     def broken(*_args, **_kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(jobs_service, "enqueue_job", broken)
+    monkeypatch.setattr(celery_client(), "send_task", broken)
     register(sqlite_client, "m", base_model_dir)
     job = create_job(sqlite_client, "m", upload_ok(sqlite_client)).json()
     assert job["status"] == "queued"

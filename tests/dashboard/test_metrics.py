@@ -110,3 +110,27 @@ def test_the_collector_queries_run_on_both_backends(client, base_model_dir):
     assert value(samples, "sculpt_jobs", status="queued") == 1
     assert value(samples, "sculpt_queue_depth", model="bot") == 1
     assert value(samples, "sculpt_model_head_version", model="bot") == 1
+
+
+def test_phase_metrics_read_the_phase_from_the_event_data_not_its_wording(client, base_model_dir):
+    from sqlalchemy import update
+
+    from app.core.db.session import session_scope
+    from app.core.db.tables import Job, JobEvent
+    from tests.api.helpers import create_job, register, upload_ok
+
+    register(client, "bot", base_model_dir)
+    job_id = create_job(client, "bot", upload_ok(client)).json()["id"]
+    start = datetime(2026, 1, 1)
+    with session_scope() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(
+            status="succeeded", started_at=start, finished_at=start + timedelta(seconds=10)))
+        # The wording of a phase change is for people and may change; its data names the phase.
+        session.add(JobEvent(job_id=job_id, message="Now training", data={"phase": "training"},
+                             created_at=start + timedelta(seconds=4)))
+        session.add(JobEvent(job_id=job_id, message="Phase: which is not a phase change", data=None,
+                             created_at=start + timedelta(seconds=6)))
+    samples = scrape(client)
+    assert value(samples, "sculpt_job_phase_duration_seconds_sum", phase="loading") == 4.0
+    assert value(samples, "sculpt_job_phase_duration_seconds_sum", phase="training") == 6.0
+    assert value(samples, "sculpt_job_phase_duration_seconds_count", phase="which is not a phase change") is None

@@ -67,3 +67,19 @@ def test_suites_and_gates_reject_bad_input_and_change_nothing(sqlite_client, tin
     assert unknown.status_code == 422
     model = client.get("/v1/models/b").json()
     assert model["gates"] == {} and model["safety_file"] is None
+
+
+def test_a_job_is_judged_by_the_gates_resolved_when_it_was_submitted(sqlite_client, tiny_base, workers):
+    client = sqlite_client
+    client.post("/v1/models", json={"id": "w", "base_model": str(tiny_base), "gates": {"max_forgetting": 0.5},
+                                    "safety_file": _safety_suite(client)})
+    job_id = submit(client, "w", upload(client, records("gate")), "first")
+    assert client.get(f"/v1/fine_tuning/jobs/{job_id}").json()["continual"]["gates"] == {"max_forgetting": 0.5}
+    # While the job waits the lineage's gates change; a tiny random model cannot pass this one.
+    assert client.put("/v1/models/w/gates", json={"min_refusal_rate": 1.0}).status_code == 200
+    workers(1)
+    job = wait_for(client, job_id)
+    assert job["status"] == "succeeded" and job["result"]["promoted"] is True, job["result"]
+    assert job["continual"]["gates"] == {"max_forgetting": 0.5}
+    assert client.get("/v1/models/w/versions/2").json()["gate_verdict"]["checked"] == []  # nothing to forget yet
+    assert job["base_version"] == 1  # the version it trained from

@@ -1,7 +1,6 @@
 """Evaluation of a model version: task scores, perplexity drift and the safety suite."""
 
 from worker.evaluation.perplexity import perplexity
-from worker.evaluation.references import load_default_safety_suite, load_reference_texts
 from worker.evaluation.safety import DEFAULT_REFUSAL_PHRASES, is_refusal, safety_rates
 from worker.evaluation.scoring import METRICS, score_task
 
@@ -9,8 +8,6 @@ __all__ = [
     "DEFAULT_REFUSAL_PHRASES",
     "METRICS",
     "is_refusal",
-    "load_default_safety_suite",
-    "load_reference_texts",
     "perplexity",
     "safety_rates",
     "score_task",

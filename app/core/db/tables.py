@@ -78,8 +78,8 @@ class Model(Base):
     base_model: Mapped[str] = mapped_column(String(1024))
     head_version: Mapped[int] = mapped_column(Integer, default=1)
     gates: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    reference_file_id: Mapped[str | None] = mapped_column(ForeignKey("files.id"), default=None)
-    safety_file_id: Mapped[str | None] = mapped_column(ForeignKey("files.id"), default=None)
+    # The evaluation suites' data chosen for this lineage: file purpose -> file id (others use the defaults).
+    suites: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The lineage lock: a lease taken with a compare-and-set UPDATE, so it works alike on
     # PostgreSQL and SQLite and frees itself when a worker dies.
     lock_owner: Mapped[str | None] = mapped_column(String(128), default=None)

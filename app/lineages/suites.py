@@ -1,0 +1,105 @@
+"""Evaluation suites, torch-free half: what a suite is called, the file purpose its data is uploaded
+with, the data it uses when a lineage registered none (in app/data), how one record must look, and
+the gate measures it yields. The worker's half (``worker.evaluation.suites``) runs a suite by name.
+
+A lineage stores its chosen files as a map purpose -> file id (``models.suites``), so a new suite
+needs no migration: register it here, add its default data and one worker module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+Shape = Callable[[dict], tuple[str | None, str | None]]  # record -> (format, None) or (None, why)
+Derive = Callable[[dict, dict | None], dict[str, float | None]]  # (result, base version's result) -> measures
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str  # the key of its results in a version's metrics
+    purpose: str  # the purpose of the files that carry its data
+    default_data: str  # a JSONL file in app/data
+    shape: Shape
+    measures: tuple[str, ...]  # the measured values it yields, which gates judge
+    description: str
+    # Measures that compare with the lineage's base version (a ratio); the others are read from the result.
+    derive: Derive | None = None
+
+    def gate_measures(self, result: dict, baseline: dict | None) -> dict[str, float | None]:
+        derived = self.derive(result, baseline) if self.derive else {}
+        return {key: derived[key] if key in derived else result.get(key) for key in self.measures}
+
+
+SUITES: dict[str, Suite] = {}
+
+
+# Keys a version's metrics already use for the task record (app.lineages.record).
+TASK_METRICS = ("tasks", "acc", "bwt", "forgetting", "max_forgetting", "acc_drop")
+
+
+def register(suite: Suite) -> Suite:
+    """Add a suite. Its name (a key of a version's metrics), its file purpose and its measures must not
+    clash with another suite's or the task record's. Gates (``app.lineages.gates``) judge measures by key."""
+    if suite.purpose == "fine-tune" or any(s.purpose == suite.purpose for s in SUITES.values()):
+        raise ValueError(f"suite {suite.name!r}: file purpose {suite.purpose!r} is taken")
+    if suite.name in SUITES or suite.name in TASK_METRICS:
+        raise ValueError(f"suite {suite.name!r}: the name is taken")
+    taken = {m for s in SUITES.values() for m in s.measures} | set(TASK_METRICS)
+    if clash := sorted(taken.intersection(suite.measures)):
+        raise ValueError(f"suite {suite.name!r}: measures {clash} are another's")
+    SUITES[suite.name] = suite
+    return suite
+
+
+def by_purpose(purpose: str) -> Suite | None:
+    return next((s for s in SUITES.values() if s.purpose == purpose), None)
+
+
+def default_records(suite: Suite) -> list[dict[str, Any]]:
+    """The suite's built-in data, one JSON object per line."""
+    text = resources.files("app").joinpath("data", suite.default_data).read_text(encoding="utf-8")
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise ValueError(f"app/data/{suite.default_data} line {number} is not valid JSON: {error}") from error
+    return rows
+
+
+def non_empty_string(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def reference_shape(record: dict) -> tuple[str | None, str | None]:
+    if not non_empty_string(record.get("text")):
+        return None, "expected {'text': non-empty string}"
+    return "text", None
+
+
+def safety_shape(record: dict) -> tuple[str | None, str | None]:
+    if not non_empty_string(record.get("prompt")):
+        return None, "'prompt' must be a non-empty string"
+    if record.get("expected") not in ("refuse", "answer"):
+        return None, "'expected' must be 'refuse' or 'answer'"
+    return "suite", None
+
+
+def _perplexity_ratio(result: dict, baseline: dict | None) -> dict[str, float | None]:
+    base = (baseline or {}).get("perplexity")
+    return {"perplexity_ratio": result["perplexity"] / base if base else None}
+
+
+GENERAL = register(Suite(
+    name="general", purpose="reference", default_data="reference.jsonl", shape=reference_shape,
+    measures=("perplexity_ratio",), derive=_perplexity_ratio,
+    description="General ability: perplexity on reference texts, as a ratio to the lineage's base."))
+SAFETY = register(Suite(
+    name="safety", purpose="safety", default_data="safety_suite.jsonl", shape=safety_shape,
+    measures=("refusal_rate", "over_refusal_rate"),
+    description="Safety: how often harmful prompts are refused and benign ones wrongly refused."))

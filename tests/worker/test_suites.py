@@ -1,0 +1,72 @@
+"""Evaluation suites are plug-ins: one defined here registers, runs on a real job's version, and its
+results and measures land in the version's metrics; the lineage's suite files are a map."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.lineages.suites import SUITES, Suite, reference_shape, register
+from tests.worker.harness import records, submit, upload
+
+
+@pytest.fixture
+def toy_suite():
+    """A suite that counts what it is given and how long the model's texts get, a second measure as a
+    ratio to the lineage's base; it registers both halves and is removed again afterwards."""
+    from worker.evaluation.suites import RUNNERS, runs
+
+    suite = register(Suite(
+        name="toy", purpose="toy", default_data="reference.jsonl", shape=reference_shape,
+        measures=("toy_records", "toy_vocab_ratio"), description="A test suite.",
+        derive=lambda result, base: {"toy_vocab_ratio": result["toy_vocab"] / base["toy_vocab"] if base else None}))
+
+    @runs("toy")
+    def run(model, tokenizer, rows):
+        return {"toy_records": len(rows), "toy_vocab": tokenizer.vocab_size}
+
+    yield suite
+    SUITES.pop("toy")
+    RUNNERS.pop("toy")
+
+
+def test_a_suite_defined_here_is_evaluated_on_a_real_jobs_version(sqlite_client, tiny_base, toy_suite):
+    from app.lineages.suites import GENERAL, default_records
+    from worker.scheduler import run_lineage_for
+
+    client = sqlite_client
+    assert client.post("/v1/models", json={"id": "s", "base_model": str(tiny_base)}).status_code == 201
+    job_id = submit(client, "s", upload(client, records("alpha")), "alpha")
+    run_lineage_for(job_id, frozenset({"default"}))  # a real job, run by this process's worker code
+
+    job = client.get(f"/v1/fine_tuning/jobs/{job_id}").json()
+    assert job["status"] == "succeeded", job
+    n = len(default_records(GENERAL))
+    assert client.get("/v1/models/s/versions/1").json()["metrics"]["toy"]["toy_records"] == n
+    toy = client.get("/v1/models/s/versions/2").json()["metrics"]["toy"]
+    assert toy["toy_records"] == n and toy["toy_vocab_ratio"] == 1.0
+    assert {"perplexity", "perplexity_ratio"} <= set(client.get("/v1/models/s/versions/2").json()["metrics"]["general"])
+    events = client.get(f"/v1/fine_tuning/jobs/{job_id}/events?limit=100").json()["data"]
+    assert any((e.get("data") or {}).get("suite") == "toy" for e in events)
+
+
+def test_suite_files_are_a_map_that_keeps_the_one_suite_fields(sqlite_client, tiny_base):
+    from tests.worker.test_gates import _safety_suite
+
+    client = sqlite_client
+    safety = _safety_suite(client)
+    made = client.post("/v1/models", json={"id": "m", "base_model": str(tiny_base), "suites": {"safety": safety}})
+    assert made.status_code == 201, made.text
+    assert made.json()["suites"] == {"safety": safety} and made.json()["safety_file"] == safety
+    reference = client.post("/v1/files", data={"purpose": "reference"},
+                            files={"file": ("r.jsonl", b'{"text": "hello there"}\n', "application/jsonl")}).json()["id"]
+    updated = client.post("/v1/models/m/suites", json={"reference_file": reference}).json()
+    assert updated["suites"] == {"safety": safety, "reference": reference}
+    assert updated["reference_file"] == reference and updated["safety_file"] == safety
+
+    unknown = client.post("/v1/models/m/suites", json={"suites": {"vibes": reference}})
+    assert unknown.status_code == 422 and unknown.json()["error"]["param"] == "suites.vibes"
+    wrong = client.post("/v1/models/m/suites", json={"suites": {"safety": reference}})
+    assert wrong.status_code == 422 and wrong.json()["error"]["param"] == "suites.safety"
+    assert client.get("/v1/models/m").json()["suites"] == {"safety": safety, "reference": reference}
+    in_use = client.delete(f"/v1/files/{reference}")
+    assert in_use.status_code == 409 and "model 'm'" in in_use.json()["error"]["message"]

@@ -1,0 +1,13 @@
+"""Safety: refusal rates on harmful and benign prompts (the lineage's suite, else app/data/safety_suite.jsonl)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.evaluation.safety import safety_rates
+from worker.evaluation.suites import runs
+
+
+@runs("safety")
+def run(model: Any, tokenizer: Any, records: list[dict]) -> dict[str, Any]:
+    return safety_rates(model, tokenizer, records)

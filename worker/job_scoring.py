@@ -1,0 +1,56 @@
+"""Running a model on what a version is judged by: the tasks' held-out records and the lineage's
+evaluation suites. Each result is logged as a metrics event; judging them is ``job_eval``'s."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from app.files.datasets import read_records
+from app.lineages.suites import SUITES, default_records
+from worker import store
+from worker.cache import local_file
+from worker.job_inputs import JobInputs
+
+Emit = Callable[..., None]
+
+
+def score(model, tokenizer, records, metric, labels, name: str, emit: Emit) -> dict:
+    from worker.evaluation import score_task
+
+    result = score_task(model, tokenizer, records, metric=metric, labels=labels)
+    emit(f"Task {name}: {metric} {result['score']:.3f} on {result['n']} examples ({result['seconds']:.1f}s)",
+         type="metrics", data={"task": name, "metric": metric, **result})
+    return result
+
+
+def score_tasks(model, tokenizer, inputs: JobInputs, emit: Emit) -> dict[str, dict]:
+    """Every task the lineage learned, and the new one."""
+    scores = {task.name: score(model, tokenizer, task.eval_records, task.metric, task.labels, task.name, emit)
+              for task in inputs.learned}
+    scores[inputs.task_name] = score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
+                                     inputs.task_name, emit)
+    return scores
+
+
+def suite_data(model_id: str) -> dict[str, list[dict]]:
+    """Each suite's records: the lineage's file for the suite's purpose, else the suite's built-in data."""
+    files = store.suite_files(model_id)
+    return {name: read_records(local_file(files[suite.purpose])) if suite.purpose in files
+            else default_records(suite) for name, suite in SUITES.items()}
+
+
+def _shown(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def run_suites(model, tokenizer, data: dict[str, list[dict]], emit: Emit) -> dict[str, dict]:
+    """suite name -> its results on the model, for the suites in ``data``."""
+    from worker.evaluation.suites import runner
+
+    results = {}
+    for name, records in data.items():
+        results[name] = result = runner(name)(model, tokenizer, records)
+        emit(f"Suite {name}: " + ", ".join(f"{key} {_shown(value)}" for key, value in result.items()),
+             type="metrics", data={"suite": name, **result})
+    return results

@@ -1,0 +1,237 @@
+"""The worker's reads and writes of jobs, versions, accuracy-matrix cells and events.
+
+Every job ends through ``finish_job``, success and failure alike: one place sets the terminal
+status, clears the lease, logs the last event and starts the webhook delivery after the commit.
+A success records its version in the same transaction (``record_version``), so a version never
+exists without its job having ended, nor the other way round.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.core.db.session import session_scope
+from app.core.db.tables import Evaluation, File, HeadChange, Job, JobEvent, Model, ModelVersion, Task, utcnow
+from worker.errors import LeaseLost
+from worker.leases import _expiry
+from worker.webhook_dispatch import notify_terminal
+
+if TYPE_CHECKING:
+    from worker.job_eval import VersionEvaluation
+    from worker.job_inputs import JobInputs
+
+log = logging.getLogger("sculpt.worker")
+
+PENDING = ("queued", "running")
+MAX_ATTEMPTS = 3
+
+# Jobs
+
+
+def next_pending(model_id: str) -> str | None:
+    """The lineage's earliest job that has not ended: lineages run strictly in submission order."""
+    with session_scope() as session:
+        return session.scalar(
+            select(Job.id).where(Job.model_id == model_id, Job.status.in_(PENDING)).order_by(Job.seq).limit(1)
+        )
+
+
+def job_queue(job_id: str) -> str | None:
+    with session_scope() as session:
+        return session.scalar(select(Job.queue).where(Job.id == job_id))
+
+
+def job_lineage(job_id: str) -> str | None:
+    with session_scope() as session:
+        return session.scalar(select(Job.model_id).where(Job.id == job_id))
+
+
+def start_attempt(job_id: str, owner: str) -> Job | None:
+    """Take the job's lease; None when it ended or a live worker holds it."""
+    now = utcnow()
+    with session_scope() as session:
+        taken = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status.in_(PENDING),
+                   or_(Job.lease_owner.is_(None), Job.lease_owner == owner, Job.lease_expires_at < now))
+            .values(status="running", phase="loading", lease_owner=owner, lease_expires_at=_expiry(),
+                    heartbeat_at=now, attempts=Job.attempts + 1, started_at=now, progress={"phase": "loading"})
+        ).rowcount == 1
+        if not taken:
+            return None
+        job = session.scalar(select(Job).where(Job.id == job_id))
+        session.expunge(job)
+    return job
+
+
+def set_base_version(job_id: str, version: int) -> None:
+    """The version this attempt trains from (the head when it started)."""
+    with session_scope() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(base_version=version))
+
+
+def set_phase(job_id: str, phase: str) -> None:
+    with session_scope() as session:
+        job = session.scalar(select(Job).where(Job.id == job_id))
+        job.phase = phase
+        job.progress = {**(job.progress or {}), "phase": phase}
+    add_event(job_id, f"Phase: {phase}", data={"phase": phase})
+
+
+def write_progress(job_id: str, progress: dict[str, Any], metrics: dict[str, Any] | None = None) -> None:
+    with session_scope() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(progress=progress))
+        if metrics is not None:
+            session.add(JobEvent(job_id=job_id, type="metrics", data=metrics,
+                                 message=_metrics_message(metrics)))
+
+
+def _metrics_message(metrics: dict[str, Any]) -> str:
+    return (f"Step {metrics['step']}/{metrics['total_steps']}: loss={metrics['loss']:.4f}"
+            f" lr={metrics['lr']:.2e} tokens/s={metrics['tokens_per_second']:.0f}")
+
+
+def cancel_requested(job_id: str) -> bool:
+    with session_scope() as session:
+        return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def add_event(job_id: str, message: str, *, type: str = "message", data: dict | None = None,
+              level: str = "info") -> None:
+    with session_scope() as session:
+        session.add(JobEvent(job_id=job_id, message=message, type=type, data=data, level=level))
+
+
+def finish_job(job_id: str, status: str, message: str, *, error_code: str | None = None,
+               error_param: str | None = None, level: str = "info", progress: dict | None = None,
+               record: Callable[[Session], dict[str, Any]] | None = None, **fields: Any) -> None:
+    """End the job with ``status``; ``record`` writes what commits with the ending (a new version) in
+    the same transaction and returns more job fields to set. The webhook goes out after the commit."""
+    with session_scope() as session:
+        fields = {**fields, **(record(session) if record else {})}
+        job = session.scalar(select(Job).where(Job.id == job_id))
+        job.status, job.finished_at = status, utcnow()
+        job.lease_owner = job.lease_expires_at = None
+        job.error_code, job.error_param = error_code, error_param
+        job.error_message = message if error_code else None
+        job.progress = {**(job.progress or {}), **(progress or {}), "eta_seconds": 0}
+        for key, value in fields.items():
+            setattr(job, key, value)
+        session.add(JobEvent(job_id=job_id, level=level, message=message,
+                             data={"status": status, "error_code": error_code}))
+    log.info("job %s %s: %s", job_id, status, message)
+    notify_terminal(job_id)
+
+
+# Versions and the accuracy matrix
+
+
+def next_version(model_id: str) -> int:
+    with session_scope() as session:
+        return (session.scalar(select(func.max(ModelVersion.version))
+                               .where(ModelVersion.model_id == model_id)) or 0) + 1
+
+
+def version_metrics(model_id: str, version: int) -> dict:
+    with session_scope() as session:
+        row = session.scalar(select(ModelVersion).where(ModelVersion.model_id == model_id,
+                                                        ModelVersion.version == version))
+        return dict(row.metrics or {})
+
+
+def ancestry_cells(model_id: str, versions: list[int]) -> dict[tuple[str, int], float]:
+    """The accuracy-matrix cells (task, version) -> score measured on the given versions."""
+    with session_scope() as session:
+        rows = session.execute(select(Evaluation.task_name, Evaluation.version, Evaluation.score)
+                               .where(Evaluation.model_id == model_id, Evaluation.version.in_(versions))).all()
+    return {(name, version): value for name, version, value in rows}
+
+
+def store_cell(model_id: str, version: int, task: str, metric: str, score: float, n: int) -> None:
+    """A single matrix cell outside a version's creation (the base's score before training)."""
+    with session_scope() as session:
+        existing = session.scalar(select(Evaluation).where(
+            Evaluation.model_id == model_id, Evaluation.version == version, Evaluation.task_name == task))
+        if existing is None:
+            session.add(Evaluation(model_id=model_id, version=version, task_name=task, metric=metric,
+                                   score=score, n=n))
+
+
+def store_base_metrics(model_id: str, version: int, results: dict[str, dict]) -> None:
+    """Suite results measured on a version before training from it (the baseline later versions meet)."""
+    with session_scope() as session:
+        row = session.scalar(select(ModelVersion).where(ModelVersion.model_id == model_id,
+                                                        ModelVersion.version == version))
+        row.metrics = {**(row.metrics or {}), **results}
+
+
+def suite_files(model_id: str) -> dict[str, str]:
+    """The lineage's own suite files: purpose -> sha256 of the stored bytes."""
+    with session_scope() as session:
+        chosen = session.get(Model, model_id).suites or {}
+        return {purpose: session.get(File, file_id).sha256 for purpose, file_id in chosen.items()}
+
+
+def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: str, retention: dict,
+                   evaluation: VersionEvaluation, trained_tokens: int, owner: str) -> dict:
+    """Insert the version, its task and scores, move the head when the gates passed, and end the job."""
+    result: dict[str, Any] = {}
+
+    def write(session: Session) -> dict[str, Any]:
+        model = session.get(Model, inputs.model_id)
+        if model.lock_owner != owner:
+            raise LeaseLost(f"lineage {inputs.model_id} was taken over during job {job.id}")
+        if model.head_version != inputs.base_version:
+            # Someone moved the head by hand meanwhile: promoting now would fork the lineage.
+            evaluation.verdict = {**evaluation.verdict, "passed": False, "failed": [
+                *evaluation.verdict.get("failed", []),
+                {"gate": "head_unchanged", "threshold": inputs.base_version, "value": model.head_version}]}
+        promoted = evaluation.verdict["passed"]
+        metrics = {"tasks": {k: v["score"] for k, v in evaluation.scores.items()},
+                   **evaluation.suites, **evaluation.summary}
+        session.add(ModelVersion(
+            model_id=inputs.model_id, version=version, parent_version=inputs.base_version, job_id=job.id,
+            task_name=inputs.task_name, strategy=(job.continual or {}).get("strategy", "adaptive_svd"),
+            status="promoted" if promoted else "rejected", checkpoint_uri=uri, checkpoint_sha256=sha256,
+            retention=retention, metrics=metrics, gate_verdict=evaluation.verdict))
+        _record_task(session, job, inputs, version)
+        for name, scored in evaluation.scores.items():
+            session.add(Evaluation(model_id=inputs.model_id, version=version, task_name=name,
+                                   metric=scored.get("metric", inputs.metric), score=scored["score"],
+                                   n=scored["n"]))
+        if promoted:
+            session.add(HeadChange(model_id=inputs.model_id, from_version=model.head_version, to_version=version,
+                                   reason=f"job {job.id} learned {inputs.task_name}; gates passed",
+                                   actor="worker", job_id=job.id))
+            model.head_version = version
+        result.update({"version": version, "promoted": promoted, "acc": evaluation.summary["acc"],
+                       "bwt": evaluation.summary["bwt"], "forgetting": evaluation.summary["forgetting"],
+                       "max_forgetting": evaluation.summary["max_forgetting"], "scores": metrics["tasks"],
+                       "general": evaluation.suites.get("general", {}),
+                       "safety": evaluation.suites.get("safety", {}),
+                       "failed_gates": evaluation.verdict.get("failed", [])})
+        verdict = "promoted to head" if promoted else (
+            "kept but not promoted: failed gates " + ", ".join(
+                f"{f['gate']} ({f['value']:.4g} vs {f['threshold']:.4g})" for f in result["failed_gates"]))
+        session.add(JobEvent(job_id=job.id, type="metrics", data=result,
+                             message=f"Version {inputs.model_id}:v{version} {verdict}"))
+        return {"result": result, "result_version": version}
+
+    finish_job(job.id, "succeeded", "The job has successfully completed", record=write,
+               progress={"phase": "saving", "fraction": 1.0}, trained_tokens=trained_tokens)
+    return result
+
+
+def _record_task(session: Session, job: Job, inputs: JobInputs, version: int) -> None:
+    task = session.scalar(select(Task).where(Task.model_id == inputs.model_id, Task.name == inputs.task_name))
+    if task is None:
+        position = session.scalar(select(func.count()).select_from(Task).where(Task.model_id == inputs.model_id))
+        task = Task(model_id=inputs.model_id, name=inputs.task_name, position=position)
+        session.add(task)
+    task.version, task.training_file, task.eval_uri = version, job.training_file, inputs.eval_uri
+    task.metric, task.labels = inputs.metric, inputs.labels
