@@ -45,8 +45,7 @@ def evaluate(inputs: JobInputs, scores: dict[str, dict], suite_results: dict[str
     result = VersionEvaluation(scores=scores, summary=task_record(inputs, scores, cells))
     measured = {"max_forgetting": result.summary["max_forgetting"], "acc_drop": result.summary["acc_drop"]}
     for name, raw in suite_results.items():
-        measures = SUITES[name].gate_measures(raw, base_metrics.get(name))
-        result.suites[name] = {**raw, **{k: v for k, v in measures.items() if v is not None}}
+        result.suites[name], measures = SUITES[name].judge(raw, base_metrics.get(name))
         measured.update(measures)
     result.verdict = check_gates(gates, measured)
     return result

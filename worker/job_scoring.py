@@ -51,6 +51,7 @@ def run_suites(model, tokenizer, data: dict[str, list[dict]], emit: Emit) -> dic
     results = {}
     for name, records in data.items():
         results[name] = result = runner(name)(model, tokenizer, records)
-        emit(f"Suite {name}: " + ", ".join(f"{key} {_shown(value)}" for key, value in result.items()),
+        emit(f"Suite {name}: " + ", ".join(f"{key} {_shown(value)}" for key, value in result.items()
+                                           if not isinstance(value, list | dict)),
              type="metrics", data={"suite": name, **result})
     return results

@@ -79,6 +79,8 @@ class Gates(StrictModel):
     max_perplexity_ratio: float | None = Field(None, description="Reference-set perplexity vs. the base (> 0).")
     min_refusal_rate: float | None = Field(None, description="On harmful prompts (0 to 1).")
     max_over_refusal: float | None = Field(None, description="Refusals of benign prompts (0 to 1).")
+    min_general_kept: float | None = Field(None, description="Share of the base's right answers to the general-"
+                                                             "ability questions the version keeps (0 to 1).")
 
     @model_validator(mode="after")
     def _in_range(self):

@@ -7,29 +7,23 @@ Each gate compares one measured value against its threshold; a value that was no
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-GATE_NAMES = ("max_forgetting", "max_acc_drop", "max_perplexity_ratio", "min_refusal_rate", "max_over_refusal")
+from app.lineages.suites import SUITES, Gate
 
-# gate name -> (key in the measured dict, True when the value must stay at or below the threshold)
-_GATES: dict[str, tuple[str, bool]] = {
-    "max_forgetting": ("max_forgetting", True),
-    "max_acc_drop": ("acc_drop", True),
-    "max_perplexity_ratio": ("perplexity_ratio", True),
-    "min_refusal_rate": ("refusal_rate", False),
-    "max_over_refusal": ("over_refusal_rate", True),
-}
+# The task record's gates; each evaluation suite adds its own (app.lineages.suites).
+_TASK_GATES = (
+    Gate("max_forgetting", "max_forgetting", True, lambda v: -1.0 <= v <= 1.0, "between -1 and 1"),
+    Gate("max_acc_drop", "acc_drop", True, lambda v: -1.0 <= v <= 1.0, "between -1 and 1"),
+)
 
-# Allowed thresholds, as (test, wording for the error). Scores and rates live in [0, 1], so a
-# drop or forgetting lies in [-1, 1]; a perplexity ratio is any positive number.
-_RANGES = {
-    "max_forgetting": (lambda v: -1.0 <= v <= 1.0, "between -1 and 1"),
-    "max_acc_drop": (lambda v: -1.0 <= v <= 1.0, "between -1 and 1"),
-    "max_perplexity_ratio": (lambda v: 0.0 < v < math.inf, "a positive number"),
-    "min_refusal_rate": (lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
-    "max_over_refusal": (lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
-}
+
+def gates_known() -> dict[str, Gate]:
+    """Every gate by name: the task record's, then each registered suite's."""
+    return {g.name: g for g in (*_TASK_GATES, *(g for suite in SUITES.values() for g in suite.gates))}
+
+
+GATE_NAMES = tuple(gates_known())
 
 
 def validate_gates(gates: dict[str, Any]) -> dict[str, float]:
@@ -40,18 +34,19 @@ def validate_gates(gates: dict[str, Any]) -> dict[str, float]:
     if not isinstance(gates, dict):
         raise ValueError(f"gates must be an object, got {type(gates).__name__}")
     clean: dict[str, float] = {}
+    known = gates_known()
     for name, threshold in gates.items():
-        if name not in _GATES:
-            raise ValueError(f"unknown gate {name!r}; known gates: {', '.join(GATE_NAMES)}")
+        if name not in known:
+            raise ValueError(f"unknown gate {name!r}; known gates: {', '.join(known)}")
         if threshold is None:
             continue
         # bool is an int subclass; True as a threshold is a mistake, not 1.0.
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
             raise ValueError(f"gate {name!r} must be a number, got {threshold!r}")
-        in_range, wording = _RANGES[name]
+        gate = known[name]
         # NaN fails every comparison, so it is rejected here too.
-        if not in_range(float(threshold)):
-            raise ValueError(f"gate {name!r} must be {wording}, got {threshold!r}")
+        if not gate.in_range(float(threshold)):
+            raise ValueError(f"gate {name!r} must be {gate.wording}, got {threshold!r}")
         clean[name] = float(threshold)
     return clean
 
@@ -59,15 +54,15 @@ def validate_gates(gates: dict[str, Any]) -> dict[str, float]:
 def check_gates(gates: dict[str, Any], measured: dict[str, float | None]) -> dict[str, Any]:
     """Judge measured values against the gates.
 
-    ``measured`` keys: max_forgetting, acc_drop, perplexity_ratio, refusal_rate, over_refusal_rate.
+    ``measured``: each gate's measure by key (max_forgetting, acc_drop, and the suites' measures).
     Returns {"passed", "failed": [{"gate", "threshold", "value"}], "checked": [names], "skipped": [names]}.
     """
     failed: list[dict[str, Any]] = []
     checked: list[str] = []
     skipped: list[str] = []
+    known = gates_known()
     for name, threshold in validate_gates(gates).items():
-        key, at_most = _GATES[name]
-        value = measured.get(key)
+        value, at_most = measured.get(known[name].measure), known[name].at_most
         if value is None:
             skipped.append(name)
             continue

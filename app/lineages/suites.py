@@ -9,13 +9,30 @@ needs no migration: register it here, add its default data and one worker module
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 Shape = Callable[[dict], tuple[str | None, str | None]]  # record -> (format, None) or (None, why)
-Derive = Callable[[dict, dict | None], dict[str, float | None]]  # (result, base version's result) -> measures
+# (result, base version's result) -> measures, and anything else worth keeping with the result
+Derive = Callable[[dict, dict | None], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A promotion gate on one of a suite's measures (``app.lineages.gates`` judges it)."""
+
+    name: str
+    measure: str
+    at_most: bool  # True: the measure must stay at or below the threshold
+    in_range: Callable[[float], bool]  # which thresholds make sense
+    wording: str  # those thresholds, for the error message
+
+
+def unit_interval(value: float) -> bool:
+    return 0.0 <= value <= 1.0
 
 
 @dataclass(frozen=True)
@@ -28,10 +45,16 @@ class Suite:
     description: str
     # Measures that compare with the lineage's base version (a ratio); the others are read from the result.
     derive: Derive | None = None
+    gates: tuple[Gate, ...] = ()
+
+    def judge(self, result: dict, baseline: dict | None) -> tuple[dict, dict[str, float | None]]:
+        """(the result with what ``derive`` adds to it, the gate measures)."""
+        derived = self.derive(result, baseline) if self.derive else {}
+        measures = {key: derived[key] if key in derived else result.get(key) for key in self.measures}
+        return {**result, **{k: v for k, v in derived.items() if v is not None}}, measures
 
     def gate_measures(self, result: dict, baseline: dict | None) -> dict[str, float | None]:
-        derived = self.derive(result, baseline) if self.derive else {}
-        return {key: derived[key] if key in derived else result.get(key) for key in self.measures}
+        return self.judge(result, baseline)[1]
 
 
 SUITES: dict[str, Suite] = {}
@@ -51,6 +74,11 @@ def register(suite: Suite) -> Suite:
     taken = {m for s in SUITES.values() for m in s.measures} | set(TASK_METRICS)
     if clash := sorted(taken.intersection(suite.measures)):
         raise ValueError(f"suite {suite.name!r}: measures {clash} are another's")
+    gate_names = {g.name for s in SUITES.values() for g in s.gates}
+    for gate in suite.gates:
+        if gate.measure not in suite.measures or gate.name in gate_names:
+            raise ValueError(f"suite {suite.name!r}: gate {gate.name!r} must judge one of its own measures "
+                             "and have a name no other gate has")
     SUITES[suite.name] = suite
     return suite
 
@@ -95,11 +123,49 @@ def _perplexity_ratio(result: dict, baseline: dict | None) -> dict[str, float | 
     return {"perplexity_ratio": result["perplexity"] / base if base else None}
 
 
+def general_answers_shape(record: dict) -> tuple[str | None, str | None]:
+    if not non_empty_string(record.get("prompt")):
+        return None, "'prompt' must be a non-empty string"
+    accept = record.get("accept")
+    if not isinstance(accept, list) or not accept or not all(non_empty_string(a) for a in accept):
+        return None, "'accept' must be a non-empty list of strings (the answers that count as right)"
+    return "suite", None
+
+
+# Answers that went wrong, kept with a version's result for people to read (the dashboard shows them).
+CHANGED_EXAMPLES = 5
+
+
+def _general_kept(result: dict, baseline: dict | None) -> dict[str, Any]:
+    """The share of the base's right answers still right (None when the base got none right, or was
+    scored on another suite), with a few of the answers that went wrong beside the base's."""
+    base = baseline or {}
+    base_right, right = base.get("right"), result.get("right") or []
+    if base_right is None or len(base_right) != len(right):
+        return {"general_kept": None}
+    held = [i for i, ok in enumerate(base_right) if ok]
+    lost = [i for i in held if not right[i]]
+    return {"general_kept": (len(held) - len(lost)) / len(held) if held else None,
+            "base_right": len(held), "lost": len(lost),
+            "changed": [{"prompt": result["prompts"][i], "base": base["answers"][i], "answer": result["answers"][i]}
+                        for i in lost[:CHANGED_EXAMPLES]]}
+
+
 GENERAL = register(Suite(
     name="general", purpose="reference", default_data="reference.jsonl", shape=reference_shape,
     measures=("perplexity_ratio",), derive=_perplexity_ratio,
+    gates=(Gate("max_perplexity_ratio", "perplexity_ratio", True, lambda v: 0.0 < v < math.inf,
+                "a positive number"),),
     description="General ability: perplexity on reference texts, as a ratio to the lineage's base."))
 SAFETY = register(Suite(
     name="safety", purpose="safety", default_data="safety_suite.jsonl", shape=safety_shape,
     measures=("refusal_rate", "over_refusal_rate"),
+    gates=(Gate("min_refusal_rate", "refusal_rate", False, unit_interval, "between 0 and 1"),
+           Gate("max_over_refusal", "over_refusal_rate", True, unit_interval, "between 0 and 1")),
     description="Safety: how often harmful prompts are refused and benign ones wrongly refused."))
+GENERAL_ANSWERS = register(Suite(
+    name="general_answers", purpose="general", default_data="general_suite.jsonl", shape=general_answers_shape,
+    measures=("general_kept",), derive=_general_kept,
+    gates=(Gate("min_general_kept", "general_kept", False, unit_interval, "between 0 and 1"),),
+    description="General ability as answers: the share of the base's right answers to short questions and "
+                "instructions that a version still gets right (what plain fine-tuning destroys on real models)."))

@@ -5,12 +5,12 @@ import pytest
 from app.lineages.gates import GATE_NAMES, check_gates, validate_gates
 
 MEASURED = {"max_forgetting": 0.05, "acc_drop": 0.02, "perplexity_ratio": 1.3, "refusal_rate": 0.9,
-            "over_refusal_rate": 0.1}
+            "over_refusal_rate": 0.1, "general_kept": 0.95}
 
 
 def test_all_gates_pass():
     gates = {"max_forgetting": 0.1, "max_acc_drop": 0.05, "max_perplexity_ratio": 1.5,
-             "min_refusal_rate": 0.8, "max_over_refusal": 0.2}
+             "min_refusal_rate": 0.8, "max_over_refusal": 0.2, "min_general_kept": 0.9}
     verdict = check_gates(gates, MEASURED)
     assert verdict == {"passed": True, "failed": [], "checked": list(GATE_NAMES), "skipped": []}
 
@@ -56,3 +56,10 @@ def test_validate_rejects_bad_gates_naming_them(gates, named):
 def test_validate_returns_floats_and_drops_unset():
     assert validate_gates({"max_acc_drop": 0, "max_perplexity_ratio": 2, "min_refusal_rate": None}) == {
         "max_acc_drop": 0.0, "max_perplexity_ratio": 2.0}
+
+
+def test_min_general_kept_fails_a_version_that_lost_the_bases_answers():
+    verdict = check_gates({"min_general_kept": 0.9}, {"general_kept": 0.44})
+    assert verdict["failed"] == [{"gate": "min_general_kept", "threshold": 0.9, "value": 0.44}]
+    with pytest.raises(ValueError, match="min_general_kept"):
+        validate_gates({"min_general_kept": 1.5})
