@@ -110,6 +110,14 @@ class Continual(SettingsModel):
         strategies.get(value)
         return value
 
+    @field_validator("options")
+    @classmethod
+    def _plugin_settings(cls, value, info):
+        spec = strategies.get(info.data["strategy"]) if "strategy" in info.data else None
+        if value is None or spec is None or spec.settings_field != "options":
+            return value  # no strategy (already an error) or not its field (refused below)
+        return spec.settings.model_validate(value).model_dump(mode="json")
+
     @model_validator(mode="after")
     def _consistent(self):
         if self.metric == "choice" and not self.labels:
@@ -121,8 +129,8 @@ class Continual(SettingsModel):
         for name in ("lora", "options"):
             if getattr(self, name) is not None and spec.settings_field != name:
                 raise ValueError(f"continual.{name} does not apply to strategy {self.strategy!r}")
-        if spec.settings_field == "options":
-            self.options = spec.settings.model_validate(self.options or {}).model_dump(mode="json")
+        if spec.settings_field == "options" and self.options is None:
+            self.options = spec.settings().model_dump(mode="json")
         elif spec.settings_field is not None and getattr(self, spec.settings_field) is None:
             # Stored with the job, so the job object shows the settings it trains with.
             setattr(self, spec.settings_field, spec.settings())
