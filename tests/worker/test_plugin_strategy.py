@@ -82,6 +82,10 @@ def test_a_strategy_defined_in_a_test_runs_as_a_real_job(sqlite_client, tiny_bas
     job = _run_job(client, "bot", "alpha", strategy="norms_only", options={"pattern": "norm"})
     assert job["status"] == "succeeded" and job["fine_tuned_model"] == "bot:v2", job
     assert job["continual"]["options"] == {"pattern": "norm"}
+    events = client.get(f"/v1/fine_tuning/jobs/{job['id']}/events?limit=100").json()["data"]
+    phases = {e["data"]["phase"] for e in events if (e.get("data") or {}).get("phase")}
+    assert {"calibrating", "training", "saving"} <= phases <= set(client.get("/v1/capabilities").json()["phases"])
+    assert "decomposing" not in phases  # adaptive_svd's own phase
     versions = {v["version"]: v for v in client.get("/v1/models/bot/versions").json()["data"]}
     trained = versions[2]["retention"]["summary"]["trained"]
     assert trained and all("norm" in name for name in trained)
