@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from app.core.enums import METRICS, SHARDINGS
 from app.core.schemas import StrictModel
@@ -80,8 +80,7 @@ class Continual(SettingsModel):
     task: str | None = Field(None, min_length=1, max_length=128, pattern=NAME_PATTERN,
                              description="The task's name; default: the suffix, else the training file id.")
     strategy: str = Field(DEFAULT_STRATEGY, json_schema_extra=_strategy_enum,
-                                 description="How to train; GET /v1/capabilities lists the strategies and their "
-                                             "settings.")
+                          description="How to train; GET /v1/capabilities lists the strategies and their settings.")
     retention: Retention | None = None
     lora: LoraSettings | None = Field(None, description="Strategy 'lora': the adapters' rank, alpha and dropout.")
     options: dict[str, Any] | None = Field(None, description="A plug-in strategy's settings (see "
@@ -102,7 +101,7 @@ class Continual(SettingsModel):
                            "training state does not fit one device (each still holds the whole model once, "
                            "to calibrate). Not with strategy 'lora'.")
     queue: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN,
-                              description="The Celery queue (a pool of workers) to run on.")
+                       description="The Celery queue (a pool of workers) to run on.")
 
     @field_validator("strategy")
     @classmethod
@@ -135,9 +134,3 @@ class Continual(SettingsModel):
             # Stored with the job, so the job object shows the settings it trains with.
             setattr(self, spec.settings_field, spec.settings())
         return self
-
-    def strategy_settings(self) -> BaseModel:
-        """The chosen strategy's settings, as its settings model."""
-        spec = strategies.get(self.strategy)
-        given = getattr(self, spec.settings_field) if spec.settings_field else None
-        return given if isinstance(given, spec.settings) else spec.settings.model_validate(given or {})
