@@ -39,8 +39,9 @@ from typing import Self
 import httpx
 import psycopg
 
+from app.core.enums import TERMINAL_STATUSES
+
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-TERMINAL = ("succeeded", "failed", "cancelled")
 # A deployment trains on its own GPU machine; on a shared CPU box the worker yields to the API instead.
 WORKER_NICENESS = 10
 ROUTES = {"job": "/v1/fine_tuning/jobs/{id}", "events": "/v1/fine_tuning/jobs/{id}/events"}
@@ -318,7 +319,7 @@ def settle(client: httpx.Client, accepted: dict[str, list[str]], timeout: float)
     while pending and time.monotonic() - started < timeout:
         for job_id in sorted(pending):
             status = client.get(f"/v1/fine_tuning/jobs/{job_id}").json()["status"]
-            if status in TERMINAL:
+            if status in TERMINAL_STATUSES:
                 statuses[job_id] = status
                 pending.discard(job_id)
         time.sleep(2)
@@ -360,7 +361,7 @@ def run(args: argparse.Namespace) -> dict:
             "status": during["status"], "steps_before": before["progress"]["step"],
             "steps_after": during["progress"]["step"]}
         client.post(f"/v1/fine_tuning/jobs/{polled}/cancel")
-        wait_for_job(client, polled, lambda j: j["status"] in TERMINAL, 120)
+        wait_for_job(client, polled, lambda j: j["status"] in TERMINAL_STATUSES, 120)
 
         short = client.post("/v1/files", data={"purpose": "fine-tune"},
                             files={"file": ("s.jsonl", jsonl("burst", 12), "application/jsonl")})

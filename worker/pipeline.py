@@ -30,29 +30,17 @@ def _emit(job_id: str):
 
 
 def _train_config(job):
-    from worker.engine import LoraConfig, RetentionConfig, TrainConfig
+    from worker.job_config import train_config
 
-    hyper, continual = job.hyperparameters or {}, job.continual or {}
-    config = TrainConfig(strategy=continual.get("strategy", "adaptive_svd"), seed=job.seed,
-                         device=get_settings().device, devices=continual.get("devices") or 1,
-                         sharding=continual.get("sharding") or "ddp")
+    try:
+        config = train_config(job.hyperparameters, job.continual, seed=job.seed, device=get_settings().device)
+    except ValueError as exc:
+        raise JobFailed("invalid_training_config", f"the job's training settings are not valid: {exc}") from exc
     allowed = _allowed_devices()
     if config.devices > allowed:
         raise JobFailed("too_many_devices", f"the job asks for {config.devices} devices (continual.devices) but this "
                         f"worker allows at most {allowed} (SCULPT_MAX_DEVICES, default: the GPUs it sees); "
                         "ask for fewer or send the job to a queue of bigger workers", "continual.devices")
-    if hyper.get("n_epochs") not in (None, "auto"):
-        config.n_epochs = int(hyper["n_epochs"])
-    if hyper.get("batch_size") not in (None, "auto"):
-        config.batch_size = int(hyper["batch_size"])
-    if continual.get("learning_rate") is not None:
-        config.learning_rate = float(continual["learning_rate"])
-    if hyper.get("learning_rate_multiplier") not in (None, "auto"):
-        config.learning_rate *= float(hyper["learning_rate_multiplier"])
-    retention = {k: v for k, v in (continual.get("retention") or {}).items() if v is not None}
-    config.retention = RetentionConfig(**{**config.retention.__dict__, **retention})
-    if continual.get("lora"):
-        config.lora = LoraConfig(**{**config.lora.__dict__, **continual["lora"]})
     try:
         config.validate()
     except ValueError as exc:

@@ -143,7 +143,17 @@ def _metadata(pairs: list[str]) -> dict[str, str] | None:
     return metadata or None
 
 
+def _check_strategy(client: SculptClient, strategy: str | None) -> None:
+    """Strategies are plug-ins of the server, so the choices are the server's, not a copy here."""
+    if strategy is None:
+        return
+    offered = [s["name"] for s in client.get("/v1/capabilities")["strategies"]]
+    if strategy not in offered:
+        raise ClientError(f"--strategy {strategy!r} is not one of this server's strategies: {', '.join(offered)}")
+
+
 def jobs_create(client: SculptClient, args) -> int:
+    _check_strategy(client, args.strategy)
     hyperparameters = {name: value for name, value in (("n_epochs", args.epochs), ("batch_size", args.batch_size),
                                                         ("learning_rate_multiplier", args.lr_multiplier))
                        if value is not None}
@@ -264,7 +274,7 @@ def add_client_commands(sub) -> None:
     create.add_argument("--model", required=True, help="lineage id, or '<id>:v<n>' to require that head")
     create.add_argument("--training-file", required=True, help="a file id, or a local JSONL path to upload")
     create.add_argument("--task", help="the task's name (default: suffix, else the file id)")
-    create.add_argument("--strategy", choices=["adaptive_svd", "full", "lora"])
+    create.add_argument("--strategy", help="how to train: one of the server's strategies (GET /v1/capabilities)")
     create.add_argument("--learning-rate", type=float)
     create.add_argument("--epochs", type=int)
     create.add_argument("--batch-size", type=int)

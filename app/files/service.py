@@ -10,12 +10,12 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.db.tables import File, Job, Model, Task, utcnow
+from app.core.enums import TERMINAL_STATUSES
 from app.core.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from app.core.ids import new_id
 from app.core.settings import get_settings
 from app.core.storage import FILES, file_key, get_storage
 from app.files.datasets import DatasetError, purposes, validate_stream
-from app.jobs.schemas import TERMINAL_STATUSES
 
 
 def _clean_filename(filename: str | None) -> str:

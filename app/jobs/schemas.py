@@ -1,123 +1,13 @@
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.enums import JOB_STATUSES
 from app.core.schemas import StrictModel
-from app.lineages.gates import validate_gates
-
-JOB_STATUSES = ("validating_files", "queued", "running", "succeeded", "failed", "cancelled")
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
-NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
-
-
-class Hyperparameters(StrictModel):
-    n_epochs: int | Literal["auto"] = Field("auto", description="1–100.")
-    batch_size: int | Literal["auto"] = Field("auto", description="1–1024.")
-    learning_rate_multiplier: float | Literal["auto"] = Field("auto", description="(0, 100].")
-
-    @field_validator("n_epochs")
-    @classmethod
-    def _epochs(cls, value):
-        if value != "auto" and not 1 <= value <= 100:
-            raise ValueError("must be between 1 and 100, or 'auto'")
-        return value
-
-    @field_validator("batch_size")
-    @classmethod
-    def _batch(cls, value):
-        if value != "auto" and not 1 <= value <= 1024:
-            raise ValueError("must be between 1 and 1024, or 'auto'")
-        return value
-
-    @field_validator("learning_rate_multiplier")
-    @classmethod
-    def _lr_multiplier(cls, value):
-        if value != "auto" and not 0 < value <= 100:
-            raise ValueError("must be in (0, 100], or 'auto'")
-        return value
-
-
-class Retention(StrictModel):
-    mode: Literal["adaptive", "fixed"] | None = Field(
-        None, description="'adaptive': the kept fraction grows with layer importance and tasks learned; "
-                          "'fixed': keep fixed_ratio everywhere.")
-    min_ratio: float | None = Field(None, ge=0.0, le=1.0, description="The paper's mrr.")
-    target_ratio: float | None = Field(None, ge=0.0, le=1.0, description="The paper's trr.")
-    fixed_ratio: float | None = Field(None, ge=0.0, le=1.0)
-    basis: Literal["weights", "activations", "both"] | None = None
-    energy: float | None = Field(None, gt=0.0, le=1.0,
-                                 description="Activation-covariance energy to keep (activations basis).")
-    target_regex: str | None = Field(None, max_length=500, description="Which linear layers are constrained.")
-    train_embeddings: bool | None = None
-
-    @field_validator("target_regex")
-    @classmethod
-    def _regex_compiles(cls, value):
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression ({exc})") from exc
-        return value
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        if self.min_ratio is not None and self.target_ratio is not None and self.min_ratio > self.target_ratio:
-            raise ValueError("min_ratio must not exceed target_ratio")
-        return self
-
-
-class Gates(StrictModel):
-    """Thresholds a new version must meet to become the head (checked by ``app.lineages.gates``)."""
-
-    max_forgetting: float | None = Field(None, description="Largest forgetting allowed on any earlier task "
-                                                           "(-1 to 1).")
-    max_acc_drop: float | None = Field(None, description="Largest drop of ACC vs. the base version (-1 to 1).")
-    max_perplexity_ratio: float | None = Field(None, description="Reference-set perplexity vs. the base (> 0).")
-    min_refusal_rate: float | None = Field(None, description="On harmful prompts (0 to 1).")
-    max_over_refusal: float | None = Field(None, description="Refusals of benign prompts (0 to 1).")
-    min_general_kept: float | None = Field(None, description="Share of the base's right answers to the general-"
-                                                             "ability questions the version keeps (0 to 1).")
-
-    @model_validator(mode="after")
-    def _in_range(self):
-        validate_gates(self.model_dump(exclude_none=True))
-        return self
-
-
-class Continual(StrictModel):
-    task: str | None = Field(None, min_length=1, max_length=128, pattern=NAME_PATTERN,
-                             description="The task's name; default: the suffix, else the training file id.")
-    strategy: Literal["adaptive_svd", "full", "lora"] = "adaptive_svd"
-    retention: Retention | None = None
-    learning_rate: float | None = Field(None, gt=0.0, le=1.0)
-    gates: Gates | None = None
-    metric: Literal["exact_match", "contains", "rouge_l", "choice"] = "exact_match"
-    labels: list[str] | None = Field(None, min_length=2, max_length=100,
-                                     description="The answer choices (metric 'choice').")
-    devices: int | None = Field(
-        None, ge=1, le=16, strict=True,
-        description="Processes (GPUs) that train the job together, with torch.distributed; default 1, at most the "
-                    "worker's SCULPT_MAX_DEVICES. hyperparameters.batch_size stays the global batch, split "
-                    "between them, so N devices train what one would.")
-    sharding: Literal["ddp", "fsdp"] | None = Field(
-        None, description="With devices > 1: 'ddp' (default) keeps a whole copy of the model on each device; "
-                          "'fsdp' shards weights, gradients and optimizer state across them, for models whose "
-                          "training state does not fit one device (each still holds the whole model once, "
-                          "to calibrate). Not with strategy 'lora'.")
-    queue: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN,
-                       description="The Celery queue (a pool of workers) to run on.")
-
-    @model_validator(mode="after")
-    def _labels_with_choice(self):
-        if self.metric == "choice" and not self.labels:
-            raise ValueError("metric 'choice' needs labels")
-        if self.sharding == "fsdp" and self.strategy == "lora":
-            raise ValueError("sharding 'fsdp' is for full-weight training; use 'ddp' with strategy 'lora'")
-        return self
+from app.jobs.spec import NAME_PATTERN, Continual, Hyperparameters
+from app.jobs.spec import Gates as Gates  # re-exported: lineages set the same gates
 
 
 class SupervisedSettings(StrictModel):

@@ -17,11 +17,13 @@ from sqlalchemy.orm import Session
 
 from app.core.broker import send_job
 from app.core.db.tables import Job, JobEvent, ModelVersion, Task, utcnow
+from app.core.enums import TERMINAL_STATUSES
 from app.core.errors import Conflict, NotFound, RateLimited, Unprocessable
 from app.core.ids import new_id
 from app.core.settings import get_settings
 from app.files.service import usable_file
-from app.jobs.schemas import TERMINAL_STATUSES, JobCreate
+from app.jobs.schemas import JobCreate
+from app.jobs.spec import Continual, Hyperparameters
 from app.lineages.service import get_model
 from app.webhooks.transport import check_webhook_url
 
@@ -116,19 +118,17 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
         raise RateLimited(f"{queued} jobs are already queued; retry later", code="queue_full",
                           headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)})
 
-    continual = body.continual.model_dump(mode="json", exclude_none=True) if body.continual else {
-        "strategy": "adaptive_svd", "metric": "exact_match", "queue": "default"}
+    continual = (body.continual or Continual()).model_dump(mode="json", exclude_none=True)
     continual["task"] = continual.get("task") or body.suffix or training.id
     continual["gates"] = {**(model.gates or {}), **continual.get("gates", {})}
     _check_task_name(session, model_id, continual["task"])
-    hyperparameters = (body.hyperparameters.model_dump(mode="json") if body.hyperparameters
-                       else {"n_epochs": "auto", "batch_size": "auto", "learning_rate_multiplier": "auto"})
+    hyperparameters = (body.hyperparameters or Hyperparameters()).model_dump(mode="json")
 
     job = Job(id=new_id("ftjob"), model_id=model_id, requested_version=requested, status="queued",
               idempotency_key=idempotency_key, request_hash=digest, training_file=training.id,
               validation_file=body.validation_file, hyperparameters=hyperparameters, continual=continual,
               seed=body.seed if body.seed is not None else 0, suffix=body.suffix,
-              user_metadata=body.metadata, queue=continual.get("queue", "default"), progress={},
+              user_metadata=body.metadata, queue=continual["queue"], progress={},
               webhook_url=body.webhook_url, webhook_pending=body.webhook_url is not None)
     session.add(job)
     session.flush()

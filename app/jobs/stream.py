@@ -23,8 +23,8 @@ from starlette.concurrency import run_in_threadpool
 
 from app.core.db.session import new_session
 from app.core.db.tables import JobEvent
+from app.core.enums import TERMINAL_STATUSES
 from app.jobs.presenters import event_object, job_object
-from app.jobs.schemas import TERMINAL_STATUSES
 from app.jobs.service import get_job, parse_event_id
 
 log = logging.getLogger("sculpt.stream")

@@ -19,8 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.db.session import new_session
 from app.core.db.tables import Evaluation, Job, JobEvent, Model
+from app.core.enums import JOB_STATUSES, TERMINAL_STATUSES
 from app.http.cached_reads import ReadCache
-from app.jobs.schemas import JOB_STATUSES, TERMINAL_STATUSES
 
 JOB_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
 PHASE_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)

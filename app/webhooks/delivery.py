@@ -16,11 +16,11 @@ from sqlalchemy import or_, select, update
 
 from app.core.db.session import session_scope
 from app.core.db.tables import Job, utcnow
+from app.core.enums import TERMINAL_STATUSES
 from app.core.logsafe import describe
 from app.core.settings import get_settings
 from app.core.timeutil import unix
 from app.jobs.presenters import job_object
-from app.jobs.schemas import TERMINAL_STATUSES
 from app.webhooks.transport import delivery_seconds, post_signed, url_problem
 
 log = logging.getLogger("sculpt.webhooks")

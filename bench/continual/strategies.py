@@ -3,7 +3,8 @@
 - ``full``, ``lora``: the engine's baselines (plain sequential fine-tuning; PEFT LoRA, merged).
 - ``adaptive_svd``: the engine's method with its default retention (adaptive ratios, activations basis).
 - ``adaptive_svd_fixed``: the same with ``RetentionConfig(mode="fixed")``: ``fixed_ratio`` everywhere.
-- ``peft_osf``: PEFT's OSFConfig, the library implementation of the paper, as its baseline.
+- ``peft_osf``: PEFT's OSFConfig, the library implementation of the paper, as its baseline; a plug-in
+  strategy registered here, so it trains in the engine's loop like the others.
 - ``replay``: ``full`` with a replay buffer: ``replay_per_task`` training records of each earlier task
   (and of the general task) mixed into the new task's records; the classic strong baseline.
 
@@ -14,17 +15,17 @@ up to ``PRIOR_PER_TASK`` inputs of each earlier task and of the general task (as
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 
 import peft
 import torch
 
-from worker.engine import LoraConfig, RetentionConfig, TrainConfig, train_task
-from worker.engine.data import batches, encode
+from app.jobs import strategies as specs
+from worker.engine import RetentionConfig, TrainConfig, train_task
+from worker.engine import strategies as implementations
+from worker.engine.strategies import Prepared
 from worker.engine.targets import find_targets
-from worker.engine.trainer import resolve_device, warmup_cosine
 
 PRIOR_PER_TASK = 32  # like the service (worker/job_inputs.py PRIOR_SAMPLES_PER_TASK)
 
@@ -42,15 +43,15 @@ class TrainSettings:
 
 
 def _config(strategy: str, settings: TrainSettings, seed: int) -> TrainConfig:
-    engine_strategy = {"adaptive_svd_fixed": "adaptive_svd", "peft_osf": "full", "replay": "full"}
+    engine_strategy = {"adaptive_svd_fixed": "adaptive_svd", "replay": "full"}
+    fixed = {"mode": "fixed"} if strategy == "adaptive_svd_fixed" else {}
     return TrainConfig(
         strategy=engine_strategy.get(strategy, strategy),
         n_epochs=settings.epochs,
         batch_size=settings.batch_size,
         learning_rate=settings.lr,
         seed=seed,
-        retention=RetentionConfig(**{**settings.retention, **({"mode": "fixed"} if strategy == "adaptive_svd_fixed" else {})}),
-        lora=LoraConfig(r=8, alpha=16),
+        retention=RetentionConfig(**{**settings.retention, **fixed}),
         device=settings.device,
     )
 
@@ -65,8 +66,6 @@ def learn(strategy: str, model, tokenizer, records: list[dict], earlier: list[li
     every task learned before, oldest first. Returns the trained model."""
     config = _config(strategy, settings, seed)
     rng = random.Random(seed)
-    if strategy == "peft_osf":
-        return train_peft_osf(model, tokenizer, records, config, frozen_share(len(earlier)))
     if strategy == "replay":
         buffer = [r for old in earlier for r in _sample(old, settings.replay_per_task, rng)]
         return train_task(model, tokenizer, records + buffer, config).model
@@ -79,24 +78,30 @@ def frozen_share(tasks_learned: int) -> float:
     return 0.5 + (0.9 - 0.5) * tasks_learned / (tasks_learned + 1)
 
 
-def train_peft_osf(model, tokenizer, records, config: TrainConfig, share: float):
-    """PEFT's OSF: same data order, optimizer and schedule as the engine's loop."""
-    device = resolve_device(config.device)
-    targets = find_targets(model)
-    ranks = {t.name: max(1, round(share * min(t.shape))) for t in targets}
-    osf = peft.OSFConfig(target_modules=list(ranks), rank_pattern={f"^{n}$": r for n, r in ranks.items()})
-    wrapped = peft.get_peft_model(model.to(device), osf)
-    optimizer = torch.optim.AdamW([p for p in wrapped.parameters() if p.requires_grad],
-                                  lr=config.learning_rate, weight_decay=config.weight_decay)
-    examples = encode(records, tokenizer, "causal", config.max_length)
-    steps = math.ceil(len(examples) / config.batch_size) * config.n_epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(round(config.warmup_ratio * steps), steps))
-    generator = torch.Generator().manual_seed(config.seed)
-    wrapped.train()
-    for _ in range(config.n_epochs):
-        for batch in batches(examples, config.batch_size, tokenizer.pad_token_id, generator):
-            wrapped(**{k: v.to(device) for k, v in batch.items()}).loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            schedule.step()
-    return wrapped.merge_and_unload().eval()
+class PeftOsf:
+    """PEFT's OSF as a plug-in strategy of the engine, so it trains in the engine's loop (same data
+    order, schedule, NaN guard, progress and cancel); registered with the harness, not the service."""
+
+    spec = specs.StrategySpec("peft_osf", "PEFT's OSFConfig, the library implementation of the paper (a "
+                                          "benchmark baseline).", shardings=("ddp",))
+
+    def prepare(self, model, config, context) -> Prepared:
+        share = frozen_share(context.tasks_learned)
+        ranks = {t.name: max(1, round(share * min(t.shape))) for t in find_targets(model)}
+        osf = peft.OSFConfig(target_modules=list(ranks), rank_pattern={f"^{n}$": r for n, r in ranks.items()})
+        wrapped = peft.get_peft_model(model, osf)
+        optimizer = torch.optim.AdamW([p for p in wrapped.parameters() if p.requires_grad],
+                                      lr=config.learning_rate, weight_decay=config.weight_decay)
+        summary = {"strategy": "peft_osf", "matrices": {}, "summary": {"frozen_share": share}}
+        return Prepared(wrapped, optimizer, lambda m: m.merge_and_unload(), summary)
+
+
+def register_peft_osf() -> None:
+    """Both halves, once: the spec (what the engine's config validates against) and the implementation."""
+    if "peft_osf" not in implementations.names():
+        strategy = PeftOsf()
+        specs.register(strategy.spec)
+        implementations.register(strategy)
+
+
+register_peft_osf()

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import httpx
 
+from app.core.enums import TERMINAL_STATUSES
 from bench.continual.report import mean_of
 from bench.continual.strategies import TrainSettings
 from bench.continual.streams import Task
 
 API_STRATEGIES = ("adaptive_svd", "adaptive_svd_fixed", "full", "lora")
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 class ApiError(RuntimeError):
@@ -61,7 +61,7 @@ def _wait(client: httpx.Client, job_id: str, timeout: float, poll: float) -> dic
     deadline = time.monotonic() + timeout
     while True:
         job = _json(client.get(f"/v1/fine_tuning/jobs/{job_id}"))
-        if job["status"] in TERMINAL:
+        if job["status"] in TERMINAL_STATUSES:
             return job
         if time.monotonic() > deadline:
             raise ApiError(f"job {job_id} did not finish in {timeout:.0f}s (status {job['status']})")

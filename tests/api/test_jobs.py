@@ -83,6 +83,26 @@ def test_create_validation_errors(client, base_model_dir):
     assert client.get("/v1/fine_tuning/jobs").json()["data"] == []
 
 
+def test_lora_settings_are_validated_stored_and_shown(sqlite_client, base_model_dir):
+    client = sqlite_client
+    register(client, "m", base_model_dir)
+    training = upload_ok(client)
+    job = create_job(client, "m", training, continual={"strategy": "lora", "lora": {"r": 4, "alpha": 8}})
+    assert job.status_code == 201, job.text
+    assert job.json()["continual"]["lora"] == {"r": 4, "alpha": 8, "dropout": 0.0}  # defaults filled in
+    lora_only = "does not apply to strategy 'full'"
+    for lora, param, message in [({"r": 0}, "continual.lora.r", None), ({"r": "4"}, "continual.lora.r", None),
+                                 ({"dropout": 1.0}, "continual.lora.dropout", None),
+                                 ({"rank": 4}, "continual.lora.rank", "unknown field")]:
+        error = assert_error(create_job(client, "m", training, continual={"strategy": "lora", "lora": lora}), 422,
+                             param=param)
+        assert message is None or message in error["message"]
+    error = assert_error(create_job(client, "m", training, continual={"strategy": "full", "lora": {"r": 4}}), 422,
+                         param="continual")
+    assert lora_only in error["message"]
+    assert len(client.get("/v1/fine_tuning/jobs").json()["data"]) == 1
+
+
 def test_requested_version_must_be_the_head(client, base_model_dir):
     register(client, "m", base_model_dir)
     training = upload_ok(client)

@@ -143,3 +143,16 @@ def test_via_api_runs_the_stream_through_a_live_service_and_reads_its_matrix(
     assert all(j["continual"]["strategy"] == "adaptive_svd" and j["hyperparameters"]["n_epochs"] == 30
                for j in jobs)
     _valid_png(tmp_path / "out" / "heatmap-adaptive_svd.png")
+
+
+def test_peft_osf_and_replay_train_in_the_engines_loop_with_its_nan_guard():
+    from bench.continual.strategies import TrainSettings, learn
+    from worker.engine import NonFiniteLoss
+    from worker.tiny import build_tiny_causal_lm
+
+    records = cipher_task(1, 0, 8, 0).train
+    for strategy in ("peft_osf", "replay"):
+        model, tokenizer = build_tiny_causal_lm()
+        model.model.layers[0].mlp.register_forward_hook(lambda _m, _a, out: out * float("nan"))
+        with pytest.raises(NonFiniteLoss, match="at step 1 "):
+            learn(strategy, model, tokenizer, records, [records], TrainSettings(1, 1e-3, 4, 2), seed=0)

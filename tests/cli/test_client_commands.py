@@ -74,6 +74,24 @@ def test_errors_print_the_api_message_and_exit_non_zero(capsys, live_url, tmp_pa
     assert code == 1 and "cannot reach http://127.0.0.1:9" in err
 
 
+def test_strategy_choices_are_the_servers(capsys, live_url, base_model_dir, dataset):
+    from app.jobs import strategies as specs
+
+    assert run(capsys, live_url, "models", "create", "bot", str(base_model_dir))[0] == 0
+    code, out, err = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", str(dataset),
+                         "--strategy", "magic")
+    assert code == 1 and out == ""
+    assert f"'magic' is not one of this server's strategies: {', '.join(specs.names())}" in err
+    specs.register(specs.StrategySpec("norms_only", "A strategy only this test's server has."))
+    try:  # a plug-in of the server is a choice, though this client has no copy of its name
+        code, out, err = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", str(dataset),
+                             "--strategy", "norms_only", "--json")
+    finally:
+        specs.unregister("norms_only")
+    assert code == 0, err
+    assert json.loads(out)["continual"]["strategy"] == "norms_only"
+
+
 def test_a_key_is_sent_and_a_wrong_one_refused(capsys, live_url, monkeypatch):
     from app.core.db.session import new_session
     from app.keys.service import create_key

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from app.jobs import strategies as specs
 from tests.worker.harness import jsonl, records
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -156,7 +157,14 @@ def test_cancel_and_api_errors_in_the_browser(browser_page, live_url, base_model
     queued = httpx.post(f"{live_url}/v1/fine_tuning/jobs", json={
         "model": "bot", "training_file": file_id, "continual": {"task": "alpha"}}).json()["id"]
 
-    page.goto(f"{live_url}/#/new")  # no key exists: the page never asks for one
+    specs.register(specs.StrategySpec("norms_only", "A strategy only this test's server has."))
+    try:
+        page.goto(f"{live_url}/#/new")  # no key exists: the page never asks for one
+        # The choices are the server's (GET /v1/capabilities), plug-ins included, with its default chosen.
+        expect(page.get_by_label("Strategy").locator("option")).to_have_text(list(specs.names()))
+        expect(page.get_by_label("Strategy")).to_have_value(specs.DEFAULT_STRATEGY)
+    finally:
+        specs.unregister("norms_only")
     page.get_by_label("Training dataset").select_option(file_id)
     page.get_by_label("Task name").fill("alpha")
     page.get_by_role("button", name="Start job").click()

@@ -9,9 +9,9 @@ from worker.engine import RetentionConfig, TrainConfig, train_task
 from worker.engine.data import encode
 from worker.engine.importance import cosine_importance
 from worker.engine.retention import kept_rank, kept_ratio
+from worker.engine.strategies.adaptive_svd import single_inputs
 from worker.engine.subspace import MatrixProjector, activation_basis, union
 from worker.engine.targets import find_targets
-from worker.engine.trainer import _single_inputs
 from worker.tiny import build_tiny_causal_lm, build_tiny_t5
 
 from .conftest import fact_records
@@ -74,7 +74,7 @@ def test_kept_ranks_grow_with_task_count_in_training():
 def test_importance_is_finite_and_normalised(builder, kind):
     model, tokenizer = builder()
     examples = encode(fact_records("t", 8, seed=0), tokenizer, kind, 64)
-    inputs = _single_inputs(examples, 8, tokenizer.pad_token_id, "cpu", torch.Generator().manual_seed(0))
+    inputs = single_inputs(examples, 8, tokenizer.pad_token_id, "cpu", torch.Generator().manual_seed(0))
     importance = cosine_importance(model, find_targets(model), inputs)
     values = torch.tensor(list(importance.values()))
     assert torch.isfinite(values).all()

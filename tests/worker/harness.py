@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+from app.core.enums import TERMINAL_STATUSES
+
 # Fast recovery in tests: a dead worker's lease lapses in seconds, and the reconciler looks often.
 FAST_RECOVERY = {"SCULPT_LEASE_SECONDS": "6", "SCULPT_HEARTBEAT_SECONDS": "1", "SCULPT_RECONCILE_SECONDS": "2"}
 
@@ -56,7 +57,7 @@ def submit(client, model: str, file_id: str, task: str, **continual) -> str:
     return response.json()["id"]
 
 
-def wait_for(client, job_id: str, until=lambda job: job["status"] in TERMINAL, timeout: float = 240) -> dict:
+def wait_for(client, job_id: str, until=lambda job: job["status"] in TERMINAL_STATUSES, timeout: float = 240) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/v1/fine_tuning/jobs/{job_id}").json()

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-STRATEGIES = ("adaptive_svd", "full", "lora")
-SHARDINGS = ("ddp", "fsdp")
-RETENTION_MODES = ("adaptive", "fixed")
-RETENTION_BASES = ("weights", "activations", "both")
+from app.core.enums import RETENTION_BASES, RETENTION_MODES, SHARDINGS
+from app.jobs import spec, strategies
+from app.jobs.strategies import LoraSettings, Retention
+
+
+def _default(model, name: str):
+    """A job spec field's default: the spec holds every default, the engine only restates none."""
+    return field(default=model.model_fields[name].default)
 
 
 @dataclass
@@ -19,17 +23,15 @@ class RetentionConfig:
     ``fixed_ratio`` everywhere) and moves towards ``max_ratio`` as the lineage learns more tasks.
     """
 
-    mode: str = "adaptive"
-    min_ratio: float = 0.1
-    target_ratio: float = 0.6
+    mode: str = _default(Retention, "mode")
+    min_ratio: float = _default(Retention, "min_ratio")
+    target_ratio: float = _default(Retention, "target_ratio")
     max_ratio: float = 0.9
-    fixed_ratio: float = 0.5
-    # "activations" won the continual benchmark (bench/RESULTS.md): "weights" and "both" kept the base
-    # task but could not learn new tasks that share its input distribution.
-    basis: str = "activations"
-    energy: float = 0.9
-    target_regex: str | None = None
-    train_embeddings: bool = False
+    fixed_ratio: float = _default(Retention, "fixed_ratio")
+    basis: str = _default(Retention, "basis")
+    energy: float = _default(Retention, "energy")
+    target_regex: str | None = _default(Retention, "target_regex")
+    train_embeddings: bool = _default(Retention, "train_embeddings")
     calibration_batches: int = 4
 
     def validate(self) -> None:
@@ -52,17 +54,17 @@ class RetentionConfig:
 
 @dataclass
 class LoraConfig:
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
+    r: int = _default(LoraSettings, "r")
+    alpha: int = _default(LoraSettings, "alpha")
+    dropout: float = _default(LoraSettings, "dropout")
 
 
 @dataclass
 class TrainConfig:
-    strategy: str = "adaptive_svd"
-    n_epochs: int = 3
-    batch_size: int = 8
-    learning_rate: float = 1e-4
+    strategy: str = strategies.DEFAULT_STRATEGY
+    n_epochs: int = spec.AUTO["n_epochs"]
+    batch_size: int = spec.AUTO["batch_size"]
+    learning_rate: float = _default(spec.Continual, "learning_rate")
     warmup_ratio: float = 0.05
     grad_accum: int = 1
     weight_decay: float = 0.01
@@ -70,16 +72,18 @@ class TrainConfig:
     max_length: int = 512
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    options: dict[str, Any] = field(default_factory=dict)  # a plug-in strategy's settings (its settings model's)
     device: str | None = None  # None: cuda when available, else cpu; bf16 autocast on cuda
     # Processes training together (one per GPU from ``device`` on, else on the CPU); batch_size stays the
     # global batch, split between them. "ddp": a full copy per process; "fsdp": parameters, gradients and
     # optimizer state sharded across them.
-    devices: int = 1
-    sharding: str = "ddp"
+    devices: int = _default(spec.Continual, "devices")
+    sharding: str = _default(spec.Continual, "sharding")
 
     def validate(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        from .strategies import registry  # the implementations import this module
+
+        implementation = registry.get(self.strategy)
         for name in ("n_epochs", "batch_size", "grad_accum", "max_length", "devices"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -90,8 +94,9 @@ class TrainConfig:
                 f"batch_size {self.batch_size} is smaller than devices {self.devices}: the batch is split "
                 "between the devices, so each needs at least one example a step"
             )
-        if self.devices > 1 and self.sharding == "fsdp" and self.strategy == "lora":
-            raise ValueError("sharding 'fsdp' is for full-weight training; LoRA's small state needs only 'ddp'")
+        if self.devices > 1 and self.sharding not in implementation.spec.shardings:
+            raise ValueError(f"sharding {self.sharding!r} does not work with strategy {self.strategy!r}; use "
+                             f"{' or '.join(map(repr, implementation.spec.shardings))}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0.0 <= self.warmup_ratio < 1.0:

@@ -18,10 +18,9 @@ from .config import NonFiniteLoss, ProgressInfo, TrainConfig, TrainingCancelled,
 from .data import Example, collate, count_tokens, encode, example_batches
 from .distributed import launch
 from .loading import model_kind
-from .strategies import prepare_adaptive_svd, prepare_full, prepare_lora
+from .strategies import Context
+from .strategies import get as get_strategy
 from .world import World
-
-PRIOR_SAMPLES_PER_CALIBRATION_BATCH = 4  # prior examples per new-task calibration example
 
 
 def resolve_device(requested: str | None) -> torch.device:
@@ -45,18 +44,12 @@ def warmup_cosine(warmup_steps: int, total_steps: int):
     return factor
 
 
-def _single_inputs(examples, count: int, pad_id: int, device, generator) -> list[dict]:
-    """``count`` seeded examples, each its own unpadded batch, for calibration."""
-    order = torch.randperm(len(examples), generator=generator)[:count].tolist()
-    return [{k: v.to(device) for k, v in collate([examples[i]], pad_id).items()} for i in order]
-
-
 @dataclass
 class TaskData:
     """A task's records as token ids: what every rank needs besides the model and the config."""
 
     examples: list[Example]
-    prior: list[Example]  # earlier tasks' examples, for the activation basis (adaptive_svd only)
+    prior: list[Example]  # earlier tasks' examples, for strategies whose spec needs_prior_tasks
     pad_id: int
     kind: str
 
@@ -83,7 +76,7 @@ def train_task(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     prior = (
         encode(list(prior_records), tokenizer, kind, config.max_length)
-        if config.strategy == "adaptive_svd" and prior_records
+        if get_strategy(config.strategy).spec.needs_prior_tasks and prior_records
         else []
     )
     data = TaskData(encode(records, tokenizer, kind, config.max_length), prior, pad_id, kind)
@@ -121,25 +114,8 @@ def train_encoded(
     device = world.device
     model.to(device)
     shuffler = torch.Generator().manual_seed(config.seed)
-    if config.strategy == "adaptive_svd":
-        calibration_count = config.retention.calibration_batches * config.batch_size
-        calibration = _single_inputs(data.examples, calibration_count, data.pad_id, device, shuffler)
-        prior = []
-        if data.prior:
-            count = calibration_count * PRIOR_SAMPLES_PER_CALIBRATION_BATCH
-            prior = _single_inputs(data.prior, count, data.pad_id, device, shuffler)
-        prepared = prepare_adaptive_svd(
-            model,
-            config,
-            calibration_inputs=calibration,
-            prior_inputs=prior,
-            tasks_learned=tasks_learned,
-            on_phase=on_phase,
-        )
-    elif config.strategy == "lora":
-        prepared = prepare_lora(model, config)
-    else:
-        prepared = prepare_full(model, config)
+    context = Context(data.examples, data.prior, data.pad_id, device, shuffler, tasks_learned, on_phase)
+    prepared = get_strategy(config.strategy).prepare(model, config, context)
     prepared = world.distribute(prepared)
 
     on_phase("training")

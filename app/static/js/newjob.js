@@ -13,8 +13,8 @@ function fileOption(file) {
 }
 
 export async function newJobPage(main, _params, signal) {
-  const [models, files] = await Promise.all([api("/v1/models", { signal }),
-    api("/v1/files?purpose=fine-tune&limit=100", { signal })]);
+  const [models, files, capabilities] = await Promise.all([api("/v1/models", { signal }),
+    api("/v1/files?purpose=fine-tune&limit=100", { signal }), api("/v1/capabilities", { signal })]);
 
   const uploadError = h("p", { class: "error", role: "alert", id: "upload-error" });
   const uploaded = h("p", { class: "notice", role: "status", id: "upload-status" });
@@ -47,7 +47,9 @@ export async function newJobPage(main, _params, signal) {
     h("option", { value: m.id }, `${m.id} (head v${m.head})`)));
   const task = h("input", { name: "task", required: true, maxlength: "128", pattern: "[a-zA-Z0-9][a-zA-Z0-9._\\-]*",
     placeholder: "e.g. refunds" });
-  const strategy = h("select", { name: "strategy" }, ["adaptive_svd", "full", "lora"].map((s) => h("option", { value: s }, s)));
+  // The server's strategies (plug-ins), with its default chosen.
+  const strategy = h("select", { name: "strategy" }, capabilities.strategies.map((s) =>
+    h("option", { value: s.name, title: s.description, selected: s.name === capabilities.default_strategy }, s.name)));
   const epochs = h("input", { name: "n_epochs", type: "number", min: "1", max: "100", placeholder: "auto" });
   const batch = h("input", { name: "batch_size", type: "number", min: "1", max: "1024", placeholder: "auto" });
   const rate = h("input", { name: "learning_rate", type: "number", step: "any", min: "0", placeholder: "default" });

@@ -1,64 +1,43 @@
-"""The three ways to train a task behind one interface: adaptive_svd (the method), full and lora.
-
-Each ``prepare_*`` readies the model for training and returns the optimizer, a ``finish`` that turns
-the trained model into a plain Hugging Face model, and the retention summary.
-"""
+"""``adaptive_svd``, the method: full fine-tuning whose updates stay out of the subspace each target
+matrix keeps for earlier tasks (by layer importance and tasks learned), with ProjectedAdamW."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
-import peft
 import torch
 
-from .calibration import observe
-from .config import TrainConfig
-from .importance import cosine_importance
-from .optim import ProjectedAdamW, decay_groups
-from .retention import kept_rank, kept_ratio
-from .subspace import MatrixProjector, activation_basis, union, weight_bases
-from .targets import Target, find_targets
+from app.jobs import strategies as specs
+
+from ..calibration import observe
+from ..data import collate
+from ..importance import cosine_importance
+from ..optim import ProjectedAdamW, decay_groups
+from ..retention import kept_rank, kept_ratio
+from ..subspace import MatrixProjector, activation_basis, union, weight_bases
+from ..targets import Target, find_targets
+from .base import Prepared, unchanged
+from .registry import register
+
+PRIOR_SAMPLES_PER_CALIBRATION_BATCH = 4  # prior examples per new-task calibration example
 
 
-@dataclass
-class Prepared:
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    finish: Callable[[torch.nn.Module], torch.nn.Module]
-    retention: dict
+def single_inputs(examples, count: int, pad_id: int, device, generator) -> list[dict]:
+    """``count`` seeded examples, each its own unpadded batch, for calibration."""
+    order = torch.randperm(len(examples), generator=generator)[:count].tolist()
+    return [{k: v.to(device) for k, v in collate([examples[i]], pad_id).items()} for i in order]
 
 
-def _unchanged(model):
-    return model
+class AdaptiveSvd:
+    spec = specs.get("adaptive_svd")
 
-
-def _plain_adamw(model, config: TrainConfig) -> torch.optim.Optimizer:
-    groups = decay_groups(model.named_parameters(), config.weight_decay)
-    return torch.optim.AdamW(groups, lr=config.learning_rate)
-
-
-def prepare_full(model, config: TrainConfig) -> Prepared:
-    model.requires_grad_(True)
-    summary = {"strategy": "full", "matrices": {}, "summary": {"trainable_parameters": _count(model)}}
-    return Prepared(model, _plain_adamw(model, config), _unchanged, summary)
-
-
-def prepare_lora(model, config: TrainConfig) -> Prepared:
-    targets = find_targets(model, config.retention.target_regex)
-    lora = peft.LoraConfig(
-        r=config.lora.r,
-        lora_alpha=config.lora.alpha,
-        lora_dropout=config.lora.dropout,
-        target_modules=[t.name for t in targets],
-    )
-    wrapped = peft.get_peft_model(model, lora)
-    summary = {
-        "strategy": "lora",
-        "matrices": {},
-        "summary": {"trainable_parameters": _count(wrapped), "r": config.lora.r, "alpha": config.lora.alpha},
-    }
-    return Prepared(wrapped, _plain_adamw(wrapped, config), lambda m: m.merge_and_unload(), summary)
+    def prepare(self, model, config, context) -> Prepared:
+        count = config.retention.calibration_batches * config.batch_size
+        calibration = single_inputs(context.examples, count, context.pad_id, context.device, context.generator)
+        prior = []
+        if context.prior:
+            prior = single_inputs(context.prior, count * PRIOR_SAMPLES_PER_CALIBRATION_BATCH, context.pad_id,
+                                  context.device, context.generator)
+        return prepare_adaptive_svd(model, config, calibration_inputs=calibration, prior_inputs=prior,
+                                    tasks_learned=context.tasks_learned, on_phase=context.on_phase)
 
 
 def input_covariances(model, targets: list[Target], inputs) -> dict[str, torch.Tensor]:
@@ -92,7 +71,7 @@ def kept_bases(target: Target, rank: int, covariance: torch.Tensor | None, confi
 
 
 def prepare_adaptive_svd(
-    model, config: TrainConfig, *, calibration_inputs, prior_inputs, tasks_learned: int, on_phase
+    model, config, *, calibration_inputs, prior_inputs, tasks_learned: int, on_phase
 ) -> Prepared:
     retention = config.retention
     targets = find_targets(model, retention.target_regex)
@@ -132,7 +111,7 @@ def prepare_adaptive_svd(
     return Prepared(
         model,
         optimizer,
-        _unchanged,
+        unchanged,
         _retention_summary(matrices, retention, tasks_learned, covariances, projectors),
     )
 
@@ -158,5 +137,4 @@ def _retention_summary(matrices, retention, tasks_learned, covariances, projecto
     }
 
 
-def _count(model) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+register(AdaptiveSvd())

@@ -1,0 +1,138 @@
+"""One job's training settings, typed once and shared by the API (validates and stores them) and the
+worker (loads the stored JSON into the same models and maps them to its engine config). Torch-free.
+
+Every default lives here: a field left out (or null) takes the default written on it; "auto"
+hyperparameters resolve through ``AUTO``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from app.core.enums import METRICS, SHARDINGS
+from app.core.schemas import StrictModel
+from app.jobs import strategies
+from app.jobs.strategies import DEFAULT_STRATEGY, LoraSettings, Retention, SettingsModel
+from app.lineages.gates import validate_gates
+
+NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
+# What "auto" hyperparameters mean; the learning rate is continual.learning_rate times the multiplier.
+AUTO = {"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 1.0}
+
+__all__ = ["AUTO", "NAME_PATTERN", "Continual", "Gates", "Hyperparameters", "LoraSettings", "Retention"]
+
+
+class Hyperparameters(StrictModel):
+    n_epochs: int | Literal["auto"] = Field("auto", description="1–100.")
+    batch_size: int | Literal["auto"] = Field("auto", description="1–1024.")
+    learning_rate_multiplier: float | Literal["auto"] = Field("auto", description="(0, 100].")
+
+    @field_validator("n_epochs")
+    @classmethod
+    def _epochs(cls, value):
+        if value != "auto" and not 1 <= value <= 100:
+            raise ValueError("must be between 1 and 100, or 'auto'")
+        return value
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, value):
+        if value != "auto" and not 1 <= value <= 1024:
+            raise ValueError("must be between 1 and 1024, or 'auto'")
+        return value
+
+    @field_validator("learning_rate_multiplier")
+    @classmethod
+    def _lr_multiplier(cls, value):
+        if value != "auto" and not 0 < value <= 100:
+            raise ValueError("must be in (0, 100], or 'auto'")
+        return value
+
+    def resolved(self, name: str) -> int | float:
+        value = getattr(self, name)
+        return AUTO[name] if value == "auto" else value
+
+
+class Gates(StrictModel):
+    """Thresholds a new version must meet to become the head (checked by ``app.lineages.gates``)."""
+
+    max_forgetting: float | None = Field(None, description="Largest forgetting allowed on any earlier task "
+                                                           "(-1 to 1).")
+    max_acc_drop: float | None = Field(None, description="Largest drop of ACC vs. the base version (-1 to 1).")
+    max_perplexity_ratio: float | None = Field(None, description="Reference-set perplexity vs. the base (> 0).")
+    min_refusal_rate: float | None = Field(None, description="On harmful prompts (0 to 1).")
+    max_over_refusal: float | None = Field(None, description="Refusals of benign prompts (0 to 1).")
+    min_general_kept: float | None = Field(None, description="Share of the base's right answers to the general-"
+                                                             "ability questions the version keeps (0 to 1).")
+
+    @model_validator(mode="after")
+    def _in_range(self):
+        validate_gates(self.model_dump(exclude_none=True))
+        return self
+
+
+def _strategy_enum(schema: dict[str, Any]) -> None:
+    # Read at schema time, so strategies registered after import (plug-ins) are listed too.
+    schema["enum"] = list(strategies.names())
+
+
+class Continual(SettingsModel):
+    task: str | None = Field(None, min_length=1, max_length=128, pattern=NAME_PATTERN,
+                             description="The task's name; default: the suffix, else the training file id.")
+    strategy: str = Field(DEFAULT_STRATEGY, json_schema_extra=_strategy_enum,
+                          description="How to train; GET /v1/capabilities lists the strategies and their settings.")
+    retention: Retention | None = None
+    lora: LoraSettings | None = Field(None, description="Strategy 'lora': the adapters' rank, alpha and dropout.")
+    options: dict[str, Any] | None = Field(None, description="A plug-in strategy's settings (see "
+                                                             "GET /v1/capabilities).")
+    learning_rate: float | None = Field(1e-4, gt=0.0, le=1.0)
+    gates: Gates | None = None
+    metric: Literal[METRICS] = "exact_match"  # type: ignore[valid-type]
+    labels: list[str] | None = Field(None, min_length=2, max_length=100,
+                                     description="The answer choices (metric 'choice').")
+    devices: int | None = Field(
+        1, ge=1, le=16, strict=True,
+        description="Processes (GPUs) that train the job together, with torch.distributed; default 1, at most the "
+                    "worker's SCULPT_MAX_DEVICES. hyperparameters.batch_size stays the global batch, split "
+                    "between them, so N devices train what one would.")
+    sharding: Literal[SHARDINGS] | None = Field(  # type: ignore[valid-type]
+        "ddp", description="With devices > 1: 'ddp' (default) keeps a whole copy of the model on each device; "
+                           "'fsdp' shards weights, gradients and optimizer state across them, for models whose "
+                           "training state does not fit one device (each still holds the whole model once, "
+                           "to calibrate). Not with strategy 'lora'.")
+    queue: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN,
+                       description="The Celery queue (a pool of workers) to run on.")
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value):
+        strategies.get(value)
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _plugin_settings(cls, value, info):
+        spec = strategies.get(info.data["strategy"]) if "strategy" in info.data else None
+        if value is None or spec is None or spec.settings_field != "options":
+            return value  # no strategy (already an error) or not its field (refused below)
+        return spec.settings.model_validate(value).model_dump(mode="json")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.metric == "choice" and not self.labels:
+            raise ValueError("metric 'choice' needs labels")
+        spec = strategies.get(self.strategy)
+        if self.sharding not in spec.shardings:
+            raise ValueError(f"sharding {self.sharding!r} does not work with strategy {self.strategy!r}; use "
+                             f"{' or '.join(map(repr, spec.shardings))}")
+        for name in ("lora", "options"):
+            if getattr(self, name) is not None and spec.settings_field != name:
+                raise ValueError(f"continual.{name} does not apply to strategy {self.strategy!r}")
+        if spec.settings_field == "options" and self.options is None:
+            self.options = spec.settings().model_dump(mode="json")
+        elif spec.settings_field is not None and getattr(self, spec.settings_field) is None:
+            # Stored with the job, so the job object shows the settings it trains with.
+            setattr(self, spec.settings_field, spec.settings())
+        return self

@@ -1,0 +1,127 @@
+"""Training strategies as plug-ins, torch-free half: each strategy's name, settings model and needs.
+
+The API validates a job's strategy and settings against this registry; the worker's implementations
+(``worker.engine.strategies``) register against the same names, and the worker refuses one whose spec is
+missing. Adding a strategy: its spec (and settings model) here, its implementation as one worker module.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from app.core.enums import RETENTION_BASES, RETENTION_MODES, SHARDINGS
+from app.core.schemas import StrictModel
+
+
+class SettingsModel(StrictModel):
+    """A settings model whose field defaults are the real defaults: null (or leaving a field out) means
+    "the default", so a job stored before a default changed keeps training as it was submitted."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_is_default(cls, value, info):
+        return cls.model_fields[info.field_name].get_default(call_default_factory=True) if value is None else value
+
+
+class Retention(SettingsModel):
+    """adaptive_svd's settings; ``target_regex`` also picks the layers LoRA adapts."""
+
+    mode: Literal[RETENTION_MODES] | None = Field(  # type: ignore[valid-type]
+        "adaptive", description="'adaptive': the kept fraction grows with layer importance and tasks learned; "
+                                "'fixed': keep fixed_ratio everywhere.")
+    min_ratio: float | None = Field(0.1, ge=0.0, le=1.0, description="The paper's mrr.")
+    target_ratio: float | None = Field(0.6, ge=0.0, le=1.0, description="The paper's trr.")
+    fixed_ratio: float | None = Field(0.5, ge=0.0, le=1.0)
+    # "activations" won the continual benchmark (bench/RESULTS.md): "weights" and "both" kept the base
+    # task but could not learn new tasks that share its input distribution.
+    basis: Literal[RETENTION_BASES] | None = "activations"  # type: ignore[valid-type]
+    energy: float | None = Field(0.9, gt=0.0, le=1.0,
+                                 description="Activation-covariance energy to keep (activations basis).")
+    target_regex: str | None = Field(None, max_length=500, description="Which linear layers are constrained "
+                                                                       "(or adapted, with strategy 'lora').")
+    train_embeddings: bool | None = False
+
+    @field_validator("target_regex")
+    @classmethod
+    def _regex_compiles(cls, value):
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc})") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min_ratio > self.target_ratio:
+            raise ValueError("min_ratio must not exceed target_ratio")
+        return self
+
+
+class LoraSettings(SettingsModel):
+    """LoRA's adapter (PEFT), merged into the weights when training ends."""
+
+    r: int | None = Field(8, ge=1, le=1024, strict=True, description="The adapters' rank.")
+    alpha: int | None = Field(16, ge=1, le=4096, strict=True, description="Scale: updates are multiplied by "
+                                                                         "alpha / r.")
+    dropout: float | None = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the adapters' inputs.")
+
+
+class NoSettings(SettingsModel):
+    """A strategy with nothing to set."""
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str
+    description: str
+    settings: type[BaseModel] = NoSettings
+    # The key of ``continual`` that holds the settings: "retention" and "lora" for the built-ins, "options"
+    # for a plug-in, so a new strategy needs no new field on the job.
+    settings_field: str | None = None
+    needs_prior_tasks: bool = False  # whether it trains with inputs of the tasks learned before
+    shardings: tuple[str, ...] = SHARDINGS
+
+
+_SPECS: dict[str, StrategySpec] = {}
+
+
+def register(spec: StrategySpec) -> StrategySpec:
+    if spec.settings_field not in (None, *SETTINGS_FIELDS):
+        raise ValueError(f"a strategy's settings go in one of {SETTINGS_FIELDS}, not {spec.settings_field!r}")
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    _SPECS.pop(name, None)
+
+
+def get(name: str) -> StrategySpec:
+    try:
+        return _SPECS[name]
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r}; one of {names()}") from None
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_SPECS)
+
+
+def specs() -> tuple[StrategySpec, ...]:
+    return tuple(_SPECS.values())
+
+
+SETTINGS_FIELDS = ("retention", "lora", "options")
+DEFAULT_STRATEGY = "adaptive_svd"
+
+register(StrategySpec(
+    "adaptive_svd", "Full fine-tuning constrained to the directions earlier tasks do not use (the method).",
+    Retention, "retention", needs_prior_tasks=True))
+register(StrategySpec("full", "Plain sequential full fine-tuning (a baseline)."))
+register(StrategySpec("lora", "PEFT LoRA adapters, merged into the weights (a baseline).", LoraSettings, "lora",
+                      shardings=("ddp",)))
