@@ -23,6 +23,7 @@ from app.http.change_feed import ChangeFeed
 from app.http.ratelimit import RateLimiter
 from app.jobs import router as jobs
 from app.jobs import stream_router as stream
+from app.keys import router as keys
 from app.lineages import router as models
 from app.monitoring import router as metrics
 from app.monitoring.prometheus import HttpMetricsMiddleware, Metrics
@@ -116,7 +117,7 @@ def create_app() -> FastAPI:
 
     app.include_router(health.router)
     secured = [Depends(authenticate)]
-    for module in (files, models, jobs, stream):
+    for module in (files, models, jobs, stream, keys):
         app.include_router(module.router, prefix="/v1", dependencies=secured)
     app.include_router(metrics.router, dependencies=secured)
     dashboard.mount(app)
