@@ -138,10 +138,7 @@ def cmd_serve(args) -> int:
     from app.http.auth import open_bind_refusal
     from app.keys.service import any_active_key
 
-    # The API processes (uvicorn's workers inherit the environment) decide from it whether keys are required.
-    os.environ["SCULPT_BIND_HOST"] = args.host
-    get_settings.cache_clear()
-    settings = get_settings()
+    settings = get_settings().model_copy(update={"bind_host": args.host})
     _migrate()
     with new_session() as session:
         refusal = open_bind_refusal(settings, session)
@@ -149,6 +146,9 @@ def cmd_serve(args) -> int:
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
+    # The API processes (uvicorn's workers inherit the environment) decide from it whether keys are required.
+    os.environ["SCULPT_BIND_HOST"] = args.host
+    get_settings.cache_clear()
     url = f"http://{args.host}:{args.port}"
     print(f"Sculpt API   {url}/v1  (docs {url}/docs)")
     print(f"database     {_redacted(settings.resolved_database_url)}")
