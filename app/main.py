@@ -24,6 +24,7 @@ from app.http.ratelimit import RateLimiter
 from app.jobs import capabilities_router as capabilities
 from app.jobs import router as jobs
 from app.jobs import stream_router as stream
+from app.keys import router as keys
 from app.lineages import router as models
 from app.monitoring import router as metrics
 from app.monitoring.prometheus import HttpMetricsMiddleware, Metrics
@@ -117,7 +118,7 @@ def create_app() -> FastAPI:
 
     app.include_router(health.router)
     secured = [Depends(authenticate)]
-    for module in (files, models, jobs, stream, capabilities):
+    for module in (files, models, jobs, stream, capabilities, keys):
         app.include_router(module.router, prefix="/v1", dependencies=secured)
     app.include_router(metrics.router, dependencies=secured)
     dashboard.mount(app)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 
 from sqlalchemy.engine import make_url
 
@@ -46,20 +48,55 @@ def cmd_migrate(_args) -> int:
     return 0
 
 
+DURATION = re.compile(r"^(\d+)([smhd]?)$")
+DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> timedelta:
+    """'90d', '12h', '30m', '3600s' or plain seconds."""
+    match = DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration like 90d, 12h, 30m or 3600s")
+    return timedelta(seconds=int(match.group(1)) * DURATION_UNITS[match.group(2)])
+
+
+def _scopes(text: str) -> list[str]:
+    from app.keys.schemas import SCOPES
+
+    scopes = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise argparse.ArgumentTypeError(f"scopes are {', '.join(SCOPES)} (comma-separated); got '{text}'")
+    return scopes
+
+
+def _key_line(key) -> str:
+    if key.revoked_at:
+        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+    elif key.expires_at:
+        state = f"active, expires {key.expires_at:%Y-%m-%d %H:%M}"
+    else:
+        state = "active"
+    return f"{key.name}\t{key.prefix}…\t{key.scopes}\t{state}"
+
+
 def cmd_keys(args) -> int:
     from app.core.db.session import new_session
+    from app.core.errors import ApiError
     from app.keys import service as keys
 
     _migrate()
     with new_session() as session:
         if args.action == "create":
             try:
-                secret = keys.create_key(session, args.name)
-            except ValueError as exc:
-                print(f"error: {exc}", file=sys.stderr)
+                secret = keys.create_key(session, args.name, args.scope, args.expires_in)
+            except ApiError as exc:
+                print(f"error: {exc.message}", file=sys.stderr)
                 return 1
             print(secret)
-            print(f"API key '{args.name}' created; it is shown only this once.", file=sys.stderr)
+            expiry = f", expires in {args.expires_in}" if args.expires_in else ""
+            print(f"API key '{args.name}' created (scopes: {','.join(args.scope)}{expiry}); it is shown only this "
+                  "once.", file=sys.stderr)
         elif args.action == "revoke":
             if not keys.revoke_key(session, args.name):
                 print(f"error: no active key named '{args.name}'", file=sys.stderr)
@@ -67,8 +104,7 @@ def cmd_keys(args) -> int:
             print(f"API key '{args.name}' revoked.")
         else:
             for key in keys.list_keys(session):
-                state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-                print(f"{key.name}\t{key.prefix}…\t{state}")
+                print(_key_line(key))
     return 0
 
 
@@ -102,23 +138,28 @@ def cmd_serve(args) -> int:
     from app.http.auth import open_bind_refusal
     from app.keys.service import any_active_key
 
-    settings = get_settings()
+    settings = get_settings().model_copy(update={"bind_host": args.host})
     _migrate()
     with new_session() as session:
-        refusal = open_bind_refusal(args.host, session)
+        refusal = open_bind_refusal(settings, session)
         keys_exist = any_active_key(session)
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
+    # The API processes (uvicorn's workers inherit the environment) decide from it whether keys are required.
+    os.environ["SCULPT_BIND_HOST"] = args.host
+    get_settings.cache_clear()
     url = f"http://{args.host}:{args.port}"
     print(f"Sculpt API   {url}/v1  (docs {url}/docs)")
     print(f"database     {_redacted(settings.resolved_database_url)}")
     print(f"broker       {_redacted(settings.resolved_broker_url)}"
           + (f" ({settings.broker_folder})" if settings.is_embedded_broker else ""))
     print(f"artifacts    {settings.resolved_artifact_root}")
-    if not keys_exist:
-        print(f"auth         none: no API keys exist, so the API is open to anyone on {args.host} "
-              "(loopback only); create one with `sculpt keys create NAME`")
+    if settings.auth_required:
+        print("auth         every /v1 request needs a valid API key")
+    elif not keys_exist:
+        print(f"auth         none: no API keys exist, so the API is open to anyone who reaches {args.host}; "
+              "create one with `sculpt keys create NAME`")
     worker = None
     if settings.is_embedded_broker and not args.no_worker:
         worker = subprocess.Popen([sys.executable, "-m", "app.cli.main", "worker", "--queues", args.queues])
@@ -185,9 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="manage API keys")
     key_actions = keys.add_subparsers(dest="action", required=True)
-    for action, text in (("create", "create a key and print it once"), ("revoke", "revoke a key at once")):
-        one = key_actions.add_parser(action, help=text)
-        one.add_argument("name")
+    create = key_actions.add_parser("create", help="create a key and print it once")
+    create.add_argument("name")
+    create.add_argument("--scope", type=_scopes, default=["admin"],
+                        help="comma-separated: read (every GET), train (also files and jobs), admin (everything, "
+                             "keys included; the default)")
+    create.add_argument("--expires-in", type=_duration, default=None, metavar="DURATION",
+                        help="e.g. 90d, 12h, 30m; default: never")
+    revoke = key_actions.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("name")
     key_actions.add_parser("list", help="list keys (names and prefixes, never secrets)")
     keys.set_defaults(func=cmd_keys)
 

@@ -43,6 +43,12 @@ class Unauthorized(ApiError):
     default_code = "invalid_api_key"
 
 
+class Forbidden(ApiError):
+    status_code = 403
+    type = "permission_error"
+    default_code = "insufficient_scope"
+
+
 class NotFound(ApiError):
     status_code = 404
     type = "not_found_error"

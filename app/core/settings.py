@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -28,18 +29,28 @@ class Settings(BaseSettings):
     max_json_depth: int = 32
     max_request_bytes: int = Field(1024 * 1024, description="Largest JSON request body.")
 
-    # Registered base models must resolve inside one of these roots (a hub id is also accepted).
+    # Registered base models must resolve inside one of these roots; hub ids as allowed below.
     model_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
-    allow_hub_models: bool = True
+    allow_hub_models: bool = Field(True, description="false: no hub id anywhere, whatever the patterns say.")
+    allowed_hub_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated fnmatch patterns of hub ids a lineage may start from "
+                                          "(e.g. 'Qwen/*'); default: any on loopback, none in server mode.")
     trust_remote_code: bool = False
 
     # Auth and limits.
+    require_auth: bool | None = Field(
+        None, description="Every /v1 request needs a valid API key; default: when the API is bound to a "
+                          "non-loopback host. false: open while no key exists, wherever it is bound.")
+    bind_host: str | None = Field(None, description="Set by `sculpt serve` for its API processes: the host it binds.")
     rate_limit_per_minute: int = 600
     max_queued_jobs: int = 1000
 
     # Webhooks: jobs may name a URL on one of these hosts; empty list (the default) = webhooks refused.
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated host names (or host:port) webhooks may go to.")
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated CIDRs outside the public internet (loopback, private, "
+                                          "link-local) that an allowed host name may resolve to.")
     webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key that signs every delivery.")
     webhook_attempts: int = Field(4, ge=1, le=10)
     webhook_backoff_seconds: float = Field(1.0, ge=0.0, description="First retry delay; doubles each time.")
@@ -71,12 +82,39 @@ class Settings(BaseSettings):
             return [p for p in value.split(":") if p]
         return value
 
-    @field_validator("webhook_allowed_hosts", mode="before")
+    @field_validator("webhook_allowed_hosts", "webhook_allowed_networks", "allowed_hub_models", mode="before")
     @classmethod
-    def _split_hosts(cls, value):
+    def _split_commas(cls, value):
         if isinstance(value, str):
-            return [h.strip().lower() for h in value.split(",") if h.strip()]
+            return [h.strip() for h in value.split(",") if h.strip()]
         return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _lower_hosts(cls, value: list[str]) -> list[str]:
+        return [h.lower() for h in value]
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
+        return value
+
+    @property
+    def exposed(self) -> bool:
+        """Served on a host other than loopback."""
+        return self.bind_host is not None and not is_loopback(self.bind_host)
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether /v1 refuses requests without a valid key, however many keys exist (none: all refused)."""
+        return self.require_auth if self.require_auth is not None else self.exposed
+
+    @property
+    def server_mode(self) -> bool:
+        """Exposed or locked: hub ids only where allowed, local models only inside SCULPT_MODEL_ROOTS."""
+        return self.exposed or self.auth_required
 
     @property
     def home_path(self) -> Path:
@@ -88,8 +126,9 @@ class Settings(BaseSettings):
 
     @property
     def allowed_model_roots(self) -> list[Path]:
-        """Where a registered local base model may live; default: SCULPT_HOME and the working directory."""
-        roots = self.model_roots or [self.home_path, Path.cwd()]
+        """Where a registered local base model may live; default: SCULPT_HOME and the working directory,
+        none in server mode (a server's working directory is nothing a client should read)."""
+        roots = self.model_roots or ([] if self.server_mode else [self.home_path, Path.cwd()])
         return [Path(r).expanduser().resolve() for r in roots]
 
     @property
@@ -110,6 +149,15 @@ class Settings(BaseSettings):
     @property
     def is_embedded_broker(self) -> bool:
         return self.resolved_broker_url.startswith("filesystem")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache

@@ -10,13 +10,15 @@ from app.files import service
 from app.files.datasets import purposes
 from app.files.presenters import file_object
 from app.files.schemas import FileDeleted, FileObject
+from app.http.auth import ADMIN, TRAIN
 from app.http.deps import SessionDep
 
 router = APIRouter(prefix="/files", tags=["files"])
 Purpose = Literal[purposes()]  # type: ignore[valid-type]  # fine-tune and each evaluation suite's purpose
 
 
-@router.post("", status_code=201, response_model=FileObject, responses=error_responses(401, 413, 422, 429))
+@router.post("", status_code=201, response_model=FileObject, dependencies=[TRAIN],
+             responses=error_responses(401, 403, 413, 422, 429))
 def upload_file(session: SessionDep, file: UploadFile,
                 purpose: Annotated[Purpose, Form()]) -> FileObject:
     """Upload JSONL: a task dataset (`fine-tune`), general-ability texts (`reference`) or a safety suite
@@ -45,7 +47,8 @@ def file_content(session: SessionDep, file_id: str) -> StreamingResponse:
     return StreamingResponse(service.content_chunks(session, file_id), media_type="application/jsonl")
 
 
-@router.delete("/{file_id}", response_model=FileDeleted, responses=error_responses(401, 404, 409, 429))
+@router.delete("/{file_id}", response_model=FileDeleted, dependencies=[ADMIN],
+               responses=error_responses(401, 403, 404, 409, 429))
 def delete_file(session: SessionDep, file_id: str) -> FileDeleted:
     service.delete_file(session, file_id)
     return FileDeleted(id=file_id)

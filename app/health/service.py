@@ -6,8 +6,9 @@ import tempfile
 
 from sqlalchemy import text
 
-from app.core.db.session import get_engine
+from app.core.db.session import get_engine, new_session
 from app.core.settings import Settings
+from app.keys.service import any_usable_key
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
@@ -19,6 +20,20 @@ def database_problem() -> str | None:
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the reason goes to the operator
         return f"database unreachable ({type(exc).__name__})"
     return None
+
+
+def auth_problem(settings: Settings) -> str | None:
+    """A server that requires keys but has no usable one answers every /v1 request with 401: say so."""
+    if not settings.auth_required:
+        return None
+    try:
+        with new_session(reads_only=True) as session:
+            if any_usable_key(session):
+                return None
+    except Exception:  # noqa: BLE001 - the database check reports an outage
+        return None
+    return ("no valid API key: every /v1 request is refused with 401 until one is created "
+            "(`sculpt keys create NAME`)")
 
 
 def broker_problem(settings: Settings) -> str | None:

@@ -1,14 +1,15 @@
-"""Bearer-key authentication for ``/v1``, the per-key rate limit, and the open-mode rule.
+"""Bearer-key authentication for ``/v1``, scopes, the per-key rate limit, and the open mode.
 
-With no active key the service is open (every caller is "anonymous"), which ``serve`` allows only
-on a loopback address. With keys, every ``/v1`` call needs a valid, unrevoked one. Keys are looked up in
-the database, or in server mode in a per-process cache that PostgreSQL's change notifications empty as the
+Whether a key is needed is decided by how the API is served, never by how many keys exist: bound to a
+non-loopback host (or with SCULPT_REQUIRE_AUTH=true) every ``/v1`` call needs a valid, unexpired,
+unrevoked key, and with none left every call is refused. Only a server that does not require auth (the
+embedded one on loopback) is open, to anyone, while it has no key at all. Keys are looked up in the
+database, or in server mode in a per-process cache that PostgreSQL's change notifications empty as the
 revoking transaction commits: a revocation reaches every API process within milliseconds.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -16,51 +17,47 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from app.core.errors import RateLimited, Unauthorized
+from app.core.db.tables import utcnow
+from app.core.errors import Forbidden, RateLimited, Unauthorized
+from app.core.settings import Settings, get_settings
 from app.http.cached_reads import CachedReads
-from app.keys.service import any_active_key
+from app.keys.schemas import SCOPES
+from app.keys.service import any_usable_key
 
 ANONYMOUS = "anonymous"
-bearer = HTTPBearer(auto_error=False, description="An API key made with `sculpt keys create NAME`.")
+bearer = HTTPBearer(auto_error=False, description="An API key made with `sculpt keys create NAME` or POST /v1/keys.")
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 @dataclass(frozen=True)
 class Principal:
     name: str
+    scopes: frozenset[str] = frozenset(SCOPES)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def open_bind_refusal(host: str, session: Session) -> str | None:
-    """Why serving on ``host`` must be refused (no keys and not loopback), or None when it is fine."""
-    if is_loopback(host) or any_active_key(session):
+def open_bind_refusal(settings: Settings, session: Session) -> str | None:
+    """Why serving as configured must be refused (auth required and no usable key), or None when it is fine."""
+    if not settings.auth_required or any_usable_key(session):
         return None
-    return (f"refusing to serve on {host} without API keys: create one with `sculpt keys create NAME` "
-            "or bind to 127.0.0.1")
+    return (f"refusing to serve on {settings.bind_host} without API keys: create one with "
+            "`sculpt keys create NAME` or bind to 127.0.0.1")
 
 
 async def authenticate(request: Request,
                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     # On the event loop: with the change feed live, a known key (or the open mode) is answered from memory.
     reads: CachedReads = request.app.state.reads
-    secret = credentials.credentials if credentials is not None else None
-    name = await reads.key_name(secret) if secret is not None else None
-    if name is not None:
-        principal = Principal(name)
-    elif not await reads.any_active_key():
-        principal = Principal(ANONYMOUS)
-    elif secret is None:
-        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'",
-                           headers={"WWW-Authenticate": "Bearer"})
+    key = await reads.key(credentials.credentials) if credentials is not None else None
+    if key is not None:
+        if key.expired(utcnow()):
+            raise Unauthorized(f"API key '{key.name}' has expired", code="expired_api_key", headers=CHALLENGE)
+        principal = Principal(key.name, key.scopes)
+    elif not get_settings().auth_required and not await reads.any_active_key():
+        principal = Principal(ANONYMOUS)  # whatever key a client sends (the openai client always sends one)
+    elif credentials is None:
+        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'", headers=CHALLENGE)
     else:
-        raise Unauthorized("Invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("Invalid or revoked API key", headers=CHALLENGE)
     limiter = request.app.state.rate_limiter
     if limiter is not None:
         wait = limiter.acquire(principal.name)
@@ -72,3 +69,19 @@ async def authenticate(request: Request,
 
 # Routes that record who acted take this; FastAPI runs authenticate once per request.
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+def _requiring(scope: str):
+    async def check(request: Request, principal: PrincipalDep) -> Principal:
+        if scope not in principal.scopes:
+            held = ", ".join(s for s in SCOPES if s in principal.scopes)
+            raise Forbidden(f"API key '{principal.name}' lacks the '{scope}' scope that {request.method} "
+                            f"{request.url.path} needs (it has: {held})")
+        return principal
+
+    return Depends(check)
+
+
+# Every key may read (any /v1 route needs a key); routes that change things add one of these.
+TRAIN = _requiring("train")
+ADMIN = _requiring("admin")

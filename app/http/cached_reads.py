@@ -93,11 +93,12 @@ class CachedReads:
         return await self._cached(f"events:{job_id}", (after, limit, type, order),
                                   lambda s: job_service.list_events(s, job_id, after, limit, type, order))
 
-    async def key_name(self, secret: str) -> str | None:
-        """The active key's name, or None. Only found keys are cached: random guesses never fill memory."""
+    async def key(self, secret: str) -> key_service.KeyFacts | None:
+        """The unrevoked key's name, scopes and expiry, or None. Only found keys are cached: random guesses
+        never fill memory."""
         key_hash = key_service.hash_key(secret)
-        return await self._cached(KEYS, key_hash, lambda s: key_service.active_key_name(s, key_hash),
-                                  keep=lambda name: name is not None)
+        return await self._cached(KEYS, key_hash, lambda s: key_service.active_key(s, key_hash),
+                                  keep=lambda key: key is not None)
 
     async def any_active_key(self) -> bool:
         return await self._cached(KEYS, "any", key_service.any_active_key)

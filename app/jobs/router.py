@@ -6,6 +6,7 @@ from typing import Literal
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 
 from app.core.schemas import ListObject, error_responses
+from app.http.auth import TRAIN
 from app.http.deps import CachedReadsDep, SessionDep
 from app.jobs import service
 from app.jobs.presenters import checkpoint_object, event_object, job_object
@@ -22,10 +23,10 @@ def _page(items: list, has_more: bool) -> ListObject:
                       last_id=items[-1].id if items else None)
 
 
-@router.post("", status_code=201, response_model=JobObject,
+@router.post("", status_code=201, response_model=JobObject, dependencies=[TRAIN],
              responses={200: {"model": JobObject, "description": "A replay of an earlier request with the same "
                                                                  "Idempotency-Key and body"},
-                        **error_responses(401, 404, 409, 422, 429)})
+                        **error_responses(401, 403, 404, 409, 422, 429)})
 def create_job(session: SessionDep, body: JobCreate, response: Response,
                idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=255)) -> JobObject:
     """Create a fine-tuning job: it trains the lineage's head on a new task and records a new version."""
@@ -72,7 +73,8 @@ async def list_events(reads: CachedReadsDep, job_id: str, after: str | None = Qu
     return _page([event_object(e) for e in rows], has_more)
 
 
-@router.post("/{job_id}/cancel", response_model=JobObject, responses=error_responses(401, 404, 409, 429))
+@router.post("/{job_id}/cancel", response_model=JobObject, dependencies=[TRAIN],
+             responses=error_responses(401, 403, 404, 409, 429))
 def cancel_job(session: SessionDep, job_id: str, background: BackgroundTasks) -> JobObject:
     """Queued: cancelled at once. Running: the worker stops it at its next training step."""
     job = service.cancel_job(session, job_id)

@@ -3,12 +3,15 @@ or a hub id.
 
 The base model is the only path a client may name, so it is resolved (symlinks followed) and
 must land inside one of the operator's roots; pickled weights are refused because loading them
-can run code.
+can run code. A hub id makes workers download that repository: a server (exposed, or requiring keys)
+accepts only the ids that SCULPT_ALLOWED_HUB_MODELS allows, and no local folder unless SCULPT_MODEL_ROOTS
+names where they may be.
 """
 
 from __future__ import annotations
 
 import re
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from app.core.errors import Unprocessable
@@ -30,6 +33,9 @@ def _looks_like_path(reference: str) -> bool:
 def _check_local(reference: str, settings: Settings) -> str:
     resolved = Path(reference).expanduser().resolve()
     roots = settings.allowed_model_roots
+    if not roots:
+        raise Unprocessable("local base models are turned off on this server: the operator names the folders "
+                            "they may be in with SCULPT_MODEL_ROOTS", param="base_model", code="path_not_allowed")
     if not any(resolved.is_relative_to(root) for root in roots):
         raise Unprocessable("base_model resolves outside the allowed model roots (SCULPT_MODEL_ROOTS)",
                             param="base_model", code="path_not_allowed")
@@ -70,9 +76,24 @@ def check_base_model(reference: str, settings: Settings) -> str:
         raise Unprocessable("base_model contains control characters", param="base_model")
     if _looks_like_path(reference):
         return _check_local_safely(reference, settings)
-    if not settings.allow_hub_models:
-        raise Unprocessable("hub models are turned off here; give a local folder", param="base_model")
     if ".." in reference or not HUB_ID.match(reference):
         raise Unprocessable("base_model is neither an existing local folder nor a hub id like 'org/name'",
                             param="base_model", code="invalid_model")
+    problem = _hub_problem(reference, settings)
+    if problem:
+        raise Unprocessable(problem, param="base_model", code="hub_model_not_allowed")
     return reference
+
+
+def _hub_problem(hub_id: str, settings: Settings) -> str | None:
+    """Why workers may not download ``hub_id`` here, or None."""
+    if not settings.allow_hub_models:
+        return "hub models are turned off here; give a local folder"
+    if settings.allowed_hub_models:
+        if any(fnmatchcase(hub_id, pattern) for pattern in settings.allowed_hub_models):
+            return None
+        return f"hub model '{hub_id}' matches none of the patterns the operator allows (SCULPT_ALLOWED_HUB_MODELS)"
+    if settings.server_mode:
+        return ("hub models are off on this server unless the operator allows them "
+                "(SCULPT_ALLOWED_HUB_MODELS, e.g. 'Qwen/*'); give a local folder")
+    return None

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Path
 from sqlalchemy.orm import Session
 
 from app.core.schemas import ListObject, error_responses
-from app.http.auth import PrincipalDep
+from app.http.auth import ADMIN, PrincipalDep
 from app.http.deps import SessionDep
 from app.jobs.schemas import Gates
 from app.lineages import service
@@ -27,7 +27,8 @@ def _present(session: Session, model) -> ModelObject:
     return model_object(model, service.version_count(session, model.id), service.task_names(session, model.id))
 
 
-@router.post("", status_code=201, response_model=ModelObject, responses=error_responses(401, 404, 409, 422, 429))
+@router.post("", status_code=201, response_model=ModelObject, dependencies=[ADMIN],
+             responses=error_responses(401, 403, 404, 409, 422, 429))
 def register_model(session: SessionDep, body: ModelCreate, principal: PrincipalDep) -> ModelObject:
     """Register a lineage: version 1 is the base model, unchanged, and is its head."""
     model = service.register_model(session, body.id, body.base_model, principal.name,
@@ -67,7 +68,8 @@ def get_version(session: SessionDep, model_id: str,
     return version_object(row, service.get_model(session, model_id).head_version)
 
 
-@router.post("/{model_id}/head", response_model=ModelObject, responses=error_responses(401, 404, 409, 422, 429))
+@router.post("/{model_id}/head", response_model=ModelObject, dependencies=[ADMIN],
+             responses=error_responses(401, 403, 404, 409, 422, 429))
 def move_head(session: SessionDep, model_id: str, body: HeadChangeRequest,
               principal: PrincipalDep) -> ModelObject:
     """Promote or roll back the head; recorded in the head history with who and why."""
@@ -76,13 +78,15 @@ def move_head(session: SessionDep, model_id: str, body: HeadChangeRequest,
     return _present(session, model)
 
 
-@router.put("/{model_id}/gates", response_model=ModelObject, responses=error_responses(401, 404, 422, 429))
+@router.put("/{model_id}/gates", response_model=ModelObject, dependencies=[ADMIN],
+            responses=error_responses(401, 403, 404, 422, 429))
 def set_gates(session: SessionDep, model_id: str, body: Gates) -> ModelObject:
     """Set the lineage's default promotion gates (an empty object removes them all)."""
     return _present(session, service.set_gates(session, model_id, body.model_dump(exclude_none=True)))
 
 
-@router.post("/{model_id}/suites", response_model=ModelObject, responses=error_responses(401, 404, 409, 422, 429))
+@router.post("/{model_id}/suites", response_model=ModelObject, dependencies=[ADMIN],
+             responses=error_responses(401, 403, 404, 409, 422, 429))
 def set_suites(session: SessionDep, model_id: str, body: SuitesUpdate) -> ModelObject:
     """Choose the data of evaluation suites: uploaded files with the suite's purpose ('reference', 'safety', …)."""
     return _present(session, service.set_suites(session, model_id, chosen_suites(body)))

@@ -4,15 +4,23 @@ A delivery is a POST of a JSON body, signed with HMAC-SHA256 over ``timestamp + 
 (headers ``Sculpt-Timestamp`` and ``Sculpt-Signature: v1=<hex>``), retried with exponential
 backoff while the receiver fails. Redirects are not followed, so a delivery never leaves the
 operator's allowed hosts. What is posted and where attempts are recorded: ``app.webhooks.delivery``.
+
+An allowed host is ``host:port`` (a bare host: the scheme's default port only). Each attempt resolves the
+host again and connects to the address it checked (so a name cannot be re-pointed between the check and
+the connection): loopback, private, link-local (cloud metadata) and other non-public addresses only where
+SCULPT_WEBHOOK_ALLOWED_NETWORKS allows them, or where the operator listed the address itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import socket
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
@@ -21,6 +29,41 @@ from app.core.settings import Settings
 
 SIGNATURE_SCHEME = "v1"
 USER_AGENT = "Sculpt-Webhooks/1"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class WebhookRefused(Exception):
+    """The target may not be posted to now (say, its name resolves to a private address): not retried."""
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _literal(host: str) -> IpAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _allow_listed(parts: SplitResult, settings: Settings) -> bool:
+    host, port = parts.hostname.lower(), parts.port or DEFAULT_PORTS[parts.scheme]
+    allowed = settings.webhook_allowed_hosts
+    return _netloc(host, port) in allowed or (host in allowed and port == DEFAULT_PORTS[parts.scheme])
+
+
+def address_problem(address: IpAddress, settings: Settings) -> str | None:
+    """Why a webhook may not connect to ``address``, or None."""
+    address = getattr(address, "ipv4_mapped", None) or address
+    if any(address in ipaddress.ip_network(n, strict=False) for n in settings.webhook_allowed_networks):
+        return None
+    if address.is_global and not address.is_multicast:
+        return None
+    kind = ("loopback" if address.is_loopback else "link-local (where cloud metadata lives)" if address.is_link_local
+            else "private" if address.is_private else "non-public")
+    return f"{address}, a {kind} address (the operator may allow it with SCULPT_WEBHOOK_ALLOWED_NETWORKS)"
 
 
 def url_problem(url: str, settings: Settings) -> str | None:
@@ -39,11 +82,39 @@ def url_problem(url: str, settings: Settings) -> str | None:
         return "has no host"
     if parts.username is not None or parts.password is not None:
         return "must not carry credentials"
-    host = parts.hostname.lower()
-    allowed = settings.webhook_allowed_hosts
-    if host not in allowed and (port is None or f"{host}:{port}" not in allowed):
-        return f"host '{host}' is not one the operator allows (SCULPT_WEBHOOK_ALLOWED_HOSTS)"
+    if not _allow_listed(parts, settings):
+        return (f"host '{_netloc(parts.hostname.lower(), port or DEFAULT_PORTS[parts.scheme])}' is not one the "
+                "operator allows (SCULPT_WEBHOOK_ALLOWED_HOSTS lists host:port)")
     return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one attempt connects: the checked addresses in the resolver's order, as URLs, with the URL's
+    host kept for Host and TLS."""
+
+    urls: list[str]
+    host_header: str
+    sni_hostname: str | None
+
+
+def resolve_target(url: str, settings: Settings) -> Target:
+    """Resolve an allowed URL's host now and check every address it has; WebhookRefused if one is not allowed."""
+    parts = urlsplit(url)
+    host, port = parts.hostname.lower(), parts.port or DEFAULT_PORTS[parts.scheme]
+    literal = _literal(host)
+    if literal is not None:
+        addresses = [literal]  # the operator listed this very address: it is allowed as it stands
+    else:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)  # OSError: a failed attempt, retried
+        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+        for address in addresses:
+            problem = address_problem(address, settings)
+            if problem:
+                raise WebhookRefused(f"host '{host}' resolves to {problem}")
+    return Target(urls=[parts._replace(netloc=_netloc(str(a), port)).geturl() for a in addresses],
+                  host_header=parts.netloc.rpartition("@")[2],
+                  sni_hostname=host if parts.scheme == "https" and literal is None else None)
 
 
 def check_webhook_url(url: str, settings: Settings) -> str:
@@ -58,15 +129,29 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return f"{SIGNATURE_SCHEME}={digest}"
 
 
-def _attempt(client: httpx.Client, url: str, body: bytes, secret: str, number: int) -> dict:
-    timestamp = str(int(time.time()))
-    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "Sculpt-Timestamp": timestamp,
-               "Sculpt-Signature": signature(secret, timestamp, body)}
+def _attempt(client: httpx.Client, url: str, body: bytes, settings: Settings, number: int) -> dict:
     outcome: dict = {"attempt": number, "at": int(time.time())}
     try:
-        outcome["status_code"] = client.post(url, content=body, headers=headers).status_code
-    except httpx.HTTPError as exc:
-        outcome["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        target = resolve_target(url, settings)  # at every attempt: what the name points at may change
+    except OSError as exc:
+        outcome["error"] = f"host '{urlsplit(url).hostname}' did not resolve: {exc.strerror or exc}"[:300]
+        return outcome
+    timestamp = str(int(time.time()))
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "Sculpt-Timestamp": timestamp,
+               "Sculpt-Signature": signature(settings.webhook_secret.get_secret_value(), timestamp, body),
+               "Host": target.host_header}
+    extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
+    for index, address_url in enumerate(target.urls):
+        try:
+            outcome["status_code"] = client.post(address_url, content=body, headers=headers,
+                                                 extensions=extensions).status_code
+            return outcome
+        except httpx.ConnectError as exc:  # as a plain connection would: on to the host's next address
+            if index == len(target.urls) - 1:
+                outcome["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        except httpx.HTTPError as exc:
+            outcome["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            return outcome
     return outcome
 
 
@@ -79,11 +164,14 @@ def delivery_seconds(settings: Settings) -> float:
 def post_signed(url: str, body: bytes, settings: Settings, on_attempt: Callable[[dict], None],
                 first: int = 1) -> bool:
     """POST until a 2xx or the attempts run out, numbering them from ``first`` (a resumed delivery);
-    ``on_attempt`` sees each outcome. Returns delivered."""
-    secret = settings.webhook_secret.get_secret_value()
+    ``on_attempt`` sees each outcome. Returns delivered. A target refused when resolved ends the delivery."""
     with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
         for number in range(first, settings.webhook_attempts + 1):
-            outcome = _attempt(client, url, body, secret, number)
+            try:
+                outcome = _attempt(client, url, body, settings, number)
+            except WebhookRefused as exc:
+                on_attempt({"attempt": number, "at": int(time.time()), "error": f"not sent: webhook_url {exc}"})
+                return False
             on_attempt(outcome)
             if 200 <= outcome.get("status_code", 0) < 300:
                 return True

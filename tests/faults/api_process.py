@@ -17,8 +17,8 @@ from tests.faults.services import free_port
 
 
 class ApiProcess:
-    def __init__(self, log_path: Path, workers: int = 1) -> None:
-        self.port, self.workers = free_port(), workers
+    def __init__(self, log_path: Path, workers: int = 1, host: str = "127.0.0.1") -> None:
+        self.port, self.workers, self.host = free_port(), workers, host
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
@@ -29,8 +29,8 @@ class ApiProcess:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.cli.main", "serve", "--no-worker", "--port", str(self.port),
-                 "--workers", str(self.workers)],
+                [sys.executable, "-m", "app.cli.main", "serve", "--no-worker", "--host", self.host,
+                 "--port", str(self.port), "--workers", str(self.workers)],
                 env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -17,9 +17,10 @@ def receiver():
 
 
 @pytest.fixture
-def webhooks_on(monkeypatch):
-    """Webhooks allowed to 127.0.0.1, with fast retries; call after the environment fixture."""
-    monkeypatch.setenv("SCULPT_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
+def webhooks_on(monkeypatch, receiver):
+    """Webhooks allowed to the receiver (an allowed host names its port), with fast retries; call after the
+    environment fixture."""
+    monkeypatch.setenv("SCULPT_WEBHOOK_ALLOWED_HOSTS", f"127.0.0.1:{receiver.server.server_address[1]}")
     monkeypatch.setenv("SCULPT_WEBHOOK_SECRET", SECRET)
     monkeypatch.setenv("SCULPT_WEBHOOK_ATTEMPTS", "3")
     monkeypatch.setenv("SCULPT_WEBHOOK_BACKOFF_SECONDS", "0.2")

@@ -85,10 +85,14 @@ def test_a_failing_receiver_gets_retries_with_growing_delays(client, queued_job,
     assert [(d["attempt"], d["status_code"]) for d in deliveries] == [(1, 500), (2, 503), (3, 200)]
 
 
-def test_an_unreachable_receiver_is_recorded_and_the_job_stands(client, queued_job):
+def test_an_unreachable_receiver_is_recorded_and_the_job_stands(client, queued_job, monkeypatch):
+    from tests.conftest import reset_caches
     from tests.faults.services import free_port
 
-    job = queued_job(f"http://127.0.0.1:{free_port()}/hook")  # nothing listens there
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("SCULPT_WEBHOOK_ALLOWED_HOSTS", f"127.0.0.1:{port}")
+    reset_caches()
+    job = queued_job(f"http://127.0.0.1:{port}/hook")
     assert client.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel").status_code == 200
     shown = client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
     assert shown["status"] == "cancelled"
