@@ -23,6 +23,7 @@ TICKETS = [("My card was charged twice for one order.", "billing"), ("The app cr
            ("Can I get a refund for last month?", "billing"), ("The export button does nothing.", "bug"),
            ("I was billed after cancelling.", "billing"), ("Search results never load.", "bug"),
            ("Why is there a fee on my invoice?", "billing"), ("The page is blank on my phone.", "bug")]
+MIN_KEPT = 0.5
 GENERAL = ["What is the capital of France?", "What is the chemical symbol for water?"]
 
 
@@ -80,7 +81,8 @@ def test_a_gguf_base_trains_into_a_plain_version_that_keeps_general_answers(sqli
             for text, label in TICKETS]
     workers(1)
     body = {"model": "smol", "training_file": upload(client, rows), "seed": 0,
-            "hyperparameters": {"n_epochs": 3, "batch_size": 4}, "continual": {"task": "tickets"}}
+            "hyperparameters": {"n_epochs": 3, "batch_size": 4},
+            "continual": {"task": "tickets", "gates": {"min_general_kept": MIN_KEPT}}}
     response = client.post("/v1/fine_tuning/jobs", json=body)
     assert response.status_code == 201, response.text
     job_id = response.json()["id"]
@@ -91,9 +93,15 @@ def test_a_gguf_base_trains_into_a_plain_version_that_keeps_general_answers(sqli
     assert sorted(p.name for p in trained.glob("*.safetensors")) == ["model.safetensors"]
 
     dequantized = next(Path(tmp_path / "home" / "cache" / "gguf").iterdir())
-    before, after = _answers(dequantized, GENERAL + [TICKETS[0][0]]), _answers(trained, GENERAL + [TICKETS[0][0]])
-    assert after[:2] == before[:2]  # general questions: the same answers as the base
-    assert "Paris" in after[0]
+    before = _answers(dequantized, [*GENERAL, TICKETS[0][0]])
+    after = _answers(trained, [*GENERAL, TICKETS[0][0]])
+    assert "Paris" in before[0] and "H2O" in before[1]  # the dequantized base answers like the original
     assert after[2] != before[2] and after[2].startswith("#")  # the trained format took hold
+
+    # What the general-ability suite reports is what the version really answers, and the gate acts on it.
     general = version["metrics"]["general_answers"]
-    assert general["general_kept"] == 1.0 and general["right"] == [True, True]
+    lost = [q for q, word, answer in zip(GENERAL, ["Paris", "H2O"], after[:2], strict=True) if word not in answer]
+    assert general["general_kept"] == 1 - len(lost) / len(GENERAL)
+    assert [change["prompt"] for change in general["changed"]] == lost  # shown beside the base's answers
+    promoted = general["general_kept"] >= MIN_KEPT
+    assert version["status"] == ("promoted" if promoted else "rejected"), version["gate_verdict"]
