@@ -44,7 +44,8 @@ bench: install
 	$(BIN)/python -m bench.continual
 
 lint: install
-	$(BIN)/ruff check app worker tests bench
+	$(BIN)/ruff check app worker tests bench migrations
+	$(BIN)/mypy
 
 clean:
 	rm -rf .sculpt test-artifacts .pytest_cache
