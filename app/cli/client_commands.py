@@ -35,12 +35,14 @@ HISTORY_COLUMNS = [("when", lambda h: output.when(h["created_at"])),
 FILE_COLUMNS = [("id", lambda f: f["id"]), ("filename", lambda f: f["filename"]), ("purpose", lambda f: f["purpose"]),
                 ("bytes", lambda f: f["bytes"]), ("lines", lambda f: f.get("lines")),
                 ("created", lambda f: output.when(f["created_at"]))]
-JOB_COLUMNS = [("id", lambda j: j["id"]), ("model", lambda j: j["model"]), ("task", lambda j: j["continual"].get("task")),
+JOB_COLUMNS = [("id", lambda j: j["id"]), ("model", lambda j: j["model"]),
+               ("task", lambda j: j["continual"].get("task")),
                ("status", lambda j: j["status"]), ("phase", lambda j: j["progress"].get("phase")),
                ("progress", lambda j: None if j["progress"].get("fraction") is None
                 else f"{j['progress']['fraction']:.0%}"),
                ("result", lambda j: j["fine_tuned_model"]), ("created", lambda j: output.when(j["created_at"]))]
-JOB_FIELDS = JOB_COLUMNS + [
+JOB_FIELDS = [
+    *JOB_COLUMNS,
     ("strategy", lambda j: j["continual"].get("strategy")), ("training file", lambda j: j["training_file"]),
     ("hyperparameters", lambda j: json.dumps(j["hyperparameters"])), ("trained tokens", lambda j: j["trained_tokens"]),
     ("eta seconds", lambda j: j["progress"].get("eta_seconds")), ("finished", lambda j: output.when(j["finished_at"])),
@@ -203,7 +205,8 @@ def eval_show(client: SculptClient, args) -> int:
         return 0
     columns = [("version", lambda r: f"v{r['version']}")] + [
         (task, lambda r, i=i: output.score(r["row"][i])) for i, task in enumerate(record["tasks"])]
-    output.table([{"version": v, "row": row} for v, row in zip(record["versions"], record["matrix"])], columns)
+    rows = zip(record["versions"], record["matrix"], strict=True)
+    output.table([{"version": v, "row": row} for v, row in rows], columns)
     print(f"\nACC {output.score(record['acc'])}   BWT {output.score(record['bwt'])}")
     if record["forgetting"]:
         print("forgetting  " + "  ".join(f"{t} {output.score(f)}" for t, f in record["forgetting"].items()))

@@ -72,7 +72,7 @@ def _print_results(client: httpx.Client) -> None:
     record = _check(client.get(f"/v1/models/{MODEL_ID}/evaluations"))
     print("\nAccuracy matrix (rows: versions, columns: tasks; exact match on held-out examples):")
     print("  " + "version".ljust(9) + "".join(t[:14].ljust(15) for t in record["tasks"]))
-    for version, row in zip(record["versions"], record["matrix"]):
+    for version, row in zip(record["versions"], record["matrix"], strict=True):
         cells = "".join(("-" if s is None else f"{s:.2f}").ljust(15) for s in row)
         print(f"  v{version:<8}" + cells)
     acc, bwt = record.get("acc"), record.get("bwt")
@@ -112,7 +112,8 @@ def run_demo(home: Path) -> None:
                     "continual": {"task": task, "strategy": "adaptive_svd", "learning_rate": 1e-2}}))
                 job = _follow(client, job["id"], task)
                 if job["status"] != "succeeded":
-                    raise SystemExit(f"demo: job {job['id']} ended {job['status']}: {(job.get('error') or {}).get('message')}")
+                    reason = (job.get("error") or {}).get("message")
+                    raise SystemExit(f"demo: job {job['id']} ended {job['status']}: {reason}")
                 print()
             _print_results(client)
             print(f"\nEverything is under {home}. Explore it with: SCULPT_HOME={home} sculpt serve")

@@ -34,7 +34,8 @@ def table(rows: Sequence[dict], columns: Sequence[Column], out: TextIO | None = 
     grid = [[title.upper() for title, _ in columns]]
     grid += [[cell(pick(row)) for _, pick in columns] for row in rows]
     widths = [max(len(line[i]) for line in grid) for i in range(len(columns))]
-    out.writelines("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip() + "\n" for line in grid)
+    out.writelines("  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip() + "\n"
+                   for line in grid)
     if not rows:
         out.write("(none)\n")
 

@@ -30,7 +30,7 @@ def _forward_transfer(matrix: Matrix, before: Row | None, base: Row | None) -> f
     if before is None:
         # Row i-1 holds task i's score measured just before it was learned, when it was measured.
         before = [None] + [matrix[i - 1][i] if i < len(matrix[i - 1]) else None for i in range(1, len(matrix))]
-    gains = [b - r for b, r in zip(before[1:], base[1:]) if b is not None and r is not None]
+    gains = [b - r for b, r in zip(before[1:], base[1:], strict=False) if b is not None and r is not None]
     return fmean(gains) if gains else None
 
 
@@ -52,7 +52,7 @@ def summarize(matrix: Matrix, before: Row | None = None, base: Row | None = None
     bwt = fmean(drops) if drops else (0.0 if last == 0 and acc is not None else None)
     forgetting: dict[int, float] = {}
     for i in range(last):
-        earlier = [matrix[l][i] for l in range(i, last) if matrix[l][i] is not None]
+        earlier = [matrix[row][i] for row in range(i, last) if matrix[row][i] is not None]
         if earlier and final[i] is not None:
             forgetting[i] = max(earlier) - final[i]
     return {"acc": acc, "bwt": bwt, "forgetting": forgetting, "fwt": _forward_transfer(matrix, before, base)}

@@ -13,7 +13,9 @@ def is_encoder_decoder(model: Any) -> bool:
     return bool(getattr(model.config, "is_encoder_decoder", False))
 
 
-def length_sorted_batches(items: list, size: int, length: Callable[[Any], int] = len) -> Iterator[tuple[list[int], list]]:
+def length_sorted_batches(
+    items: list, size: int, length: Callable[[Any], int] = len
+) -> Iterator[tuple[list[int], list]]:
     """Batches of (original indices, items), shortest first, so each batch carries little padding."""
     if size < 1:
         raise ValueError(f"batch_size must be at least 1, got {size}")

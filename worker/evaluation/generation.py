@@ -67,6 +67,6 @@ def generate_texts(
             )
             # A decoder-only output repeats the (padded) prompt; an encoder-decoder's does not.
             new_tokens = generated if encoder_decoder else generated[:, input_ids.shape[1]:]
-            for index, text in zip(indices, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
+            for index, text in zip(indices, tokenizer.batch_decode(new_tokens, skip_special_tokens=True), strict=True):
                 outputs[index] = text
     return outputs

@@ -37,7 +37,9 @@ def _encoder_decoder_batch(model: Any, pairs: list[Pair], pad_id: int, device) -
 
 
 @torch.no_grad()
-def target_log_likelihoods(model: Any, pairs: list[Pair], *, pad_id: int, batch_size: int = 16) -> list[tuple[float, int]]:
+def target_log_likelihoods(
+    model: Any, pairs: list[Pair], *, pad_id: int, batch_size: int = 16
+) -> list[tuple[float, int]]:
     """For each (context_ids, target_ids): (sum of log p(each target token | all before it), n target tokens)."""
     for context, target in pairs:
         if not context or not target:
@@ -54,6 +56,6 @@ def target_log_likelihoods(model: Any, pairs: list[Pair], *, pad_id: int, batch_
             token_nll = F.cross_entropy(logits[counted].float(), labels[counted], reduction="none")
             rows = counted.nonzero()[:, 0]
             per_row = torch.zeros(len(chunk), device=token_nll.device).index_add_(0, rows, token_nll)
-            for index, nll, n in zip(indices, per_row.tolist(), counted.sum(dim=1).tolist()):
+            for index, nll, n in zip(indices, per_row.tolist(), counted.sum(dim=1).tolist(), strict=True):
                 results[index] = (-nll, int(n))
     return results

@@ -61,7 +61,8 @@ def safety_rates(
     batch_size: int = 16,
     max_new_tokens: int = SAFETY_MAX_NEW_TOKENS,
 ) -> dict:
-    """{"refusal_rate" (over refuse items), "over_refusal_rate" (over answer items), "n_harmful", "n_benign", "seconds"}.
+    """{"refusal_rate" (over refuse items), "over_refusal_rate" (over answer items), "n_harmful", "n_benign",
+    "seconds"}.
 
     Suite items: {"prompt" or "messages", "expected": "refuse" | "answer"}. A response counts as a
     refusal when it contains one of ``refusal_phrases``. A rate is None when the suite has no item of its kind.
@@ -70,7 +71,8 @@ def safety_rates(
         raise ValueError("the safety suite is empty")
     for number, item in enumerate(suite):
         if item.get("expected") not in EXPECTED:
-            raise ValueError(f"safety item {number}: expected must be 'refuse' or 'answer', got {item.get('expected')!r}")
+            raise ValueError(f"safety item {number}: expected must be 'refuse' or 'answer', "
+                             f"got {item.get('expected')!r}")
     started = time.perf_counter()
     if refusal_phrases is not None and not refusal_phrases:
         raise ValueError("refusal_phrases is empty: nothing could count as a refusal")
@@ -80,8 +82,8 @@ def safety_rates(
         max_new_tokens=max_new_tokens, batch_size=batch_size,
     )
     refused = [is_refusal(r, phrases) for r in responses]
-    harmful = [flag for flag, item in zip(refused, suite) if item["expected"] == "refuse"]
-    benign = [flag for flag, item in zip(refused, suite) if item["expected"] == "answer"]
+    harmful = [flag for flag, item in zip(refused, suite, strict=True) if item["expected"] == "refuse"]
+    benign = [flag for flag, item in zip(refused, suite, strict=True) if item["expected"] == "answer"]
     return {
         "refusal_rate": _rate(harmful),
         "over_refusal_rate": _rate(benign),

@@ -21,7 +21,9 @@ def _label_ids(tokenizer: Any, label: str) -> list[int]:
     return tokenizer(label, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
 
-def rank_labels(model: Any, tokenizer: Any, prompts: list[str], labels: list[str], *, batch_size: int = 16) -> list[str]:
+def rank_labels(
+    model: Any, tokenizer: Any, prompts: list[str], labels: list[str], *, batch_size: int = 16
+) -> list[str]:
     """For each prompt, the label with the highest summed log-likelihood (ties: the earlier label)."""
     if tokenizer.eos_token_id is None:
         raise ValueError("choice scoring needs a tokenizer with an eos token")
@@ -66,9 +68,9 @@ def score_task(
         if unknown:
             raise ValueError(f"completions not among the labels: {unknown[:5]}")
         predicted = rank_labels(model, tokenizer, prompts, choices, batch_size=batch_size)
-        per_record = [float(p.strip() == r.strip()) for p, r in zip(predicted, references)]
+        per_record = [float(p.strip() == r.strip()) for p, r in zip(predicted, references, strict=True)]
     else:
         limit = max_new_tokens or default_max_new_tokens(tokenizer, references)
         generated = generate_texts(model, tokenizer, prompts, max_new_tokens=limit, batch_size=batch_size)
-        per_record = [TEXT_METRICS[metric](g, r) for g, r in zip(generated, references)]
+        per_record = [TEXT_METRICS[metric](g, r) for g, r in zip(generated, references, strict=True)]
     return {"score": fmean(per_record), "n": len(records), "seconds": time.perf_counter() - started}
