@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from app.core.enums import TERMINAL_STATUSES as TERMINAL
 from tests.faults.api_process import ApiProcess
 from tests.faults.invariants import assert_lineage_intact
-from tests.worker.harness import TERMINAL, jsonl, records
+from tests.worker.harness import jsonl, records
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
