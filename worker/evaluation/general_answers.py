@@ -20,6 +20,12 @@ from worker.evaluation.safety import suite_prompt
 GENERAL_MAX_NEW_TOKENS = 24
 
 
+def _printable(text: str) -> str:
+    """The answer as stored text: a model can emit control characters (NUL among them) that a JSON column
+    on PostgreSQL refuses, so they go; newlines and tabs stay."""
+    return "".join(ch for ch in text if ch.isprintable() or ch in "\n\t").strip()
+
+
 def accepted(answer: str, accept: list[str]) -> bool:
     text = answer.lower()
     return any(re.search(rf"(?<![a-z0-9]){re.escape(word.lower())}(?:s|es)?(?![a-z0-9])", text) for word in accept)
@@ -33,7 +39,7 @@ def answer_suite(model: Any, tokenizer: Any, suite: list[dict[str, Any]], *, bat
     started = time.perf_counter()
     prompts = [suite_prompt({"messages": [{"role": "user", "content": item["prompt"]}]}, tokenizer)
                for item in suite]
-    answers = [a.strip() for a in generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
+    answers = [_printable(a) for a in generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
                                                  batch_size=batch_size)]
     right = [accepted(a, item["accept"]) for a, item in zip(answers, suite, strict=True)]
     return {"accuracy": sum(right) / len(right), "n": len(right), "seconds": time.perf_counter() - started,
