@@ -69,7 +69,7 @@ def test_the_dockerfile_builds_an_api_without_torch_and_a_worker_with_it():
     stages = dict(re.findall(r"^FROM \S+ AS (\w+)\n(.*?)(?=^FROM |\Z)", text, flags=re.MULTILINE | re.DOTALL))
     assert {"api", "worker"} <= set(stages)
     assert "torch" not in stages["api"].lower()
-    assert "[worker]" in stages["worker"] and "TORCH_SPEC" in stages["worker"]
+    assert "[worker,real]" in stages["worker"] and "TORCH_SPEC" in stages["worker"]
     for target in ("api", "worker"):
         command = json.loads(re.search(r"^CMD (.*)$", stages[target], flags=re.MULTILINE).group(1))
         build_parser().parse_args(command[1:])
