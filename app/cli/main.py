@@ -199,8 +199,8 @@ def cmd_init_base(args) -> int:
 def cmd_demo(args) -> int:
     from app.cli.demo import main as demo_main
 
-    sys.argv = ["sculpt demo", *args.rest]
-    return demo_main() or 0
+    demo_main(args.rest)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
