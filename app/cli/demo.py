@@ -12,7 +12,6 @@ prints what each kept of the base's right answers to general questions.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -224,11 +223,6 @@ def run_demo(home: Path, real: bool = False) -> None:
         log_file.close()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="sculpt demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--real", action="store_true",
-                        help="train SmolLM2-135M-Instruct (fetched with pip), with the default strategy and with "
-                             "plain full fine-tuning, and compare what each kept (about 10 minutes on 2 CPU cores)")
-    args = parser.parse_args(argv)
+def main(real: bool = False) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    run_demo(Path(os.environ.get("SCULPT_DEMO_HOME", ".sculpt/demo")).resolve(), real=args.real)
+    run_demo(Path(os.environ.get("SCULPT_DEMO_HOME", ".sculpt/demo")).resolve(), real=real)
