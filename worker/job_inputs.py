@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from app.core.db.session import session_scope
-from app.core.db.tables import File, Job, Model, ModelVersion, Task
+from app.core.db.tables import File, Job, Model, ModelVersion
 from app.core.storage import file_key, get_storage
 from app.files.datasets import read_records
+from app.lineages.service import ancestry as lineage_ancestry
+from app.lineages.service import learned_tasks
 from worker.cache import local_file, local_file_at
 from worker.errors import JobFailed
 
@@ -78,15 +80,6 @@ def _store_eval_split(records: list[dict]) -> str:
     return storage.uri(key)
 
 
-def _ancestry(session, model_id: str, version: int) -> list[int]:
-    parents = dict(session.execute(
-        select(ModelVersion.version, ModelVersion.parent_version).where(ModelVersion.model_id == model_id)).all())
-    chain = [version]
-    while parents.get(chain[-1]) is not None:
-        chain.append(parents[chain[-1]])
-    return chain[::-1]
-
-
 def resolve(job: Job) -> JobInputs:
     with session_scope() as session:
         model = session.get(Model, job.model_id)
@@ -106,11 +99,9 @@ def resolve(job: Job) -> JobInputs:
             train, eval_records = _split(train, job.seed)
             eval_uri = _store_eval_split(eval_records)
         continual = job.continual or {}
-        ancestry = _ancestry(session, job.model_id, head)
+        ancestry = lineage_ancestry(session, job.model_id, head)
         task_name = continual.get("task") or job.suffix or job.training_file
-        tasks = session.scalars(select(Task).where(Task.model_id == job.model_id,
-                                                   Task.version.in_(ancestry), Task.name != task_name)
-                                .order_by(Task.position)).all()
+        tasks = [t for t in learned_tasks(session, job.model_id, head) if t.name != task_name]
         learned = [LearnedTask(t.name, t.position, t.version, t.metric, t.labels,
                                read_records(local_file_at(t.eval_uri)), t.training_file) for t in tasks]
         prior: list[dict] = []

@@ -56,14 +56,9 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
             task_name=inputs.task_name, strategy=(job.continual or {}).get("strategy", "adaptive_svd"),
             status="promoted" if promoted else "rejected", checkpoint_uri=uri, checkpoint_sha256=sha256,
             retention=retention, metrics=metrics, gate_verdict=evaluation.verdict))
-        task = session.scalar(select(Task).where(Task.model_id == inputs.model_id, Task.name == inputs.task_name))
-        if task is None:
-            position = session.scalar(select(func.count()).select_from(Task)
-                                      .where(Task.model_id == inputs.model_id))
-            task = Task(model_id=inputs.model_id, name=inputs.task_name, position=position)
-            session.add(task)
-        task.version, task.training_file, task.eval_uri = version, job.training_file, inputs.eval_uri
-        task.metric, task.labels = inputs.metric, inputs.labels
+        session.add(Task(model_id=inputs.model_id, name=inputs.task_name, position=len(inputs.learned),
+                         version=version, training_file=job.training_file, eval_uri=inputs.eval_uri,
+                         metric=inputs.metric, labels=inputs.labels))
         for name, result in evaluation.scores.items():
             session.add(Evaluation(model_id=inputs.model_id, version=version, task_name=name,
                                    metric=result.get("metric", inputs.metric), score=result["score"],

@@ -122,18 +122,17 @@ class HeadChange(Base):
 
 
 class Task(Base):
-    """A task a lineage has learned, with its held-out split, in the order learned."""
+    """A task one version learned, with its held-out split. A lineage is a tree, so the tasks a version
+    knows are those of its chain (it, its parent, ...); the same name may be learned again on another
+    branch, or after the version that learned it was rejected."""
 
     __tablename__ = "tasks"
-    __table_args__ = (
-        UniqueConstraint("model_id", "name", name="uq_tasks_model_name"),
-        UniqueConstraint("model_id", "position", name="uq_tasks_model_position"),
-    )
+    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_tasks_model_version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(128))
-    position: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)  # its index in the chain of the version that learned it
     version: Mapped[int] = mapped_column(Integer)
     training_file: Mapped[str] = mapped_column(String(40))
     eval_uri: Mapped[str] = mapped_column(String(2048))

@@ -1,0 +1,31 @@
+"""tasks per version: a task row belongs to the version that learned it, so a task name can be learned
+again after its version was rejected or rolled back past (one lineage is a tree of versions)
+
+Revision ID: 0008
+Revises: 0005
+Create Date: 2026-12-02 06:40:00.000000
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0008"
+down_revision = "0005"  # lead: rechain after 0007
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("tasks") as batch:
+        batch.drop_constraint("uq_tasks_model_name", type_="unique")
+        batch.drop_constraint("uq_tasks_model_position", type_="unique")
+        batch.create_unique_constraint("uq_tasks_model_version", ["model_id", "version"])
+
+
+def downgrade() -> None:
+    # Fails where a name was learned twice; such a lineage cannot be described by the old schema.
+    with op.batch_alter_table("tasks") as batch:
+        batch.drop_constraint("uq_tasks_model_version", type_="unique")
+        batch.create_unique_constraint("uq_tasks_model_position", ["model_id", "position"])
+        batch.create_unique_constraint("uq_tasks_model_name", ["model_id", "name"])
