@@ -3,7 +3,6 @@ lineage learned before (for evaluation and for the activation retention basis)."
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from app.lineages.service import ancestry as lineage_ancestry
 from app.lineages.service import learned_tasks
 from worker.cache import local_file, local_file_at
 from worker.errors import JobFailed
+from worker.results import store_content
 
 EVAL_FRACTION = 0.1
 PRIOR_SAMPLES_PER_TASK = 32
@@ -72,12 +72,7 @@ def _split(records: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
 
 def _store_eval_split(records: list[dict]) -> str:
     payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-    storage = get_storage()
-    key = file_key(hashlib.sha256(payload).hexdigest())
-    tmp = storage.scratch_file(key.rpartition("/")[0])
-    tmp.write_bytes(payload)
-    storage.store_file(tmp, key)
-    return storage.uri(key)
+    return get_storage().uri(file_key(store_content(payload)))
 
 
 def resolve(job: Job) -> JobInputs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -63,16 +64,17 @@ def set_phase(job_id: str, phase: str) -> None:
     add_event(job_id, f"Phase: {phase}", data={"phase": phase})
 
 
-def write_progress(job_id: str, progress: dict[str, Any], metrics: dict[str, Any] | None = None) -> None:
+def write_progress(job_id: str, progress: dict[str, Any], metrics: Sequence[dict[str, Any]] = ()) -> None:
+    """The job row's progress and the loss-curve points since the last write, one metrics event each."""
     with session_scope() as session:
         session.execute(update(Job).where(Job.id == job_id).values(progress=progress))
-        if metrics is not None:
-            session.add(JobEvent(job_id=job_id, type="metrics", data=metrics,
-                                 message=_metrics_message(metrics)))
+        session.add_all([JobEvent(job_id=job_id, type="metrics", data=point, message=_metrics_message(point))
+                         for point in metrics])
 
 
 def _metrics_message(metrics: dict[str, Any]) -> str:
-    return (f"Step {metrics['step']}/{metrics['total_steps']}: loss={metrics['loss']:.4f}"
+    valid = "" if metrics.get("valid_loss") is None else f" valid_loss={metrics['valid_loss']:.4f}"
+    return (f"Step {metrics['step']}/{metrics['total_steps']}: loss={metrics['loss']:.4f}{valid}"
             f" lr={metrics['lr']:.2e} tokens/s={metrics['tokens_per_second']:.0f}")
 
 

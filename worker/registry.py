@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.core.db.session import session_scope
-from app.core.db.tables import Evaluation, HeadChange, Job, JobEvent, Model, ModelVersion, Task, utcnow
+from app.core.db.tables import Evaluation, File, HeadChange, Job, JobEvent, Model, ModelVersion, Task, utcnow
 from worker.errors import LeaseLost
 from worker.job_eval import VersionEvaluation
 from worker.job_inputs import JobInputs
@@ -38,7 +38,10 @@ def store_base_metrics(model_id: str, version: int, general: dict, safety: dict)
 
 
 def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: str, retention: dict,
-                   evaluation: VersionEvaluation, trained_tokens: int, owner: str) -> dict:
+                   evaluation: VersionEvaluation, trained_tokens: int, owner: str, *,
+                   losses: dict | None = None, result_file: File | None = None) -> dict:
+    """``losses``: the final train_loss/valid_loss (the checkpoint's metrics); ``result_file``: the job's
+    results file, stored and not yet added."""
     with session_scope() as session:
         model = session.get(Model, inputs.model_id)
         if model.lock_owner != owner:
@@ -50,7 +53,8 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
                 {"gate": "head_unchanged", "threshold": inputs.base_version, "value": model.head_version}]}
         promoted = evaluation.verdict["passed"]
         metrics = {"tasks": {k: v["score"] for k, v in evaluation.scores.items()},
-                   "general": evaluation.general, "safety": evaluation.safety, **evaluation.summary}
+                   "general": evaluation.general, "safety": evaluation.safety, **evaluation.summary,
+                   **(losses or {})}
         session.add(ModelVersion(
             model_id=inputs.model_id, version=version, parent_version=inputs.base_version, job_id=job.id,
             task_name=inputs.task_name, strategy=(job.continual or {}).get("strategy", "adaptive_svd"),
@@ -76,6 +80,9 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
         row = session.scalar(select(Job).where(Job.id == job.id))
         row.status, row.finished_at, row.result, row.result_version = "succeeded", utcnow(), result, version
         row.trained_tokens, row.lease_owner, row.lease_expires_at = trained_tokens, None, None
+        if result_file is not None:
+            session.add(result_file)
+            row.result_files = [result_file.id]
         row.progress = {**(row.progress or {}), "phase": "saving", "fraction": 1.0, "eta_seconds": 0}
         verdict = "promoted to head" if promoted else (
             "kept but not promoted: failed gates " + ", ".join(

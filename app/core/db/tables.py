@@ -169,6 +169,8 @@ class Job(Base):
     base_version: Mapped[int | None] = mapped_column(Integer, default=None)
     result_version: Mapped[int | None] = mapped_column(Integer, default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Ids of the job's results files (purpose 'fine-tune-results': its loss curve as CSV).
+    result_files: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     trained_tokens: Mapped[int | None] = mapped_column(BigInteger, default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Where the job's terminal state is POSTed, and each delivery attempt ({attempt, status_code|error, at}).
