@@ -45,7 +45,8 @@ def job_object(job: Job) -> JobObject:
         fine_tuned_model=(fine_tuned_model_name(job.model_id, job.result_version)
                           if job.result_version is not None else None),
         error=error, hyperparameters=job.hyperparameters or {}, training_file=job.training_file,
-        validation_file=job.validation_file, trained_tokens=job.trained_tokens, seed=job.seed,
+        validation_file=job.validation_file, result_files=job.result_files or [],
+        trained_tokens=job.trained_tokens, seed=job.seed,
         suffix=job.suffix, metadata=job.user_metadata, continual=job.continual or {},
         base_version=job.base_version, cancel_requested=job.cancel_requested, progress=progress,
         result=JobResult.model_validate(job.result) if job.result else None, webhook=_webhook(job))

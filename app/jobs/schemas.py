@@ -128,7 +128,9 @@ class JobObject(BaseModel):
     suffix: str | None
     metadata: dict[str, str] | None
     organization_id: str = "sculpt"
-    result_files: list[str] = Field(default_factory=list)
+    result_files: list[str] = Field(default_factory=list,
+                                    description="Files (purpose 'fine-tune-results') with the job's step metrics "
+                                                "as CSV: step,train_loss,valid_loss,lr,tokens_per_second,epoch.")
     method: dict[str, Any] = Field(default_factory=lambda: {"type": "supervised"})
     continual: dict[str, Any]
     base_version: int | None

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.broker import send_job
-from app.core.db.tables import Job, JobEvent, ModelVersion, Task, utcnow
+from app.core.db.tables import Job, JobEvent, ModelVersion, utcnow
 from app.core.enums import TERMINAL_STATUSES
 from app.core.errors import Conflict, NotFound, RateLimited, Unprocessable
 from app.core.ids import new_id
@@ -24,7 +24,7 @@ from app.core.settings import get_settings
 from app.files.service import usable_file
 from app.jobs.schemas import JobCreate
 from app.jobs.spec import Continual, Hyperparameters
-from app.lineages.service import get_model
+from app.lineages.service import get_model, learned_tasks
 from app.webhooks.transport import check_webhook_url
 
 log = logging.getLogger("sculpt.jobs")
@@ -62,10 +62,12 @@ def add_event(session: Session, job_id: str, message: str, *, level: str = "info
 
 
 def _check_task_name(session: Session, model_id: str, task: str) -> None:
-    learned = session.scalar(select(Task.id).where(Task.model_id == model_id, Task.name == task))
+    # Only the head's chain counts: a task whose version was rejected, or rolled back past, can be learned again.
+    learned = next((t for t in learned_tasks(session, model_id) if t.name == task), None)
     if learned:
-        raise Conflict(f"Model '{model_id}' already learned a task named '{task}'; name this one differently "
-                       "(continual.task)", param="continual.task", code="task_exists")
+        raise Conflict(f"Model '{model_id}' already learned a task named '{task}' (in v{learned.version}, on the "
+                       "head's chain); name this one differently (continual.task)",
+                       param="continual.task", code="task_exists")
     pending = session.scalars(select(Job).where(Job.model_id == model_id, Job.status.not_in(TERMINAL_STATUSES)))
     for job in pending:
         if job.continual.get("task") == task:

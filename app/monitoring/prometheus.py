@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.db.session import new_session
-from app.core.db.tables import Evaluation, Job, JobEvent, Model
+from app.core.db.tables import Evaluation, Job, JobEvent, Model, Task
 from app.core.enums import JOB_STATUSES, TERMINAL_STATUSES
 from app.http.cached_reads import ReadCache
 
@@ -118,6 +118,9 @@ class DatabaseCollector(Collector):
                                       Evaluation.score)
                                .join(Model, (Model.id == Evaluation.model_id)
                                      & (Model.head_version == Evaluation.version))
+                               # A score measured before training by a job that then failed is no task's.
+                               .where(select(Task.id).where(Task.model_id == Evaluation.model_id,
+                                                            Task.name == Evaluation.task_name).exists())
                                .order_by(Evaluation.model_id, Evaluation.task_name))
         for model_id, task, metric, score in rows:
             scores.add_metric([model_id, task, metric], score)

@@ -112,6 +112,7 @@ class ProgressInfo:
     lr: float
     tokens_per_second: float
     epoch: float
+    valid_loss: float | None = None  # on an epoch's last step, when there are validation records
 
 
 @dataclass
