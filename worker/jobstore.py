@@ -92,7 +92,8 @@ def end(job_id: str, status: str, message: str, *, error_code: str | None = None
         job.error_code = error_code
         job.error_message = message if error_code else None
         job.error_param = error_param
-        job.progress = {**(job.progress or {}), "eta_seconds": 0}
+        job.phase = None  # a terminal job has no running phase
+        job.progress = {**(job.progress or {}), "phase": None, "eta_seconds": 0}
         for key, value in fields.items():
             setattr(job, key, value)
         session.add(JobEvent(job_id=job_id, level=level, message=message,

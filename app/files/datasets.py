@@ -23,6 +23,9 @@ from typing import Any, BinaryIO
 from app.core.settings import Settings
 
 MAX_REPORTED_PROBLEMS = 5
+# A job without a validation_file holds records of its training file out for evaluation, so it needs
+# one to train on and one to hold out; the API refuses smaller files when the job is created.
+MIN_TRAINING_RECORDS = 2
 ROLES = {"system", "user", "assistant", "tool"}
 
 

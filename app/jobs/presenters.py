@@ -7,6 +7,7 @@ import time
 from app.core.db.tables import Job, JobEvent, ModelVersion
 from app.core.timeutil import unix
 from app.jobs.schemas import (
+    TERMINAL_STATUSES,
     CheckpointObject,
     EventObject,
     JobError,
@@ -24,6 +25,8 @@ EVENT_LEVELS = {"info": "info", "warn": "warn", "warning": "warn", "error": "err
 def _progress(job: Job) -> Progress:
     progress = dict(job.progress or {})
     progress.setdefault("phase", job.phase)
+    if job.status in TERMINAL_STATUSES:  # an ended job is in no phase (rows ended before this kept their last)
+        progress["phase"] = None
     return Progress.model_validate({k: progress.get(k) for k in Progress.model_fields})
 
 

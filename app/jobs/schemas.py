@@ -18,6 +18,22 @@ class Hyperparameters(StrictModel):
     batch_size: int | Literal["auto"] = Field("auto", description="1–1024.")
     learning_rate_multiplier: float | Literal["auto"] = Field("auto", description="(0, 100].")
 
+    # Strict numbers (issue 14): JSON true is not 1, nor "3" or 2.0 an epoch count. A before-validator
+    # rather than StrictInt keeps the error's param the field's name, not a union member's.
+    @field_validator("n_epochs", "batch_size", mode="before")
+    @classmethod
+    def _whole_number(cls, value):
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"must be a whole number or 'auto', got {value!r}")
+        return value
+
+    @field_validator("learning_rate_multiplier", mode="before")
+    @classmethod
+    def _a_number(cls, value):
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"must be a number or 'auto', got {value!r}")
+        return value
+
     @field_validator("n_epochs")
     @classmethod
     def _epochs(cls, value):
@@ -91,7 +107,7 @@ class Continual(StrictModel):
                              description="The task's name; default: the suffix, else the training file id.")
     strategy: Literal["adaptive_svd", "full", "lora"] = "adaptive_svd"
     retention: Retention | None = None
-    learning_rate: float | None = Field(None, gt=0.0, le=1.0)
+    learning_rate: float | None = Field(None, gt=0.0, le=1.0, strict=True)
     gates: Gates | None = None
     metric: Literal["exact_match", "contains", "rouge_l", "choice"] = "exact_match"
     labels: list[str] | None = Field(None, min_length=2, max_length=100,
@@ -139,7 +155,7 @@ class JobCreate(StrictModel):
     training_file: str = Field(min_length=1, max_length=64)
     validation_file: str | None = Field(None, min_length=1, max_length=64)
     hyperparameters: Hyperparameters | None = None
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, strict=True)
     suffix: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
     metadata: dict[str, str] | None = Field(None, max_length=16)
     continual: Continual | None = None

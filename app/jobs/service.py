@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from app.core.broker import enqueue_job
 from app.core.db.tables import Job, JobEvent, ModelVersion, Task, utcnow
 from app.core.errors import Conflict, NotFound, RateLimited, Unprocessable
-from app.core.ids import new_id
+from app.core.ids import DB_INT_MAX, new_id
 from app.core.settings import get_settings
+from app.files.datasets import MIN_TRAINING_RECORDS
 from app.files.service import usable_file
 from app.jobs.schemas import TERMINAL_STATUSES, JobCreate
 from app.lineages.service import get_model
@@ -108,6 +109,11 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
     training = usable_file(session, body.training_file, "fine-tune", "training_file")
     if body.validation_file is not None:
         usable_file(session, body.validation_file, "fine-tune", "validation_file")
+    elif training.record_count is not None and training.record_count < MIN_TRAINING_RECORDS:
+        raise Unprocessable(f"File '{training.id}' holds {training.record_count} record(s); without a "
+                            f"validation_file a job needs at least {MIN_TRAINING_RECORDS} (one is held out for "
+                            "evaluation): add records or pass a validation_file", param="training_file",
+                            code="too_few_records")
     if body.webhook_url is not None:
         check_webhook_url(body.webhook_url, get_settings())
     _serialise_admission(session)
@@ -185,10 +191,12 @@ def list_jobs(session: Session, after: str | None, limit: int,
     return list(rows[:limit]), len(rows) > limit
 
 
-def parse_event_id(event_id: str) -> int:
+def parse_event_id(event_id: str, param: str = "after") -> int:
     number = event_id.removeprefix(EVENT_PREFIX)
     if not number.isdigit() or len(number) > 18:
-        raise Unprocessable(f"'{event_id}' is not an event id (ftevent-<n>)", param="after")
+        raise Unprocessable(f"'{event_id}' is not an event id (ftevent-<n>)", param=param)
+    if int(number) > DB_INT_MAX:
+        raise NotFound(f"No event with id '{event_id}'", param=param, code="event_not_found")
     return int(number)
 
 
