@@ -117,6 +117,12 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
     if body.webhook_url is not None:
         check_webhook_url(body.webhook_url, get_settings())
     _serialise_admission(session)
+    if idempotency_key:
+        # Checked again under the admission lock: a concurrent request with this key may have committed
+        # its job while this one validated, and must be replayed, not refused as a task that exists.
+        existing = _replay(session, idempotency_key, digest)
+        if existing is not None:
+            return existing, False
     queued = session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) or 0
     if queued >= get_settings().max_queued_jobs:
         raise RateLimited(f"{queued} jobs are already queued; retry later", code="queue_full",

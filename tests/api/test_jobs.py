@@ -328,3 +328,26 @@ def test_ids_past_the_database_integer_range_are_404_not_500(pg_client, base_mod
     assert_error(stream, 404, param="Last-Event-ID", code="event_not_found")
     assert_error(client.get(f"{events}/stream", params={"after": "ftevent-99999999999"}), 404, param="after")
     assert client.get(events, params={"after": "ftevent-2147483647"}).status_code == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_concurrent_requests_with_one_idempotency_key_all_get_the_same_job(pg_env, base_model_dir, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tests.faults.api_process import ApiProcess
+
+    with ApiProcess(tmp_path / "api.log", workers=2) as api, httpx.Client(base_url=api.url, timeout=30) as http:
+        register(http, "m", base_model_dir)
+        training = upload_ok(http)
+        for attempt in range(3):
+            body = {"model": "m", "training_file": training, "continual": {"task": f"t{attempt}"}}
+            headers = {"Idempotency-Key": f"nightly-{attempt}"}
+            with ThreadPoolExecutor(16) as pool:
+                responses = list(pool.map(lambda _: http.post("/v1/fine_tuning/jobs", json=body, headers=headers),
+                                          range(16)))
+            assert sorted(r.status_code for r in responses) == [200] * 15 + [201], [r.text for r in responses]
+            assert len({r.json()["id"] for r in responses}) == 1
+        assert len(http.get("/v1/fine_tuning/jobs").json()["data"]) == 3
