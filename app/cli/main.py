@@ -13,7 +13,8 @@ import sys
 
 from sqlalchemy.engine import make_url
 
-from app.cli.client_commands import add_client_commands
+from app.cli.client_commands import add_client_commands, add_global_options
+from app.cli.watch import EXIT_HELP
 from app.core.settings import get_settings
 
 log = logging.getLogger("sculpt")
@@ -163,7 +164,9 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sculpt", description=__doc__)
+    parser = argparse.ArgumentParser(prog="sculpt", description=__doc__, epilog=f"jobs watch exits {EXIT_HELP}",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="migrate, then run the API (and, embedded, one worker)")
