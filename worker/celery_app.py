@@ -35,10 +35,17 @@ def _start_reconciler(sender=None, **_kwargs) -> None:
 
     queues = [q.name for q in sender.app.amqp.queues.consume_from.values()] if sender else None
     start_reconciler(queues)
+    if sender is not None:
+        from worker.presence import start_presence
+
+        start_presence(sender.hostname, sorted(queues or []))
 
 
 @worker_shutting_down.connect
-def _stop_reconciler(**_kwargs) -> None:
+def _stop_reconciler(sender=None, **_kwargs) -> None:
+    from worker.presence import stop_presence
     from worker.reconciler import stop_reconciler
 
     stop_reconciler()
+    if sender is not None:
+        stop_presence(str(sender))

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # Worker.
     lease_seconds: int = 120
     heartbeat_seconds: int = 10
+    worker_live_seconds: int = Field(
+        60, ge=1, description="A worker not heard from for this long (it renews its row every heartbeat_seconds) "
+                              "counts as gone: jobs on queues only it served say they wait for a worker.")
     job_time_limit_seconds: int = 24 * 3600
     reconcile_seconds: int = 60
     cache_max_bytes: int = Field(

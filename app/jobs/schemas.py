@@ -196,6 +196,8 @@ class Progress(BaseModel):
     total_steps: int | None = None
     fraction: float | None = None
     eta_seconds: float | None = None
+    # Why a queued job cannot start, e.g. "queue gpu has no live worker" (issue 14); None otherwise.
+    waiting_for: str | None = None
 
 
 class JobResult(BaseModel):

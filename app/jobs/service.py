@@ -25,6 +25,7 @@ from app.files.service import usable_file
 from app.jobs.schemas import TERMINAL_STATUSES, JobCreate
 from app.lineages.service import get_model
 from app.webhooks.transport import check_webhook_url
+from app.workers.service import waiting_for
 
 log = logging.getLogger("sculpt.jobs")
 
@@ -145,6 +146,10 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
     session.add(job)
     session.flush()
     add_event(session, job.id, f"Created fine-tuning job: {job.id}")
+    if reason := waiting_for(session, job):  # said at once, rather than the job waiting silently
+        job.progress = {"waiting_for": reason}
+        add_event(session, job.id, f"The job cannot start yet: {reason} (GET /v1/workers lists the live ones)",
+                  level="warn", data={"waiting_for": reason})
     try:
         session.commit()
     except IntegrityError:
