@@ -7,6 +7,7 @@ broker and its options. The model is loaded inside the task, never at import tim
 from __future__ import annotations
 
 import logging
+import os
 
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready, worker_shutting_down
@@ -16,6 +17,8 @@ from app.core.broker import celery_config
 from app.core.settings import get_settings
 
 log = logging.getLogger("sculpt.worker")
+# No download or loading progress bars: redrawn with carriage returns, they make no log lines.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 celery_app = Celery("sculpt", include=["worker.tasks"])
 celery_app.conf.update(celery_config(get_settings()))

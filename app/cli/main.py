@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from app.cli.client_commands import add_client_commands, add_global_options
 from app.cli.watch import EXIT_HELP
+from app.core import logsafe
 from app.core.settings import get_settings
 
 log = logging.getLogger("sculpt")
@@ -209,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO)
+    logsafe.install()  # the one log format (SCULPT_LOG_FORMAT) and one line per event
     logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     return args.func(args)

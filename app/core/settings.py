@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     webhook_attempts: int = Field(4, ge=1, le=10)
     webhook_backoff_seconds: float = Field(1.0, ge=0.0, description="First retry delay; doubles each time.")
     webhook_timeout_seconds: float = Field(5.0, gt=0.0)
+
+    # Logs: every process writes one line per event in one format; "json": JSON lines for log shippers.
+    log_format: Literal["text", "json"] = "text"
 
     # Worker.
     lease_seconds: int = 120

@@ -346,8 +346,8 @@ def test_concurrent_requests_with_one_idempotency_key_all_get_the_same_job(pg_en
             body = {"model": "m", "training_file": training, "continual": {"task": f"t{attempt}"}}
             headers = {"Idempotency-Key": f"nightly-{attempt}"}
             with ThreadPoolExecutor(16) as pool:
-                responses = list(pool.map(lambda _: http.post("/v1/fine_tuning/jobs", json=body, headers=headers),
-                                          range(16)))
+                responses = list(pool.map(lambda _, body=body, headers=headers: http.post(
+                    "/v1/fine_tuning/jobs", json=body, headers=headers), range(16)))
             assert sorted(r.status_code for r in responses) == [200] * 15 + [201], [r.text for r in responses]
             assert len({r.json()["id"] for r in responses}) == 1
         assert len(http.get("/v1/fine_tuning/jobs").json()["data"]) == 3
