@@ -27,6 +27,8 @@ def _progress(job: Job) -> Progress:
     progress.setdefault("phase", job.phase)
     if job.status in TERMINAL_STATUSES:  # an ended job is in no phase (rows ended before this kept their last)
         progress["phase"] = None
+    if job.status != "queued":  # only a job that has not started waits for a worker
+        progress["waiting_for"] = None
     return Progress.model_validate({k: progress.get(k) for k in Progress.model_fields})
 
 
