@@ -9,7 +9,6 @@ import gc
 import logging
 import time
 
-from app.core import logsafe
 from app.core.logsafe import describe
 from app.core.settings import get_settings
 from app.core.storage import StorageError, get_storage
@@ -227,8 +226,7 @@ def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
     from worker.engine import TrainingCancelled
 
     try:
-        with logsafe.job_context(job_id):
-            _run(job, owner, heartbeat)
+        _run(job, owner, heartbeat)
     except TrainingCancelled:
         jobstore.end(job_id, "cancelled", "The job was cancelled; the head is unchanged")
     except LeaseLost:

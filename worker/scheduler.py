@@ -18,6 +18,7 @@ import time
 
 from sqlalchemy import select, update
 
+from app.core import logsafe
 from app.core.broker import enqueue_job
 from app.core.db.session import session_scope
 from app.core.db.tables import Job, utcnow
@@ -79,7 +80,9 @@ def run_lineage_for(job_id: str, queues: frozenset[str]) -> None:
         try:
             with Heartbeat(model_id, owner) as heartbeat:
                 while (next_id := _next_here(model_id, queues)) is not None and not heartbeat.lost.is_set():
-                    if not execute(next_id, owner, heartbeat):
+                    with logsafe.job_context(next_id):  # every line the job's run logs names it
+                        started = execute(next_id, owner, heartbeat)
+                    if not started:
                         time.sleep(1)  # its last worker died a moment ago; its lease is about to expire
         finally:
             leases.release_lineage(model_id, owner)

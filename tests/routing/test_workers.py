@@ -65,3 +65,23 @@ def test_a_worker_not_heard_from_is_not_live(pg_client):
     with session_scope() as session:  # as a killed worker's row looks after a while
         session.execute(update(Worker).values(seen_at=datetime.now(UTC) - timedelta(hours=1)))
     assert _live(pg_client) == []
+
+
+def test_queued_jobs_keep_what_they_wait_for_up_to_date(pg_client, base_model_dir):
+    from worker.presence import announce, refresh_waiting
+
+    client = pg_client
+    assert client.post("/v1/models", json={"id": "m", "base_model": str(base_model_dir)}).status_code == 201
+    train = upload(client, records("alpha", 6))
+    job = submit(client, "m", train, "a", queue="gpu")
+    assert client.get(f"/v1/fine_tuning/jobs/{job}").json()["progress"]["waiting_for"] == \
+        "queue gpu has no live worker"
+
+    announce("a@host", ["gpu"])
+    announce("b@host", ["default"])
+    assert refresh_waiting("b@host") == 0  # one worker writes: the first by name
+    assert refresh_waiting("a@host") == 1
+    assert client.get(f"/v1/fine_tuning/jobs/{job}").json()["progress"]["waiting_for"] is None
+    events = client.get(f"/v1/fine_tuning/jobs/{job}/events").json()["data"]
+    assert events[0]["message"] == "A live worker can now take the job"
+    assert refresh_waiting("a@host") == 0  # nothing changed, nothing written
