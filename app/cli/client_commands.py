@@ -53,6 +53,8 @@ EVENT_COLUMNS = [("id", lambda e: e["id"]), ("when", lambda e: output.when(e["cr
 CHECKPOINT_COLUMNS = [("id", lambda c: c["id"]), ("model", lambda c: c["fine_tuned_model_checkpoint"]),
                       ("step", lambda c: c["step_number"]), ("sha256", lambda c: c["checkpoint_sha256"]),
                       ("created", lambda c: output.when(c["created_at"]))]
+WORKER_COLUMNS = [("id", lambda w: w["id"]), ("queues", lambda w: ", ".join(w["queues"])),
+                  ("started", lambda w: output.when(w["started_at"])), ("seen", lambda w: output.when(w["seen_at"]))]
 GATE_COLUMNS = [("gate", lambda g: g[0]), ("threshold", lambda g: g[1])]
 # The API's own wording for its flags, and the CLI flag that sets each.
 FLAG_WORDING = {"force=true": "--force"}
@@ -283,6 +285,12 @@ def jobs_checkpoints(client: SculptClient, args) -> int:
     return _show(args, client.get(f"/v1/fine_tuning/jobs/{args.id}/checkpoints")["data"], CHECKPOINT_COLUMNS)
 
 
+# workers
+
+def workers_list(client: SculptClient, args) -> int:
+    return _show(args, client.get("/v1/workers")["data"], WORKER_COLUMNS)
+
+
 # eval
 
 def eval_show(client: SculptClient, args) -> int:
@@ -416,6 +424,8 @@ def add_client_commands(sub) -> None:
     events.add_argument("--order", choices=["asc", "desc"], default="desc", help="asc: from the job's start")
     events.add_argument("--type", choices=["message", "metrics"])
     jobs("checkpoints", jobs_checkpoints, "the checkpoint a job produced").add_argument("id")
+
+    group("workers", "training workers")("list", workers_list, "the live workers and the queues each serves")
 
     evaluation = group("eval", "evaluation records")
     evaluation("show", eval_show, "a lineage's accuracy matrix with ACC and BWT").add_argument("model")

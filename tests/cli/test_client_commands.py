@@ -194,6 +194,8 @@ def test_files_page_like_the_api_and_the_api_s_resources_have_commands(capsys, l
     assert code == 0 and "Created fine-tuning job" in out
     code, out, _ = run(capsys, live_url, "jobs", "checkpoints", job, "--json")
     assert code == 0 and json.loads(out) == []
+    code, out, _ = run(capsys, live_url, "workers", "list")
+    assert code == 0 and out.split()[:4] == ["ID", "QUEUES", "STARTED", "SEEN"]
 
     with session_scope() as session:  # as if a worker were training it
         session.execute(update(Job).where(Job.id == job).values(status="running", started_at=datetime.now(UTC)))
