@@ -19,3 +19,13 @@ def test_a_target_regex_that_matches_no_layer_is_reported_on_the_job(sqlite_clie
     assert "'no_such_layer' matches none of the model's linear layers" in error["message"]
     assert "worker log" not in error["message"]
     assert client.get("/v1/models/m").json()["head"] == 1
+
+
+def test_a_settings_error_keeps_its_setting_when_it_comes_from_a_training_process():
+    from worker.engine.config import SettingsError
+    from worker.engine.distributed import _portable
+
+    error = SettingsError("target_regex 'x' matches nothing", "continual.retention.target_regex")
+    passed = _portable(error, rank=1, size=2)  # what a rank of a multi-device job hands back
+    assert isinstance(passed, SettingsError)
+    assert (passed.param, passed.code, str(passed)) == (error.param, "invalid_training_config", str(error))
