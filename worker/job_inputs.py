@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.core.db.session import session_scope
 from app.core.db.tables import File, Job, Model, ModelVersion
 from app.core.storage import file_key, get_storage
-from app.files.datasets import read_records
+from app.files.datasets import MIN_TRAINING_RECORDS, read_records
 from app.lineages.service import ancestry as lineage_ancestry
 from app.lineages.service import learned_tasks
 from worker.cache import local_file, local_file_at
@@ -60,9 +60,9 @@ def _records_of(session, file_id: str) -> list[dict]:
 
 
 def _split(records: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
-    if len(records) < 2:
-        raise JobFailed("invalid_data", "the training file needs at least 2 records to hold one out for "
-                        "evaluation; add records or pass a validation_file", "training_file")
+    if len(records) < MIN_TRAINING_RECORDS:
+        raise JobFailed("invalid_data", f"the training file needs at least {MIN_TRAINING_RECORDS} records to hold "
+                        "one out for evaluation; add records or pass a validation_file", "training_file")
     order = list(range(len(records)))
     random.Random(seed).shuffle(order)
     n_eval = max(1, round(len(records) * EVAL_FRACTION))

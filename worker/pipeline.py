@@ -174,10 +174,12 @@ def _cancelled():
 
 def _failure(exc: BaseException) -> tuple[str, str] | None:
     """Map an exception to (error code, message a user can act on); None for unexpected ones."""
-    from worker.engine import NonFiniteLoss, RankFailed
+    from worker.engine import NonFiniteLoss, RankFailed, SettingsError
 
     if isinstance(exc, JobFailed):
         return exc.code, exc.message
+    if isinstance(exc, SettingsError):
+        return exc.code, f"{exc}. The head is unchanged"
     if isinstance(exc, RankFailed):
         return "training_process_failed", f"{exc}. The head is unchanged"
     if isinstance(exc, NonFiniteLoss):

@@ -120,7 +120,8 @@ def finish_job(job_id: str, status: str, message: str, *, error_code: str | None
         job.lease_owner = job.lease_expires_at = None
         job.error_code, job.error_param = error_code, error_param
         job.error_message = message if error_code else None
-        job.progress = {**(job.progress or {}), **(progress or {}), "eta_seconds": 0}
+        job.phase = None  # a terminal job has no running phase
+        job.progress = {**(job.progress or {}), **(progress or {}), "phase": None, "eta_seconds": 0}
         for key, value in fields.items():
             setattr(job, key, value)
         session.add(JobEvent(job_id=job_id, level=level, message=message,
@@ -234,6 +235,6 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
                 "result_files": [result_file.id] if result_file is not None else []}
 
     finish_job(job.id, "succeeded", "The job has successfully completed", record=write,
-               progress={"phase": "saving", "fraction": 1.0}, trained_tokens=trained_tokens)
+               progress={"fraction": 1.0}, trained_tokens=trained_tokens)
     return result
 

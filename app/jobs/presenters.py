@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from app.core.db.tables import Job, JobEvent, ModelVersion
+from app.core.enums import TERMINAL_STATUSES
 from app.core.timeutil import unix
 from app.jobs.schemas import (
     CheckpointObject,
@@ -24,6 +25,10 @@ EVENT_LEVELS = {"info": "info", "warn": "warn", "warning": "warn", "error": "err
 def _progress(job: Job) -> Progress:
     progress = dict(job.progress or {})
     progress.setdefault("phase", job.phase)
+    if job.status in TERMINAL_STATUSES:  # an ended job is in no phase (rows ended before this kept their last)
+        progress["phase"] = None
+    if job.status != "queued":  # only a job that has not started waits for a worker
+        progress["waiting_for"] = None
     return Progress.model_validate({k: progress.get(k) for k in Progress.model_fields})
 
 

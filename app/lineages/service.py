@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.core.db.tables import Evaluation, HeadChange, Job, Model, ModelVersion, Task
 from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.ids import DB_INT_MAX
 from app.core.settings import get_settings
 from app.files.service import usable_file
 from app.lineages.base_models import check_base_model
@@ -103,8 +104,8 @@ def list_versions(session: Session, model_id: str) -> list[ModelVersion]:
 
 def get_version(session: Session, model_id: str, version: int) -> ModelVersion:
     get_model(session, model_id)
-    row = session.scalar(select(ModelVersion).where(ModelVersion.model_id == model_id,
-                                                    ModelVersion.version == version))
+    row = None if version > DB_INT_MAX else session.scalar(
+        select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.version == version))
     if row is None:
         raise NotFound(f"Model '{model_id}' has no version {version}", param="version",
                        code="version_not_found")

@@ -167,7 +167,7 @@ def scoped(client, name: str, scopes: list[str]) -> dict:
 # The routes that need more than `read` (every other non-GET needs `admin`): README.md, "API keys and scopes".
 TRAIN_OPERATIONS = {("post", "/v1/files"), ("post", "/v1/fine_tuning/jobs"),
                     ("post", "/v1/fine_tuning/jobs/{job_id}/cancel")}
-ADMIN_READS = {("get", "/v1/keys")}
+ADMIN_READS = {("get", "/v1/keys"), ("get", "/v1/workers")}
 
 
 def _operations(client) -> list[tuple[str, str]]:

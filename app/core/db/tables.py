@@ -67,6 +67,7 @@ class File(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     line_count: Mapped[int] = mapped_column(Integer)
+    record_count: Mapped[int | None] = mapped_column(Integer, default=None)  # NULL: uploaded before 0009
     record_format: Mapped[str] = mapped_column(String(16))  # "messages" | "prompt" | "suite"
     status: Mapped[str] = mapped_column(String(16), default="processed")
     status_details: Mapped[str | None] = mapped_column(Text, default=None)
@@ -224,3 +225,14 @@ class Evaluation(Base):
     score: Mapped[float] = mapped_column(Float)
     n: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Worker(Base):
+    """A live training worker announces itself here, renewing ``seen_at`` while it runs (see worker/presence)."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    queues: Mapped[list[Any]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
