@@ -10,8 +10,6 @@ import pytest
 
 from tests.worker.harness import records, stop_worker, submit, upload
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
 
 def _live(client) -> list[dict]:
     response = client.get("/v1/workers")
@@ -28,6 +26,8 @@ def _until(check, timeout: float = 90):
     raise AssertionError("timed out")
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_live_workers_are_listed_and_a_job_no_worker_can_take_says_so(pg_client, tiny_base, workers):
     client = pg_client
     assert client.post("/v1/models", json={"id": "m", "base_model": str(tiny_base)}).status_code == 201
@@ -52,11 +52,11 @@ def test_live_workers_are_listed_and_a_job_no_worker_can_take_says_so(pg_client,
     assert _live(client) == []  # it withdrew at shutdown
 
 
-def test_a_worker_not_heard_from_is_not_live(pg_client):
+def test_a_worker_not_heard_from_is_not_live(client):
     from worker.presence import announce
 
     announce("w9@host", ["default"])
-    assert [w["id"] for w in _live(pg_client)] == ["w9@host"]
+    assert [w["id"] for w in _live(client)] == ["w9@host"]
     from sqlalchemy import update
 
     from app.core.db.session import session_scope
@@ -64,13 +64,12 @@ def test_a_worker_not_heard_from_is_not_live(pg_client):
 
     with session_scope() as session:  # as a killed worker's row looks after a while
         session.execute(update(Worker).values(seen_at=datetime.now(UTC) - timedelta(hours=1)))
-    assert _live(pg_client) == []
+    assert _live(client) == []
 
 
-def test_queued_jobs_keep_what_they_wait_for_up_to_date(pg_client, base_model_dir):
+def test_queued_jobs_keep_what_they_wait_for_up_to_date(client, base_model_dir):
     from worker.presence import announce, refresh_waiting
 
-    client = pg_client
     assert client.post("/v1/models", json={"id": "m", "base_model": str(base_model_dir)}).status_code == 201
     train = upload(client, records("alpha", 6))
     job = submit(client, "m", train, "a", queue="gpu")
