@@ -166,12 +166,13 @@ def models_gates(client: SculptClient, args) -> int:
 
 
 def models_suites(client: SculptClient, args) -> int:
-    if not (args.reference_file or args.safety_file):
-        raise ClientError("give --reference-file and/or --safety-file")
-    body = {"reference_file": args.reference_file, "safety_file": args.safety_file}
+    suites = _pairs("--suite", args.suite)
+    if not (args.reference_file or args.safety_file or suites):
+        raise ClientError("give --reference-file, --safety-file and/or --suite PURPOSE=FILE")
+    body = {"reference_file": args.reference_file, "safety_file": args.safety_file, "suites": suites}
     model = client.post(f"/v1/models/{args.id}/suites", {k: v for k, v in body.items() if v})
-    return _show(args, model, [*MODEL_COLUMNS, ("reference file", lambda m: m["reference_file"]),
-                               ("safety file", lambda m: m["safety_file"])], many=False)
+    return _show(args, model, [*MODEL_COLUMNS, ("suites", lambda m: ", ".join(
+        f"{purpose}={file_id}" for purpose, file_id in sorted(m["suites"].items())) or "built-in")], many=False)
 
 
 # files
@@ -223,14 +224,14 @@ def _training_file(client: SculptClient, reference: str) -> str:
     return client.upload(_local_file(path), "fine-tune")["id"]
 
 
-def _metadata(pairs: list[str]) -> dict[str, str] | None:
-    metadata = {}
+def _pairs(flag: str, pairs: list[str]) -> dict[str, str] | None:
+    values = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise ClientError(f"--metadata takes KEY=VALUE, not {pair!r}")
-        metadata[key] = value
-    return metadata or None
+            raise ClientError(f"{flag} takes KEY=VALUE, not {pair!r}")
+        values[key] = value
+    return values or None
 
 
 def _check_strategy(client: SculptClient, strategy: str | None) -> None:
@@ -252,7 +253,7 @@ def jobs_create(client: SculptClient, args) -> int:
     if args.gates:
         continual["gates"] = _json_flag("--gates", args.gates)
     body = {"model": args.model, "validation_file": args.validation_file, "seed": args.seed, "suffix": args.suffix,
-            "metadata": _metadata(args.metadata), "hyperparameters": hyperparameters or None,
+            "metadata": _pairs("--metadata", args.metadata), "hyperparameters": hyperparameters or None,
             "continual": continual or None}
     body["training_file"] = _training_file(client, args.training_file)  # last: every flag checked before
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
@@ -390,19 +391,23 @@ def add_client_commands(sub) -> None:
     gates.add_argument("id")
     gates.add_argument("gates", nargs="?", help='the new gates as JSON, e.g. \'{"max_forgetting": 0.1}\'; '
                                                 "'{}' removes them all")
-    suites = models("suites", models_suites, "register a lineage's reference set and/or safety suite")
+    suites = models("suites", models_suites, "choose the files a lineage's evaluation suites use")
     suites.add_argument("id")
     suites.add_argument("--reference-file", help="a file id (purpose 'reference')")
     suites.add_argument("--safety-file", help="a file id (purpose 'safety')")
+    suites.add_argument("--suite", action="append", default=[], metavar="PURPOSE=FILE",
+                        help="any suite's file by its purpose, e.g. general=file-… (the general-answers suite)")
 
     files = group("files", "datasets on a server")
     upload = files("upload", files_upload, "upload a JSONL dataset (validated by the server)")
     upload.add_argument("path", type=Path)
-    upload.add_argument("--purpose", default="fine-tune", choices=["fine-tune", "reference", "safety"])
+    # Any purpose the server takes (suites are plug-ins, each with its own): the server says which.
+    upload.add_argument("--purpose", default="fine-tune", help="fine-tune (default), or a suite's: reference, safety, "
+                        "general, ...")
     listing = files("list", files_list, "list files, newest first, a page at a time")
     listing.add_argument("--limit", type=int, default=20, help="files per page (1-100)")
     listing.add_argument("--after", help="the last file id of the previous page")
-    listing.add_argument("--purpose", choices=["fine-tune", "reference", "safety"])
+    listing.add_argument("--purpose", help="only files of this purpose")
     files("show", files_show, "one file").add_argument("id")
     files("content", files_content, "write a file's content to stdout").add_argument("id")
     files("delete", files_delete, "delete a file (refused while a job uses it)").add_argument("id")

@@ -205,6 +205,15 @@ def test_files_page_like_the_api_and_the_api_s_resources_have_commands(capsys, l
     assert code == 0 and json.loads(out) == {"max_forgetting": 0.2}
     code, _, err = run(capsys, live_url, "models", "suites", "bot", "--safety-file", ids[0])
     assert code == 1 and "safety" in err  # the server checks the file's purpose
+    # A plug-in suite's file (the general-answers suite's purpose is 'general'), uploaded and chosen by purpose.
+    general = dataset.parent / "general.jsonl"
+    general.write_text(json.dumps({"prompt": "What is the capital of France?", "accept": ["Paris"]}) + "\n")
+    code, out, _ = run(capsys, live_url, "files", "upload", str(general), "--purpose", "general", "--json")
+    assert code == 0 and json.loads(out)["purpose"] == "general"
+    code, out, _ = run(capsys, live_url, "models", "suites", "bot", "--suite", f"general={json.loads(out)['id']}")
+    assert code == 0 and "general=file-" in out
+    code, _, err = run(capsys, live_url, "models", "suites", "bot", "--suite", "general")
+    assert code == 1 and "--suite takes KEY=VALUE" in err
 
     code, out, _ = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", ids[0], "--json")
     job = json.loads(out)["id"]
