@@ -7,6 +7,7 @@ broker and its options. The model is loaded inside the task, never at import tim
 from __future__ import annotations
 
 import logging
+import os
 
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready, worker_shutting_down
@@ -16,6 +17,8 @@ from app.core.broker import celery_config
 from app.core.settings import get_settings
 
 log = logging.getLogger("sculpt.worker")
+# No download or loading progress bars: redrawn with carriage returns, they make no log lines.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 celery_app = Celery("sculpt", include=["worker.tasks"])
 celery_app.conf.update(celery_config(get_settings()))
@@ -35,10 +38,17 @@ def _start_reconciler(sender=None, **_kwargs) -> None:
 
     queues = [q.name for q in sender.app.amqp.queues.consume_from.values()] if sender else None
     start_reconciler(queues)
+    if sender is not None:
+        from worker.presence import start_presence
+
+        start_presence(sender.hostname, sorted(queues or []))
 
 
 @worker_shutting_down.connect
-def _stop_reconciler(**_kwargs) -> None:
+def _stop_reconciler(sender=None, **_kwargs) -> None:
+    from worker.presence import stop_presence
     from worker.reconciler import stop_reconciler
 
     stop_reconciler()
+    if sender is not None:
+        stop_presence(str(sender))

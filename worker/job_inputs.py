@@ -3,7 +3,6 @@ lineage learned before (for evaluation and for the activation retention basis)."
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -11,11 +10,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from app.core.db.session import session_scope
-from app.core.db.tables import File, Job, Model, ModelVersion, Task
+from app.core.db.tables import File, Job, Model, ModelVersion
 from app.core.storage import file_key, get_storage
-from app.files.datasets import read_records
+from app.files.datasets import MIN_TRAINING_RECORDS, read_records
+from app.lineages.service import ancestry as lineage_ancestry
+from app.lineages.service import learned_tasks
 from worker.cache import local_file, local_file_at
 from worker.errors import JobFailed
+from worker.results import store_content
 
 EVAL_FRACTION = 0.1
 PRIOR_SAMPLES_PER_TASK = 32
@@ -58,9 +60,9 @@ def _records_of(session, file_id: str) -> list[dict]:
 
 
 def _split(records: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
-    if len(records) < 2:
-        raise JobFailed("invalid_data", "the training file needs at least 2 records to hold one out for "
-                        "evaluation; add records or pass a validation_file", "training_file")
+    if len(records) < MIN_TRAINING_RECORDS:
+        raise JobFailed("invalid_data", f"the training file needs at least {MIN_TRAINING_RECORDS} records to hold "
+                        "one out for evaluation; add records or pass a validation_file", "training_file")
     order = list(range(len(records)))
     random.Random(seed).shuffle(order)
     n_eval = max(1, round(len(records) * EVAL_FRACTION))
@@ -70,21 +72,7 @@ def _split(records: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
 
 def _store_eval_split(records: list[dict]) -> str:
     payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-    storage = get_storage()
-    key = file_key(hashlib.sha256(payload).hexdigest())
-    tmp = storage.scratch_file(key.rpartition("/")[0])
-    tmp.write_bytes(payload)
-    storage.store_file(tmp, key)
-    return storage.uri(key)
-
-
-def _ancestry(session, model_id: str, version: int) -> list[int]:
-    parents = dict(session.execute(
-        select(ModelVersion.version, ModelVersion.parent_version).where(ModelVersion.model_id == model_id)).all())
-    chain = [version]
-    while parents.get(chain[-1]) is not None:
-        chain.append(parents[chain[-1]])
-    return chain[::-1]
+    return get_storage().uri(file_key(store_content(payload)))
 
 
 def resolve(job: Job) -> JobInputs:
@@ -106,11 +94,9 @@ def resolve(job: Job) -> JobInputs:
             train, eval_records = _split(train, job.seed)
             eval_uri = _store_eval_split(eval_records)
         continual = job.continual or {}
-        ancestry = _ancestry(session, job.model_id, head)
+        ancestry = lineage_ancestry(session, job.model_id, head)
         task_name = continual.get("task") or job.suffix or job.training_file
-        tasks = session.scalars(select(Task).where(Task.model_id == job.model_id,
-                                                   Task.version.in_(ancestry), Task.name != task_name)
-                                .order_by(Task.position)).all()
+        tasks = [t for t in learned_tasks(session, job.model_id, head) if t.name != task_name]
         learned = [LearnedTask(t.name, t.position, t.version, t.metric, t.labels,
                                read_records(local_file_at(t.eval_uri)), t.training_file) for t in tasks]
         prior: list[dict] = []

@@ -19,6 +19,7 @@ from worker.errors import JobFailed, LeaseLost
 from worker.job_inputs import JobInputs, resolve
 from worker.leases import Heartbeat
 from worker.progress import ProgressReporter
+from worker.results import results_file
 
 log = logging.getLogger("sculpt.worker")
 
@@ -125,6 +126,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     started = time.monotonic()
     trained = train_task(model, tokenizer, inputs.train_records, config, tasks_learned=len(inputs.learned),
                          prior_records=inputs.prior_records, on_phase=on_phase,
+                         valid_records=inputs.eval_records if job.validation_file else (),
                          on_progress=reporter.on_progress, should_cancel=reporter.should_cancel)
     emit(f"Trained {trained.steps} steps on {trained.trained_tokens} tokens in {time.monotonic() - started:.1f}s; "
          f"final loss {trained.final_loss:.4f}", type="metrics",
@@ -151,7 +153,8 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
         verify_stored(key, sha)
         _maybe_pause("commit")
         return store.record_version(job, inputs, version, get_storage().uri(key), sha, trained.retention,
-                                       evaluation, trained.trained_tokens, owner)
+                                    evaluation, trained.trained_tokens, owner, losses=reporter.final_losses(),
+                                    result_file=results_file(job.id, reporter.points))
     except BaseException:
         discard(key)
         raise
@@ -171,10 +174,12 @@ def _cancelled():
 
 def _failure(exc: BaseException) -> tuple[str, str] | None:
     """Map an exception to (error code, message a user can act on); None for unexpected ones."""
-    from worker.engine import NonFiniteLoss, RankFailed
+    from worker.engine import NonFiniteLoss, RankFailed, SettingsError
 
     if isinstance(exc, JobFailed):
         return exc.code, exc.message
+    if isinstance(exc, SettingsError):
+        return exc.code, f"{exc}. The head is unchanged"
     if isinstance(exc, RankFailed):
         return "training_process_failed", f"{exc}. The head is unchanged"
     if isinstance(exc, NonFiniteLoss):

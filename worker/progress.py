@@ -1,20 +1,24 @@
-"""Turns the engine's per-step callbacks into job progress, metrics events and cancel checks.
+"""Turns the engine's per-step callbacks into job progress, the loss curve and cancel checks.
 
-Writes are throttled: the job row at most once a second, a metrics event every few seconds,
-so a fast tiny model does not flood the database and a slow big one still reports often.
+The loss curve is every step's training loss, or, past MAX_POINTS steps, the mean over windows of
+steps small enough for MAX_POINTS points; each epoch's end is a point too, with the validation loss
+when there are validation records. Points are metrics events (and the job's results file), written in
+batches with the job row at most once a second, so a fast tiny model does not flood the database.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from statistics import fmean
 
 from worker import store
 from worker.errors import LeaseLost
 from worker.leases import Heartbeat
 
 ROW_EVERY_S = 1.0
-EVENT_EVERY_S = 3.0
 CANCEL_EVERY_S = 0.5
+MAX_POINTS = 200
 
 
 class ProgressReporter:
@@ -23,27 +27,46 @@ class ProgressReporter:
         self.heartbeat = heartbeat
         self.phase = "training"
         self.started = time.monotonic()
-        self._last_row = self._last_event = self._last_cancel = 0.0
+        self._last_row = self._last_cancel = 0.0
         self._cancelled = False
+        self.points: list[dict] = []  # the loss curve: step, train_loss, valid_loss, lr, ...
+        self._window: list[float] = []
+        self._unwritten: list[dict] = []
 
     def on_progress(self, info) -> None:
         now = time.monotonic()
         last_step = info.step >= info.total_steps
-        if not last_step and now - self._last_row < ROW_EVERY_S:
-            return
         elapsed = now - self.started
         fraction = info.step / max(info.total_steps, 1)
         eta = elapsed / fraction * (1 - fraction) if fraction > 0 else None
+        eta = None if eta is None else round(eta, 1)
+        self._window.append(float(info.loss))
+        stride = math.ceil(info.total_steps / MAX_POINTS)
+        if last_step or info.step % stride == 0 or info.valid_loss is not None:
+            self._add_point(info, eta)
+        if not last_step and now - self._last_row < ROW_EVERY_S:
+            return
         progress = {"phase": self.phase, "step": info.step, "total_steps": info.total_steps,
-                    "fraction": round(fraction, 4), "eta_seconds": None if eta is None else round(eta, 1)}
-        metrics = None
-        if last_step or info.step == 1 or now - self._last_event >= EVENT_EVERY_S:
-            metrics = {"step": info.step, "total_steps": info.total_steps, "loss": float(info.loss),
-                       "lr": float(info.lr), "tokens_per_second": float(info.tokens_per_second),
-                       "epoch": info.epoch, "eta_seconds": progress["eta_seconds"]}
-            self._last_event = now
-        store.write_progress(self.job_id, progress, metrics)
+                    "fraction": round(fraction, 4), "eta_seconds": eta}
+        store.write_progress(self.job_id, progress, self._unwritten)
+        self._unwritten = []
         self._last_row = now
+
+    def _add_point(self, info, eta: float | None) -> None:
+        valid = info.valid_loss if info.valid_loss is not None and math.isfinite(info.valid_loss) else None
+        train = fmean(self._window)
+        point = {"step": info.step, "total_steps": info.total_steps, "loss": train, "train_loss": train,
+                 "valid_loss": valid, "lr": float(info.lr), "tokens_per_second": float(info.tokens_per_second),
+                 "epoch": info.epoch, "eta_seconds": eta}
+        self._window = []
+        self.points.append(point)
+        self._unwritten.append(point)
+
+    def final_losses(self) -> dict[str, float]:
+        """The training loss at the last step and the last validation loss, as a checkpoint's metrics."""
+        valid = [p["valid_loss"] for p in self.points if p["valid_loss"] is not None]
+        losses = {"train_loss": self.points[-1]["train_loss"]} if self.points else {}
+        return losses | ({"valid_loss": valid[-1]} if valid else {})
 
     def should_cancel(self) -> bool:
         if self.heartbeat.lost.is_set():

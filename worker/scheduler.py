@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 
+from app.core import logsafe
 from app.core.broker import send_job
 from worker import leases, store
 from worker.leases import Heartbeat, worker_identity
@@ -67,7 +68,9 @@ def run_lineage_for(job_id: str, queues: frozenset[str]) -> None:
         try:
             with Heartbeat(model_id, owner) as heartbeat:
                 while (next_id := _next_here(model_id, queues)) is not None and not heartbeat.lost.is_set():
-                    if not execute(next_id, owner, heartbeat):
+                    with logsafe.job_context(next_id):  # every line the job's run logs names it
+                        started = execute(next_id, owner, heartbeat)
+                    if not started:
                         time.sleep(1)  # its last worker died a moment ago; its lease is about to expire
         finally:
             leases.release_lineage(model_id, owner)

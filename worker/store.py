@@ -9,7 +9,7 @@ exists without its job having ended, nor the other way round.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select, update
@@ -83,16 +83,17 @@ def set_phase(job_id: str, phase: str) -> None:
     add_event(job_id, f"Phase: {phase}", data={"phase": phase})
 
 
-def write_progress(job_id: str, progress: dict[str, Any], metrics: dict[str, Any] | None = None) -> None:
+def write_progress(job_id: str, progress: dict[str, Any], metrics: Sequence[dict[str, Any]] = ()) -> None:
+    """The job row's progress and the loss-curve points since the last write, one metrics event each."""
     with session_scope() as session:
         session.execute(update(Job).where(Job.id == job_id).values(progress=progress))
-        if metrics is not None:
-            session.add(JobEvent(job_id=job_id, type="metrics", data=metrics,
-                                 message=_metrics_message(metrics)))
+        session.add_all([JobEvent(job_id=job_id, type="metrics", data=point, message=_metrics_message(point))
+                         for point in metrics])
 
 
 def _metrics_message(metrics: dict[str, Any]) -> str:
-    return (f"Step {metrics['step']}/{metrics['total_steps']}: loss={metrics['loss']:.4f}"
+    valid = "" if metrics.get("valid_loss") is None else f" valid_loss={metrics['valid_loss']:.4f}"
+    return (f"Step {metrics['step']}/{metrics['total_steps']}: loss={metrics['loss']:.4f}{valid}"
             f" lr={metrics['lr']:.2e} tokens/s={metrics['tokens_per_second']:.0f}")
 
 
@@ -119,7 +120,8 @@ def finish_job(job_id: str, status: str, message: str, *, error_code: str | None
         job.lease_owner = job.lease_expires_at = None
         job.error_code, job.error_param = error_code, error_param
         job.error_message = message if error_code else None
-        job.progress = {**(job.progress or {}), **(progress or {}), "eta_seconds": 0}
+        job.phase = None  # a terminal job has no running phase
+        job.progress = {**(job.progress or {}), **(progress or {}), "phase": None, "eta_seconds": 0}
         for key, value in fields.items():
             setattr(job, key, value)
         session.add(JobEvent(job_id=job_id, level=level, message=message,
@@ -178,8 +180,12 @@ def suite_files(model_id: str) -> dict[str, str]:
 
 
 def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: str, retention: dict,
-                   evaluation: VersionEvaluation, trained_tokens: int, owner: str) -> dict:
-    """Insert the version, its task and scores, move the head when the gates passed, and end the job."""
+                   evaluation: VersionEvaluation, trained_tokens: int, owner: str, *,
+                   losses: dict | None = None, result_file: File | None = None) -> dict:
+    """Insert the version, its task and scores, move the head when the gates passed, and end the job.
+
+    ``losses``: the final train_loss/valid_loss (the checkpoint's metrics); ``result_file``: the job's
+    results file, stored and not yet added."""
     result: dict[str, Any] = {}
 
     def write(session: Session) -> dict[str, Any]:
@@ -193,13 +199,16 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
                 {"gate": "head_unchanged", "threshold": inputs.base_version, "value": model.head_version}]}
         promoted = evaluation.verdict["passed"]
         metrics = {"tasks": {k: v["score"] for k, v in evaluation.scores.items()},
-                   **evaluation.suites, **evaluation.summary}
+                   **evaluation.suites, **evaluation.summary, **(losses or {})}
         session.add(ModelVersion(
             model_id=inputs.model_id, version=version, parent_version=inputs.base_version, job_id=job.id,
             task_name=inputs.task_name, strategy=(job.continual or {}).get("strategy", "adaptive_svd"),
             status="promoted" if promoted else "rejected", checkpoint_uri=uri, checkpoint_sha256=sha256,
             retention=retention, metrics=metrics, gate_verdict=evaluation.verdict))
-        _record_task(session, job, inputs, version)
+        # One task row per version that learned it: what a lineage knows is its head chain's rows.
+        session.add(Task(model_id=inputs.model_id, name=inputs.task_name, position=len(inputs.learned),
+                         version=version, training_file=job.training_file, eval_uri=inputs.eval_uri,
+                         metric=inputs.metric, labels=inputs.labels))
         for name, scored in evaluation.scores.items():
             session.add(Evaluation(model_id=inputs.model_id, version=version, task_name=name,
                                    metric=scored.get("metric", inputs.metric), score=scored["score"],
@@ -220,18 +229,12 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
                 f"{f['gate']} ({f['value']:.4g} vs {f['threshold']:.4g})" for f in result["failed_gates"]))
         session.add(JobEvent(job_id=job.id, type="metrics", data=result,
                              message=f"Version {inputs.model_id}:v{version} {verdict}"))
-        return {"result": result, "result_version": version}
+        if result_file is not None:
+            session.add(result_file)
+        return {"result": result, "result_version": version,
+                "result_files": [result_file.id] if result_file is not None else []}
 
     finish_job(job.id, "succeeded", "The job has successfully completed", record=write,
-               progress={"phase": "saving", "fraction": 1.0}, trained_tokens=trained_tokens)
+               progress={"fraction": 1.0}, trained_tokens=trained_tokens)
     return result
 
-
-def _record_task(session: Session, job: Job, inputs: JobInputs, version: int) -> None:
-    task = session.scalar(select(Task).where(Task.model_id == inputs.model_id, Task.name == inputs.task_name))
-    if task is None:
-        position = session.scalar(select(func.count()).select_from(Task).where(Task.model_id == inputs.model_id))
-        task = Task(model_id=inputs.model_id, name=inputs.task_name, position=position)
-        session.add(task)
-    task.version, task.training_file, task.eval_uri = version, job.training_file, inputs.eval_uri
-    task.metric, task.labels = inputs.metric, inputs.labels

@@ -1,7 +1,8 @@
 """The client sub-commands of ``sculpt``: models, files, jobs and eval, over HTTP by URL and key.
 
 Every command prints a table for people or, with ``--json``, the API's objects for scripts. An API
-error prints the server's message and exits 1; ``jobs watch`` exits by the job's outcome.
+error or bad input prints one line saying what was wrong and exits 1 (argparse's usage errors: 2);
+``jobs watch`` exits by the job's outcome (``app.cli.watch.EXIT_CODES``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.cli import output
-from app.cli.http_client import ClientError, SculptClient, default_key, default_url
-from app.cli.watch import watch
+from app.cli.http_client import ApiError, ClientError, SculptClient, default_key, default_url
+from app.cli.watch import EXIT_HELP, watch
 
 Handler = Callable[[SculptClient, argparse.Namespace], int]
 
@@ -49,6 +50,35 @@ JOB_FIELDS = [
     ("promoted", lambda j: (j.get("result") or {}).get("promoted")),
     ("acc", lambda j: (j.get("result") or {}).get("acc")), ("bwt", lambda j: (j.get("result") or {}).get("bwt")),
     ("error", lambda j: j["error"] and f"{j['error']['code']}: {j['error']['message']}")]
+EVENT_COLUMNS = [("id", lambda e: e["id"]), ("when", lambda e: output.when(e["created_at"])),
+                 ("level", lambda e: e["level"]), ("message", lambda e: e["message"])]
+CHECKPOINT_COLUMNS = [("id", lambda c: c["id"]), ("model", lambda c: c["fine_tuned_model_checkpoint"]),
+                      ("step", lambda c: c["step_number"]), ("sha256", lambda c: c["checkpoint_sha256"]),
+                      ("created", lambda c: output.when(c["created_at"]))]
+WORKER_COLUMNS = [("id", lambda w: w["id"]), ("queues", lambda w: ", ".join(w["queues"])),
+                  ("started", lambda w: output.when(w["started_at"])), ("seen", lambda w: output.when(w["seen_at"]))]
+GATE_COLUMNS = [("gate", lambda g: g[0]), ("threshold", lambda g: g[1])]
+# The API's own wording for its flags, and the CLI flag that sets each.
+FLAG_WORDING = {"force=true": "--force"}
+
+
+def _json_flag(flag: str, text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ClientError(f"{flag} takes a JSON object, e.g. '{{\"max_forgetting\": 0.1}}'; {text!r} is not JSON "
+                          f"({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise ClientError(f"{flag} takes a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _page(args, page: dict, columns, command: str) -> int:
+    """One page of a list; says (on stderr, so --json output stays parseable) how to get the next."""
+    _show(args, page["data"], columns)
+    if page.get("has_more"):
+        print(f"more: {command} --after {page['last_id']}", file=sys.stderr)
+    return 0
 
 
 def _show(args, data, columns, many: bool = True) -> int:
@@ -66,7 +96,7 @@ def _show(args, data, columns, many: bool = True) -> int:
 def models_create(client: SculptClient, args) -> int:
     body = {"id": args.id, "base_model": args.base_model}
     if args.gates:
-        body["gates"] = json.loads(args.gates)
+        body["gates"] = _json_flag("--gates", args.gates)
     return _show(args, client.post("/v1/models", body), MODEL_COLUMNS, many=False)
 
 
@@ -89,9 +119,20 @@ def models_show(client: SculptClient, args) -> int:
     return 0
 
 
+def _cli_wording(exc: ApiError) -> ClientError:
+    """The server's error, its API flags named as this command's flags."""
+    message = str(exc)
+    for api, flag in FLAG_WORDING.items():
+        message = message.replace(api, flag)
+    return ClientError(message)
+
+
 def _move_head(client: SculptClient, args, version: int) -> int:
-    body = {"version": version, "reason": args.reason, "force": getattr(args, "force", False)}
-    model = client.post(f"/v1/models/{args.id}/head", body)
+    body = {"version": version, "reason": args.reason, "force": args.force}
+    try:
+        model = client.post(f"/v1/models/{args.id}/head", body)
+    except ApiError as exc:
+        raise _cli_wording(exc) from None
     if args.json:
         output.as_json(model)
     else:
@@ -113,36 +154,84 @@ def models_rollback(client: SculptClient, args) -> int:
     return _move_head(client, args, version)
 
 
+def models_gates(client: SculptClient, args) -> int:
+    """Show the lineage's default gates, or set them (an empty object removes them all)."""
+    model = (client.put(f"/v1/models/{args.id}/gates", _json_flag("GATES", args.gates)) if args.gates is not None
+             else client.get(f"/v1/models/{args.id}"))
+    if args.json:
+        output.as_json(model["gates"])
+    else:
+        output.table(sorted(model["gates"].items()), GATE_COLUMNS)
+    return 0
+
+
+def models_suites(client: SculptClient, args) -> int:
+    suites = _pairs("--suite", args.suite)
+    if not (args.reference_file or args.safety_file or suites):
+        raise ClientError("give --reference-file, --safety-file and/or --suite PURPOSE=FILE")
+    body = {"reference_file": args.reference_file, "safety_file": args.safety_file, "suites": suites}
+    model = client.post(f"/v1/models/{args.id}/suites", {k: v for k, v in body.items() if v})
+    return _show(args, model, [*MODEL_COLUMNS, ("suites", lambda m: ", ".join(
+        f"{purpose}={file_id}" for purpose, file_id in sorted(m["suites"].items())) or "built-in")], many=False)
+
+
 # files
 
+def _local_file(path: Path) -> Path:
+    if not path.exists():
+        raise ClientError(f"no such file: {path} does not exist")
+    if not path.is_file():
+        raise ClientError(f"{path} is not a file")
+    return path
+
+
 def files_upload(client: SculptClient, args) -> int:
-    if not args.path.is_file():
-        raise ClientError(f"no such file: {args.path}")
-    return _show(args, client.upload(args.path, args.purpose), FILE_COLUMNS, many=False)
+    return _show(args, client.upload(_local_file(args.path), args.purpose), FILE_COLUMNS, many=False)
 
 
 def files_list(client: SculptClient, args) -> int:
-    return _show(args, client.get("/v1/files")["data"], FILE_COLUMNS)
+    page = client.get("/v1/files", limit=args.limit, after=args.after, purpose=args.purpose)
+    return _page(args, page, FILE_COLUMNS, "sculpt files list")
+
+
+def files_show(client: SculptClient, args) -> int:
+    return _show(args, client.get(f"/v1/files/{args.id}"), [*FILE_COLUMNS, ("sha256", lambda f: f["sha256"])],
+                 many=False)
+
+
+def files_content(client: SculptClient, args) -> int:
+    sys.stdout.buffer.write(client.content(f"/v1/files/{args.id}/content"))
+    sys.stdout.flush()
+    return 0
+
+
+def files_delete(client: SculptClient, args) -> int:
+    deleted = client.delete(f"/v1/files/{args.id}")
+    if args.json:
+        output.as_json(deleted)
+    else:
+        print(f"{deleted['id']}: deleted")
+    return 0
 
 
 # jobs
 
 def _training_file(client: SculptClient, reference: str) -> str:
-    """A file id as given, or a local file uploaded first."""
+    """A file id as given, or a local file uploaded first (call it last: nothing is uploaded for a bad flag)."""
     path = Path(reference)
-    if path.is_file():
-        return client.upload(path, "fine-tune")["id"]
-    return reference
+    if reference.startswith("file-") and not path.exists():
+        return reference
+    return client.upload(_local_file(path), "fine-tune")["id"]
 
 
-def _metadata(pairs: list[str]) -> dict[str, str] | None:
-    metadata = {}
+def _pairs(flag: str, pairs: list[str]) -> dict[str, str] | None:
+    values = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise ClientError(f"--metadata takes KEY=VALUE, not {pair!r}")
-        metadata[key] = value
-    return metadata or None
+            raise ClientError(f"{flag} takes KEY=VALUE, not {pair!r}")
+        values[key] = value
+    return values or None
 
 
 def _check_strategy(client: SculptClient, strategy: str | None) -> None:
@@ -161,10 +250,12 @@ def jobs_create(client: SculptClient, args) -> int:
                        if value is not None}
     continual = {name: value for name, value in (("task", args.task), ("strategy", args.strategy),
                                                  ("learning_rate", args.learning_rate)) if value is not None}
-    body = {"model": args.model, "training_file": _training_file(client, args.training_file),
-            "validation_file": args.validation_file, "seed": args.seed, "suffix": args.suffix,
-            "metadata": _metadata(args.metadata), "hyperparameters": hyperparameters or None,
+    if args.gates:
+        continual["gates"] = _json_flag("--gates", args.gates)
+    body = {"model": args.model, "validation_file": args.validation_file, "seed": args.seed, "suffix": args.suffix,
+            "metadata": _pairs("--metadata", args.metadata), "hyperparameters": hyperparameters or None,
             "continual": continual or None}
+    body["training_file"] = _training_file(client, args.training_file)  # last: every flag checked before
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
     job = client.post("/v1/fine_tuning/jobs", {k: v for k, v in body.items() if v is not None}, headers)
     if args.watch:
@@ -175,7 +266,8 @@ def jobs_create(client: SculptClient, args) -> int:
 
 
 def jobs_list(client: SculptClient, args) -> int:
-    return _show(args, client.get("/v1/fine_tuning/jobs", limit=args.limit, after=args.after)["data"], JOB_COLUMNS)
+    page = client.get("/v1/fine_tuning/jobs", limit=args.limit, after=args.after)
+    return _page(args, page, JOB_COLUMNS, "sculpt jobs list")
 
 
 def jobs_show(client: SculptClient, args) -> int:
@@ -194,6 +286,22 @@ def jobs_cancel(client: SculptClient, args) -> int:
 
 def jobs_watch(client: SculptClient, args) -> int:
     return watch(client, args.id, as_json=args.json)
+
+
+def jobs_events(client: SculptClient, args) -> int:
+    page = client.get(f"/v1/fine_tuning/jobs/{args.id}/events", limit=args.limit, after=args.after,
+                      order=args.order, type=args.type)
+    return _page(args, page, EVENT_COLUMNS, f"sculpt jobs events {args.id} --order {args.order}")
+
+
+def jobs_checkpoints(client: SculptClient, args) -> int:
+    return _show(args, client.get(f"/v1/fine_tuning/jobs/{args.id}/checkpoints")["data"], CHECKPOINT_COLUMNS)
+
+
+# workers
+
+def workers_list(client: SculptClient, args) -> int:
+    return _show(args, client.get("/v1/workers")["data"], WORKER_COLUMNS)
 
 
 # eval
@@ -225,14 +333,26 @@ def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
         except ClientError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        except OSError as exc:  # a local file that cannot be read: say which, without a traceback
+            print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     return run
+
+
+def add_global_options(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """--url, --api-key and --json, taken before the command (``sculpt --url U models list``) or after it.
+    After it, the options have no defaults, so a sub-command does not undo what was given before it."""
+    default = (lambda value: value) if defaults else (lambda _value: argparse.SUPPRESS)
+    parser.add_argument("--url", default=default(None),
+                        help=f"the server (default: $SCULPT_URL or {default_url()})")
+    parser.add_argument("--api-key", default=default(None), help="the API key (default: $SCULPT_API_KEY)")
+    parser.add_argument("--json", action="store_true", default=default(False),
+                        help="print JSON for scripts instead of tables")
 
 
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help=f"the server (default: $SCULPT_URL or {default_url()})")
-    common.add_argument("--api-key", help="the API key (default: $SCULPT_API_KEY)")
-    common.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
+    add_global_options(common, defaults=False)
     return common
 
 
@@ -244,7 +364,7 @@ def add_client_commands(sub) -> None:
         actions = sub.add_parser(name, help=text).add_subparsers(dest="action", required=True)
 
         def command(action: str, handler: Handler, text: str) -> argparse.ArgumentParser:
-            parser = actions.add_parser(action, help=text, parents=[common])
+            parser = actions.add_parser(action, help=text, description=text, parents=[common])
             parser.set_defaults(func=_run(handler))
             return parser
         return command
@@ -260,17 +380,37 @@ def add_client_commands(sub) -> None:
     promote.add_argument("id")
     promote.add_argument("version", type=int)
     promote.add_argument("--reason", required=True)
-    promote.add_argument("--force", action="store_true", help="promote a version its gates rejected")
+    promote.add_argument("--force", action="store_true",
+                         help="promote a version its gates rejected, or while a job trains on the lineage")
     rollback = models("rollback", models_rollback, "move the head back (default: to the head's parent)")
     rollback.add_argument("id")
     rollback.add_argument("version", type=int, nargs="?")
     rollback.add_argument("--reason", required=True)
+    rollback.add_argument("--force", action="store_true", help="move the head while a job trains on the lineage")
+    gates = models("gates", models_gates, "show a lineage's default gates, or set them")
+    gates.add_argument("id")
+    gates.add_argument("gates", nargs="?", help='the new gates as JSON, e.g. \'{"max_forgetting": 0.1}\'; '
+                                                "'{}' removes them all")
+    suites = models("suites", models_suites, "choose the files a lineage's evaluation suites use")
+    suites.add_argument("id")
+    suites.add_argument("--reference-file", help="a file id (purpose 'reference')")
+    suites.add_argument("--safety-file", help="a file id (purpose 'safety')")
+    suites.add_argument("--suite", action="append", default=[], metavar="PURPOSE=FILE",
+                        help="any suite's file by its purpose, e.g. general=file-… (the general-answers suite)")
 
     files = group("files", "datasets on a server")
     upload = files("upload", files_upload, "upload a JSONL dataset (validated by the server)")
     upload.add_argument("path", type=Path)
-    upload.add_argument("--purpose", default="fine-tune", choices=["fine-tune", "reference", "safety"])
-    files("list", files_list, "list files")
+    # Any purpose the server takes (suites are plug-ins, each with its own): the server says which.
+    upload.add_argument("--purpose", default="fine-tune", help="fine-tune (default), or a suite's: reference, safety, "
+                        "general, ...")
+    listing = files("list", files_list, "list files, newest first, a page at a time")
+    listing.add_argument("--limit", type=int, default=20, help="files per page (1-100)")
+    listing.add_argument("--after", help="the last file id of the previous page")
+    listing.add_argument("--purpose", help="only files of this purpose")
+    files("show", files_show, "one file").add_argument("id")
+    files("content", files_content, "write a file's content to stdout").add_argument("id")
+    files("delete", files_delete, "delete a file (refused while a job uses it)").add_argument("id")
 
     jobs = group("jobs", "fine-tuning jobs on a server")
     create = jobs("create", jobs_create, "start a job on a lineage's head")
@@ -287,13 +427,23 @@ def add_client_commands(sub) -> None:
     create.add_argument("--suffix")
     create.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
     create.add_argument("--idempotency-key")
-    create.add_argument("--watch", action="store_true", help="follow the job and exit by its outcome")
+    create.add_argument("--gates", help="this job's gates as JSON (over the lineage's defaults)")
+    create.add_argument("--watch", action="store_true", help=f"follow the job; exit {EXIT_HELP}")
     listing = jobs("list", jobs_list, "list jobs, newest first")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--after", help="the last job id of the previous page")
     jobs("show", jobs_show, "one job").add_argument("id")
     jobs("cancel", jobs_cancel, "cancel a job").add_argument("id")
-    jobs("watch", jobs_watch, "follow a job live; exit 0 succeeded, 3 failed, 4 cancelled").add_argument("id")
+    jobs("watch", jobs_watch, f"follow a job live; exit {EXIT_HELP}").add_argument("id")
+    events = jobs("events", jobs_events, "a job's events, a page at a time")
+    events.add_argument("id")
+    events.add_argument("--limit", type=int, default=20)
+    events.add_argument("--after", help="the last event id of the previous page")
+    events.add_argument("--order", choices=["asc", "desc"], default="desc", help="asc: from the job's start")
+    events.add_argument("--type", choices=["message", "metrics"])
+    jobs("checkpoints", jobs_checkpoints, "the checkpoint a job produced").add_argument("id")
+
+    group("workers", "training workers")("list", workers_list, "the live workers and the queues each serves")
 
     evaluation = group("eval", "evaluation records")
     evaluation("show", eval_show, "a lineage's accuracy matrix with ACC and BWT").add_argument("model")

@@ -58,13 +58,25 @@ class SculptClient:
     def __exit__(self, *_exc) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, **kwargs) -> dict:
+    def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ClientError(f"cannot reach {self.url}: {exc}") from None
         _raise_for_error(response)
-        return response.json()
+        return response
+
+    def request(self, method: str, path: str, **kwargs) -> dict:
+        return self._send(method, path, **kwargs).json()
+
+    def content(self, path: str) -> bytes:
+        return self._send("GET", path).content
+
+    def delete(self, path: str) -> dict:
+        return self.request("DELETE", path)
+
+    def put(self, path: str, body: dict) -> dict:
+        return self.request("PUT", path, json=body)
 
     def get(self, path: str, **params) -> dict:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})

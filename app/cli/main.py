@@ -15,7 +15,9 @@ from datetime import timedelta
 
 from sqlalchemy.engine import make_url
 
-from app.cli.client_commands import add_client_commands
+from app.cli.client_commands import add_client_commands, add_global_options
+from app.cli.watch import EXIT_HELP
+from app.core import logsafe
 from app.core.settings import get_settings
 
 log = logging.getLogger("sculpt")
@@ -204,7 +206,9 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sculpt", description=__doc__)
+    parser = argparse.ArgumentParser(prog="sculpt", description=__doc__, epilog=f"jobs watch exits {EXIT_HELP}",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="migrate, then run the API (and, embedded, one worker)")
@@ -255,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO)
+    logsafe.install()  # the one log format (SCULPT_LOG_FORMAT) and one line per event
     logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     return args.func(args)

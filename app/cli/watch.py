@@ -1,7 +1,8 @@
 """``sculpt jobs watch``: follow a job's event stream with a progress bar per phase, loss and ETA.
 
 On a terminal the current phase is one redrawn line; elsewhere (CI logs) each phase and each
-message is printed once. Exit codes let pipelines gate on the job: 0 succeeded, 3 failed, 4 cancelled.
+message is printed once. A phase's time is the server's (its events' timestamps), not when this
+client happened to see them. Exit codes let pipelines gate on the job and on promotion: see EXIT_HELP.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from app.cli.http_client import SculptClient, StreamDropped
 from app.cli.sse import ServerEvent
 
 EXIT_CODES = {"succeeded": 0, "failed": 3, "cancelled": 4}
+REJECTED = 5  # succeeded, but its gates rejected the new version: the head is unchanged
+EXIT_HELP = ("0: succeeded and promoted to head; 5: succeeded but rejected by its gates (head unchanged); "
+             "3: failed; 4: cancelled; 1: an error (API, connection or bad input)")
 RECONNECTS = 5
 BAR_WIDTH = 24
 
@@ -32,6 +36,9 @@ class PhaseDisplay:
         self.live = live  # a terminal: redraw the current line in place
         self.phase: str | None = None
         self.phase_started = time.monotonic()
+        # Server time (unix seconds) of the newest event seen, and of the current phase's start.
+        self.server_now: float | None = None
+        self.phase_started_at: float | None = None
         self.progress: dict = {}
         self.loss: float | None = None
         self.line = ""
@@ -40,7 +47,11 @@ class PhaseDisplay:
         if event.event == "progress":
             self._progress(event.data)
             return
+        if isinstance(event.data.get("created_at"), int | float):
+            self.server_now = event.data["created_at"]
         data = event.data.get("data") or {}
+        if data.get("status") in EXIT_CODES:  # the job's last event: its phase ended before it
+            self._enter(None)
         if "phase" in data:  # phase changes come as events, so even a phase shorter than a poll shows
             self._enter(data["phase"])
         elif event.event == "metrics" and data.get("loss") is not None:
@@ -54,6 +65,7 @@ class PhaseDisplay:
             return
         self._finish_phase()
         self.phase, self.phase_started, self.progress, self.loss = phase, time.monotonic(), {}, None
+        self.phase_started_at = self.server_now
         if phase is not None and not self.live:
             self.out.write(f"  {phase}\n")
 
@@ -95,7 +107,10 @@ class PhaseDisplay:
     def _finish_phase(self) -> None:
         if self.phase is None:
             return
-        took = f"done in {time.monotonic() - self.phase_started:.1f}s"
+        if self.phase_started_at is not None and self.server_now is not None:
+            took = f"done in {self.server_now - self.phase_started_at:.0f}s"  # event times are whole seconds
+        else:
+            took = f"done in {time.monotonic() - self.phase_started:.1f}s"
         if self.live:
             self.out.write("\r\x1b[K" + (self.line or f"  {self.phase:<12}") + f"  {took}\n")
         else:
@@ -110,10 +125,18 @@ class PhaseDisplay:
         self.out.flush()
 
 
+def _rejected(job: dict) -> bool:
+    return job["status"] == "succeeded" and (job.get("result") or {}).get("promoted") is False
+
+
+def exit_code(job: dict) -> int:
+    return REJECTED if _rejected(job) else EXIT_CODES[job["status"]]
+
+
 def summary(job: dict) -> str:
     if job["status"] == "succeeded":
         result = job.get("result") or {}
-        verdict = "promoted to head" if result.get("promoted") else "kept, not promoted (failed gates)"
+        verdict = "kept, not promoted (failed gates)" if _rejected(job) else "promoted to head"
         figures = "".join(f", {name} {result[name]:.3f}" for name in ("acc", "bwt") if result.get(name) is not None)
         return f"{job['id']} succeeded: {job['fine_tuned_model']} {verdict}{figures}"
     error = job.get("error") or {}
@@ -151,4 +174,4 @@ def watch(client: SculptClient, job_id: str, out: TextIO | None = None, as_json:
         raise StreamDropped(f"the stream of {job_id} ended before the job did")
     if not as_json:
         out.write(summary(job) + "\n")
-    return EXIT_CODES[job["status"]]
+    return exit_code(job)

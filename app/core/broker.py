@@ -32,6 +32,8 @@ def celery_config(settings: Settings) -> dict:
         # On SIGTERM give a running job time to reach a step boundary; its lease covers the rest.
         "worker_soft_shutdown_timeout": 30,
         "worker_hijack_root_logger": False,
+        # What libraries print (a progress bar) is not a warning; the worker's own lines are logged, not printed.
+        "worker_redirect_stdouts_level": "INFO",
         "task_ignore_result": True,
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",

@@ -116,6 +116,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
+        if errors and errors[0].get("type") == "json_invalid":
+            return _invalid_json(errors[0])
         param = _location_param(tuple(errors[0].get("loc", ()))) if errors else None
         return error_response(422, _validation_message(errors), "invalid_request_error", param, "invalid_value")
 
@@ -149,6 +151,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return _internal_error(request, exc)
+
+
+def _invalid_json(error: dict) -> JSONResponse:
+    # FastAPI reports it at ("body", <character offset>): the offset is where, not a field to name.
+    offset = error.get("loc", ("body", None))[-1]
+    reason = (error.get("ctx") or {}).get("error") or "malformed"
+    where = f" at character {offset}" if isinstance(offset, int) else ""
+    return error_response(422, f"The request body is not valid JSON: {reason}{where}", "invalid_request_error",
+                          None, "invalid_json")
 
 
 def _internal_error(request: Request, exc: BaseException) -> JSONResponse:

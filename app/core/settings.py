@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,9 +56,15 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = Field(1.0, ge=0.0, description="First retry delay; doubles each time.")
     webhook_timeout_seconds: float = Field(5.0, gt=0.0)
 
+    # Logs: every process writes one line per event in one format; "json": JSON lines for log shippers.
+    log_format: Literal["text", "json"] = "text"
+
     # Worker.
     lease_seconds: int = 120
     heartbeat_seconds: int = 10
+    worker_live_seconds: int = Field(
+        60, ge=1, description="A worker not heard from for this long (it renews its row every heartbeat_seconds) "
+                              "counts as gone: jobs on queues only it served say they wait for a worker.")
     job_time_limit_seconds: int = 24 * 3600
     reconcile_seconds: int = 60
     cache_max_bytes: int = Field(

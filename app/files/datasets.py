@@ -25,6 +25,9 @@ from app.core.settings import Settings
 from app.lineages.suites import SUITES, Shape, by_purpose, non_empty_string
 
 MAX_REPORTED_PROBLEMS = 5
+# A job without a validation_file holds records of its training file out for evaluation, so it needs
+# one to train on and one to hold out; the API refuses smaller files when the job is created.
+MIN_TRAINING_RECORDS = 2
 ROLES = {"system", "user", "assistant", "tool"}
 
 

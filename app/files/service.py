@@ -43,6 +43,7 @@ def upload_file(session: Session, source: BinaryIO, filename: str, purpose: str)
         tmp.unlink(missing_ok=True)
     row = File(id=new_id("file"), filename=_clean_filename(filename),
                purpose=purpose, bytes=summary.bytes, sha256=summary.sha256, line_count=summary.lines,
+               record_count=summary.records,
                record_format=summary.record_format, status="processed")
     session.add(row)
     session.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from app.core.db.tables import Job, JobEvent, ModelVersion
+from app.core.enums import TERMINAL_STATUSES
 from app.core.timeutil import unix
 from app.jobs.schemas import (
     CheckpointObject,
@@ -24,6 +25,10 @@ EVENT_LEVELS = {"info": "info", "warn": "warn", "warning": "warn", "error": "err
 def _progress(job: Job) -> Progress:
     progress = dict(job.progress or {})
     progress.setdefault("phase", job.phase)
+    if job.status in TERMINAL_STATUSES:  # an ended job is in no phase (rows ended before this kept their last)
+        progress["phase"] = None
+    if job.status != "queued":  # only a job that has not started waits for a worker
+        progress["waiting_for"] = None
     return Progress.model_validate({k: progress.get(k) for k in Progress.model_fields})
 
 
@@ -45,7 +50,8 @@ def job_object(job: Job) -> JobObject:
         fine_tuned_model=(fine_tuned_model_name(job.model_id, job.result_version)
                           if job.result_version is not None else None),
         error=error, hyperparameters=job.hyperparameters or {}, training_file=job.training_file,
-        validation_file=job.validation_file, trained_tokens=job.trained_tokens, seed=job.seed,
+        validation_file=job.validation_file, result_files=job.result_files or [],
+        trained_tokens=job.trained_tokens, seed=job.seed,
         suffix=job.suffix, metadata=job.user_metadata, continual=job.continual or {},
         base_version=job.base_version, cancel_requested=job.cancel_requested, progress=progress,
         result=JobResult.model_validate(job.result) if job.result else None, webhook=_webhook(job))

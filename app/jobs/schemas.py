@@ -31,7 +31,7 @@ class JobCreate(StrictModel):
     training_file: str = Field(min_length=1, max_length=64)
     validation_file: str | None = Field(None, min_length=1, max_length=64)
     hyperparameters: Hyperparameters | None = None
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, strict=True)
     suffix: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
     metadata: dict[str, str] | None = Field(None, max_length=16)
     continual: Continual | None = None
@@ -72,6 +72,8 @@ class Progress(BaseModel):
     total_steps: int | None = None
     fraction: float | None = None
     eta_seconds: float | None = None
+    # Why a queued job cannot start, e.g. "queue gpu has no live worker" (issue 14); None otherwise.
+    waiting_for: str | None = None
 
 
 class JobResult(BaseModel):
@@ -128,7 +130,9 @@ class JobObject(BaseModel):
     suffix: str | None
     metadata: dict[str, str] | None
     organization_id: str = "sculpt"
-    result_files: list[str] = Field(default_factory=list)
+    result_files: list[str] = Field(default_factory=list,
+                                    description="Files (purpose 'fine-tune-results') with the job's step metrics "
+                                                "as CSV: step,train_loss,valid_loss,lr,tokens_per_second,epoch.")
     method: dict[str, Any] = Field(default_factory=lambda: {"type": "supervised"})
     continual: dict[str, Any]
     base_version: int | None

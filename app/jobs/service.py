@@ -16,16 +16,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.broker import send_job
-from app.core.db.tables import Job, JobEvent, ModelVersion, Task, utcnow
+from app.core.db.tables import Job, JobEvent, ModelVersion, utcnow
 from app.core.enums import TERMINAL_STATUSES
 from app.core.errors import Conflict, NotFound, RateLimited, Unprocessable
-from app.core.ids import new_id
+from app.core.ids import DB_INT_MAX, new_id
 from app.core.settings import get_settings
+from app.files.datasets import MIN_TRAINING_RECORDS
 from app.files.service import usable_file
 from app.jobs.schemas import JobCreate
 from app.jobs.spec import Continual, Hyperparameters
-from app.lineages.service import get_model
+from app.lineages.service import get_model, learned_tasks
 from app.webhooks.transport import check_webhook_url
+from app.workers.service import waiting_for
 
 log = logging.getLogger("sculpt.jobs")
 
@@ -62,10 +64,12 @@ def add_event(session: Session, job_id: str, message: str, *, level: str = "info
 
 
 def _check_task_name(session: Session, model_id: str, task: str) -> None:
-    learned = session.scalar(select(Task.id).where(Task.model_id == model_id, Task.name == task))
+    # Only the head's chain counts: a task whose version was rejected, or rolled back past, can be learned again.
+    learned = next((t for t in learned_tasks(session, model_id) if t.name == task), None)
     if learned:
-        raise Conflict(f"Model '{model_id}' already learned a task named '{task}'; name this one differently "
-                       "(continual.task)", param="continual.task", code="task_exists")
+        raise Conflict(f"Model '{model_id}' already learned a task named '{task}' (in v{learned.version}, on the "
+                       "head's chain); name this one differently (continual.task)",
+                       param="continual.task", code="task_exists")
     pending = session.scalars(select(Job).where(Job.model_id == model_id, Job.status.not_in(TERMINAL_STATUSES)))
     for job in pending:
         if job.continual.get("task") == task:
@@ -110,9 +114,20 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
     training = usable_file(session, body.training_file, "fine-tune", "training_file")
     if body.validation_file is not None:
         usable_file(session, body.validation_file, "fine-tune", "validation_file")
+    elif training.record_count is not None and training.record_count < MIN_TRAINING_RECORDS:
+        raise Unprocessable(f"File '{training.id}' holds {training.record_count} record(s); without a "
+                            f"validation_file a job needs at least {MIN_TRAINING_RECORDS} (one is held out for "
+                            "evaluation): add records or pass a validation_file", param="training_file",
+                            code="too_few_records")
     if body.webhook_url is not None:
         check_webhook_url(body.webhook_url, get_settings())
     _serialise_admission(session)
+    if idempotency_key:
+        # Checked again under the admission lock: a concurrent request with this key may have committed
+        # its job while this one validated, and must be replayed, not refused as a task that exists.
+        existing = _replay(session, idempotency_key, digest)
+        if existing is not None:
+            return existing, False
     queued = session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) or 0
     if queued >= get_settings().max_queued_jobs:
         raise RateLimited(f"{queued} jobs are already queued; retry later", code="queue_full",
@@ -133,6 +148,10 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
     session.add(job)
     session.flush()
     add_event(session, job.id, f"Created fine-tuning job: {job.id}")
+    if reason := waiting_for(session, job):  # said at once, rather than the job waiting silently
+        job.progress = {"waiting_for": reason}
+        add_event(session, job.id, f"The job cannot start yet: {reason} (GET /v1/workers lists the live ones)",
+                  level="warn", data={"waiting_for": reason})
     try:
         session.commit()
     except IntegrityError:
@@ -181,10 +200,12 @@ def list_jobs(session: Session, after: str | None, limit: int,
     return list(rows[:limit]), len(rows) > limit
 
 
-def parse_event_id(event_id: str) -> int:
+def parse_event_id(event_id: str, param: str = "after") -> int:
     number = event_id.removeprefix(EVENT_PREFIX)
     if not number.isdigit() or len(number) > 18:
-        raise Unprocessable(f"'{event_id}' is not an event id (ftevent-<n>)", param="after")
+        raise Unprocessable(f"'{event_id}' is not an event id (ftevent-<n>)", param=param)
+    if int(number) > DB_INT_MAX:
+        raise NotFound(f"No event with id '{event_id}'", param=param, code="event_not_found")
     return int(number)
 
 

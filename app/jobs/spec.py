@@ -29,6 +29,22 @@ class Hyperparameters(StrictModel):
     batch_size: int | Literal["auto"] = Field("auto", description="1–1024.")
     learning_rate_multiplier: float | Literal["auto"] = Field("auto", description="(0, 100].")
 
+    # Strict numbers (issue 14): JSON true is not 1, nor "3" or 2.0 an epoch count. A before-validator
+    # rather than StrictInt keeps the error's param the field's name, not a union member's.
+    @field_validator("n_epochs", "batch_size", mode="before")
+    @classmethod
+    def _whole_number(cls, value):
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"must be a whole number or 'auto', got {value!r}")
+        return value
+
+    @field_validator("learning_rate_multiplier", mode="before")
+    @classmethod
+    def _a_number(cls, value):
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"must be a number or 'auto', got {value!r}")
+        return value
+
     @field_validator("n_epochs")
     @classmethod
     def _epochs(cls, value):
@@ -87,7 +103,7 @@ class Continual(SettingsModel):
     lora: LoraSettings | None = Field(None, description="Strategy 'lora': the adapters' rank, alpha and dropout.")
     options: dict[str, Any] | None = Field(None, description="A plug-in strategy's settings (see "
                                                              "GET /v1/capabilities).")
-    learning_rate: float | None = Field(1e-4, gt=0.0, le=1.0)
+    learning_rate: float | None = Field(1e-4, gt=0.0, le=1.0, strict=True)
     gates: Gates | None = None
     metric: Literal[METRICS] = "exact_match"  # type: ignore[valid-type]
     labels: list[str] | None = Field(None, min_length=2, max_length=100,

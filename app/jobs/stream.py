@@ -57,9 +57,11 @@ def sse(data: dict, event: str, event_id: str | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def start_after(last_event_id: str | None) -> int:
-    """The numeric id to resume after; 0 (from the start) when none was given."""
-    return parse_event_id(last_event_id) if last_event_id else 0
+def start_after(last_event_id: str | None, after: str | None = None) -> int:
+    """The numeric id to resume after (the header wins over the query); 0 (from the start) when none was given."""
+    if last_event_id:
+        return parse_event_id(last_event_id, param="Last-Event-ID")
+    return parse_event_id(after) if after else 0
 
 
 def check_job(job_id: str) -> None:

@@ -28,7 +28,7 @@ def stream_events(job_id: str,
                                             description="Resume after this event id (like Last-Event-ID)."),
                   ) -> StreamingResponse:
     """Follow a job live: its events oldest first, then progress, until it ends."""
-    start = job_stream.start_after(last_event_id or after)
+    start = job_stream.start_after(last_event_id, after)
     job_stream.check_job(job_id)
     # no-cache and no proxy buffering, so each event reaches the client as it is written.
     return StreamingResponse(job_stream.follow(job_id, start), media_type="text/event-stream",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 
 from app.core.schemas import ListObject, error_responses
@@ -98,7 +98,11 @@ def head_history(session: SessionDep, model_id: str) -> ListObject[HeadChangeObj
     return ListObject(data=[head_change_object(r) for r in service.head_history(session, model_id)])
 
 
-@router.get("/{model_id}/evaluations", response_model=EvaluationsObject, responses=error_responses(401, 404, 429))
-def evaluations(session: SessionDep, model_id: str) -> EvaluationsObject:
-    """The continual-learning record: the accuracy matrix with ACC, BWT and forgetting."""
-    return EvaluationsObject(**service.evaluations(session, model_id))
+@router.get("/{model_id}/evaluations", response_model=EvaluationsObject,
+            responses=error_responses(401, 404, 422, 429))
+def evaluations(session: SessionDep, model_id: str,
+                version: int | None = Query(None, ge=1, le=2**31 - 1,
+                                            description="Whose figures to report (default: the head).")
+                ) -> EvaluationsObject:
+    """The continual-learning record: the accuracy matrix with one version's ACC, BWT and forgetting."""
+    return EvaluationsObject(**service.evaluations(session, model_id, version))

@@ -60,7 +60,8 @@ class ModelObject(BaseModel):
     head: int = Field(description="The version that jobs train from and that serves.")
     fine_tuned_model: str = Field(description="The head as '<id>:v<n>'.")
     versions: int = Field(description="How many versions the lineage holds.")
-    tasks: list[str] = Field(description="Tasks learned, in order.")
+    tasks: list[str] = Field(description="Tasks the head knows: those learned along its chain (the head, its "
+                                         "parent, ...), in order.")
     gates: dict[str, Any] = Field(default_factory=dict)
     reference_file: str | None = Field(None, description="The 'reference' file of suites, if one was chosen.")
     safety_file: str | None = Field(None, description="The 'safety' file of suites, if one was chosen.")
@@ -110,7 +111,7 @@ class HeadChangeObject(BaseModel):
 
 class EvaluationsObject(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "object": "model.evaluations", "model": "support-bot", "tasks": ["refunds", "shipping"],
+        "object": "model.evaluations", "model": "support-bot", "version": 3, "tasks": ["refunds", "shipping"],
         "versions": [2, 3], "matrix": [[0.82, None], [0.8, 0.77]],
         "metric": {"refunds": "exact_match", "shipping": "exact_match"}, "acc": 0.785, "bwt": -0.02,
         "forgetting": {"refunds": 0.02}, "general": {"perplexity": 12.4, "perplexity_ratio": 1.03},
@@ -119,7 +120,9 @@ class EvaluationsObject(BaseModel):
 
     object: Literal["model.evaluations"] = "model.evaluations"
     model: str
-    tasks: list[str]
+    version: int = Field(description="The version that acc, bwt, fwt, forgetting, general and safety describe "
+                                     "(the head unless ?version= asked for another): its chain's tasks, in order.")
+    tasks: list[str] = Field(description="Tasks some version learned: the chain of `version`'s first, in order.")
     versions: list[int]
     matrix: list[list[float | None]] = Field(description="matrix[r][i]: score of versions[r] on tasks[i].")
     metric: dict[str, str] = Field(description="The metric of each task.")

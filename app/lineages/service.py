@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.core.db.tables import Evaluation, HeadChange, Job, Model, ModelVersion, Task
 from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.ids import DB_INT_MAX
 from app.core.settings import get_settings
 from app.files.service import usable_file
 from app.lineages.base_models import check_base_model
@@ -63,8 +64,31 @@ def list_models(session: Session) -> list[Model]:
     return list(session.scalars(select(Model).order_by(Model.created_at, Model.id)))
 
 
+def ancestry(session: Session, model_id: str, version: int) -> list[int]:
+    """The versions from the base to ``version`` along parent links, oldest first."""
+    parents = dict(session.execute(select(ModelVersion.version, ModelVersion.parent_version)
+                                   .where(ModelVersion.model_id == model_id)).all())
+    chain = [version]
+    while parents.get(chain[-1]) is not None:
+        chain.append(parents[chain[-1]])
+    return chain[::-1]
+
+
+def learned_tasks(session: Session, model_id: str, version: int | None = None) -> list[Task]:
+    """The tasks a version knows (default: the head): those learned along its chain, in the order learned.
+
+    A name learned twice on the chain counts once, where it was learned last."""
+    if version is None:
+        version = get_model(session, model_id).head_version
+    rows = session.scalars(select(Task).where(Task.model_id == model_id,
+                                              Task.version.in_(ancestry(session, model_id, version)))
+                           .order_by(Task.version))
+    latest = {row.name: row for row in rows}
+    return sorted(latest.values(), key=lambda row: row.version)
+
+
 def task_names(session: Session, model_id: str) -> list[str]:
-    return list(session.scalars(select(Task.name).where(Task.model_id == model_id).order_by(Task.position)))
+    return [task.name for task in learned_tasks(session, model_id)]
 
 
 def version_count(session: Session, model_id: str) -> int:
@@ -80,8 +104,8 @@ def list_versions(session: Session, model_id: str) -> list[ModelVersion]:
 
 def get_version(session: Session, model_id: str, version: int) -> ModelVersion:
     get_model(session, model_id)
-    row = session.scalar(select(ModelVersion).where(ModelVersion.model_id == model_id,
-                                                    ModelVersion.version == version))
+    row = None if version > DB_INT_MAX else session.scalar(
+        select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.version == version))
     if row is None:
         raise NotFound(f"Model '{model_id}' has no version {version}", param="version",
                        code="version_not_found")
@@ -134,33 +158,37 @@ def head_history(session: Session, model_id: str) -> list[HeadChange]:
                                 .order_by(HeadChange.id)))
 
 
-def evaluations(session: Session, model_id: str) -> dict:
-    """The accuracy matrix (rows: evaluated versions; columns: tasks in the order learned) and its summary.
+def evaluations(session: Session, model_id: str, version: int | None = None) -> dict:
+    """The accuracy matrix (rows: evaluated versions; columns: tasks some version learned) and the
+    figures of one version (default: the head).
 
-    ACC/BWT/forgetting are computed on the rows of the versions that learned each task, in order,
-    which is the matrix the continual-learning literature defines.
+    ACC/BWT/FWT/forgetting are computed on the rows of the versions that learned the tasks of that
+    version's chain, in order, which is the matrix the continual-learning literature defines; general
+    ability and safety are that version's own. Scores of tasks no version learned (measured before
+    training by jobs that then failed or were cancelled) are left out.
     """
     model = get_model(session, model_id)
-    tasks = list(session.scalars(select(Task).where(Task.model_id == model_id).order_by(Task.position)))
-    cells = list(session.scalars(select(Evaluation).where(Evaluation.model_id == model_id)))
-    names = [t.name for t in tasks]
-    names += sorted({c.task_name for c in cells} - set(names))
+    shown = get_version(session, model_id, version) if version is not None else session.scalar(
+        select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.version == model.head_version))
+    tasks = learned_tasks(session, model_id, shown.version)
+    every_task = list(session.scalars(select(Task).where(Task.model_id == model_id).order_by(Task.version)))
+    names = list(dict.fromkeys([t.name for t in tasks] + [t.name for t in every_task]))
+    cells = list(session.scalars(select(Evaluation).where(Evaluation.model_id == model_id,
+                                                          Evaluation.task_name.in_(names))))
     versions = sorted({c.version for c in cells})
     score = {(c.version, c.task_name): c.score for c in cells}
     matrix = [[score.get((v, name)) for name in names] for v in versions]
-    metric = {c.task_name: c.metric for c in cells} | {t.name: t.metric for t in tasks}
+    metric = {c.task_name: c.metric for c in cells} | {t.name: t.metric for t in [*every_task, *tasks]}
     learning_rows = [[score.get((t.version, name)) for name in names] for t in tasks]
     parents = dict(session.execute(select(ModelVersion.version, ModelVersion.parent_version)
                                    .where(ModelVersion.model_id == model_id)).all())
     before = [score.get((parents.get(t.version), t.name)) for t in tasks]
     base = [score.get((1, t.name)) for t in tasks]
     summary = summarize(learning_rows, before=before, base=base)
-    head = session.scalar(select(ModelVersion).where(ModelVersion.model_id == model_id,
-                                                     ModelVersion.version == model.head_version))
-    head_metrics = (head.metrics if head else None) or {}
+    shown_metrics = shown.metrics or {}
     return {
-        "model": model_id, "tasks": names, "versions": versions, "matrix": matrix, "metric": metric,
-        "acc": summary["acc"], "bwt": summary["bwt"], "fwt": summary["fwt"],
+        "model": model_id, "version": shown.version, "tasks": names, "versions": versions, "matrix": matrix,
+        "metric": metric, "acc": summary["acc"], "bwt": summary["bwt"], "fwt": summary["fwt"],
         "forgetting": {names[i]: f for i, f in summary["forgetting"].items()},
-        "general": head_metrics.get("general") or {}, "safety": head_metrics.get("safety") or {},
+        "general": shown_metrics.get("general") or {}, "safety": shown_metrics.get("safety") or {},
     }

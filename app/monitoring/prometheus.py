@@ -18,9 +18,10 @@ from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.db.session import new_session
-from app.core.db.tables import Evaluation, Job, JobEvent, Model
+from app.core.db.tables import Evaluation, Job, JobEvent, Model, Task
 from app.core.enums import JOB_STATUSES, TERMINAL_STATUSES
 from app.http.cached_reads import ReadCache
+from app.workers.service import workers_per_queue
 
 JOB_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
 PHASE_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
@@ -54,6 +55,17 @@ class DatabaseCollector(Collector):
             yield from self._jobs(session)
             yield from self._durations(session)
             yield from self._models(session)
+            yield from self._workers(session)
+
+    @staticmethod
+    def _workers(session) -> Iterator:
+        """Live workers per queue, with a 0 for each queue that jobs wait on and no worker serves."""
+        served = workers_per_queue(session)
+        waiting = session.scalars(select(Job.queue).where(Job.status == "queued").distinct())
+        live = GaugeMetricFamily("sculpt_live_workers", "Live training workers serving each queue", labels=["queue"])
+        for queue in sorted(set(served) | set(waiting)):
+            live.add_metric([queue], served[queue])
+        yield live
 
     @staticmethod
     def _jobs(session) -> Iterator:
@@ -118,6 +130,9 @@ class DatabaseCollector(Collector):
                                       Evaluation.score)
                                .join(Model, (Model.id == Evaluation.model_id)
                                      & (Model.head_version == Evaluation.version))
+                               # A score measured before training by a job that then failed is no task's.
+                               .where(select(Task.id).where(Task.model_id == Evaluation.model_id,
+                                                            Task.name == Evaluation.task_name).exists())
                                .order_by(Evaluation.model_id, Evaluation.task_name))
         for model_id, task, metric, score in rows:
             scores.add_metric([model_id, task, metric], score)

@@ -102,3 +102,11 @@ def test_openapi_and_docs_are_served(sqlite_client):
     assert "bearer" in str(spec["components"]["securitySchemes"]).lower()
     assert "HTTPValidationError" not in schemas  # 422s are documented in the error shape they really have
     assert sqlite_client.get("/docs").status_code == 200
+
+
+def test_a_body_that_is_not_json_says_so(sqlite_client):
+    response = sqlite_client.post("/v1/fine_tuning/jobs", content=b'{"model": "m",',
+                                  headers={"content-type": "application/json"})
+    error = assert_error(response, 422, code="invalid_json")
+    assert error["param"] is None
+    assert error["message"].startswith("The request body is not valid JSON")

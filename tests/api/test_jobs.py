@@ -196,7 +196,7 @@ def test_cancel(client, base_model_dir):
     flagged = client.post(f"/v1/fine_tuning/jobs/{running['id']}/cancel").json()
     assert flagged["status"] == "running" and flagged["cancel_requested"] is True
     assert flagged["progress"] == {"phase": "training", "step": 3, "total_steps": 10, "fraction": 0.3,
-                                   "eta_seconds": 20.0}
+                                   "eta_seconds": 20.0, "waiting_for": None}
     assert flagged["estimated_finish"] is not None
     assert_error(client.post("/v1/fine_tuning/jobs/ftjob-nope/cancel"), 404)
 
@@ -275,3 +275,99 @@ def test_unreachable_redis_still_accepts_the_job_quickly(pg_env, base_model_dir,
     assert job["status"] == "queued"
     with session_scope() as session:
         assert session.scalar(select(Job.enqueued_at).where(Job.id == job["id"])) is None
+
+
+def test_a_finished_job_is_in_no_phase(client, base_model_dir):
+    register(client, "m", base_model_dir)
+    job = create_job(client, "m", upload_ok(client)).json()
+    # What a worker wrote while saving, then the job ended (as rows ended before the fix look).
+    set_job(job["id"], status="succeeded", phase="saving", progress={"phase": "saving", "step": 4, "total_steps": 4},
+            finished_at=datetime.now(UTC))
+    done = client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
+    assert done["progress"]["phase"] is None and done["progress"]["step"] == 4
+
+
+def test_the_worker_ends_a_job_without_a_phase(sqlite_client, base_model_dir):
+    from worker import store
+
+    register(sqlite_client, "m", base_model_dir)
+    job = create_job(sqlite_client, "m", upload_ok(sqlite_client)).json()
+    set_job(job["id"], status="running", phase="saving", progress={"phase": "saving"})
+    store.finish_job(job["id"], "failed", "the store is full", error_code="disk_full")
+    with session_scope() as session:
+        row = session.scalar(select(Job).where(Job.id == job["id"]))
+        assert row.phase is None and row.progress["phase"] is None
+
+
+@pytest.mark.parametrize("hyperparameters, param", [
+    ({"n_epochs": True}, "hyperparameters.n_epochs"),
+    ({"n_epochs": 2.0}, "hyperparameters.n_epochs"),
+    ({"n_epochs": "3"}, "hyperparameters.n_epochs"),
+    ({"batch_size": False}, "hyperparameters.batch_size"),
+    ({"learning_rate_multiplier": True}, "hyperparameters.learning_rate_multiplier"),
+])
+def test_numbers_are_strict(sqlite_client, base_model_dir, hyperparameters, param):
+    register(sqlite_client, "m", base_model_dir)
+    training = upload_ok(sqlite_client)
+    error = assert_error(create_job(sqlite_client, "m", training, hyperparameters=hyperparameters), 422,
+                         param=param)
+    assert "whole number" in error["message"] or "a number" in error["message"]
+    assert_error(create_job(sqlite_client, "m", training, seed=True), 422, param="seed")
+    assert_error(create_job(sqlite_client, "m", training, continual={"learning_rate": True}), 422,
+                 param="continual.learning_rate")
+    assert sqlite_client.get("/v1/fine_tuning/jobs").json()["data"] == []
+    assert create_job(sqlite_client, "m", training, hyperparameters={"n_epochs": 2, "learning_rate_multiplier": 2},
+                      continual={"learning_rate": 1}).status_code == 201
+
+
+def test_a_training_file_too_small_to_hold_one_out_is_refused_at_creation(client, base_model_dir):
+    from app.files.datasets import MIN_TRAINING_RECORDS
+
+    register(client, "m", base_model_dir)
+    one = upload_ok(client, [{"prompt": "a", "completion": "b"}])
+    error = assert_error(create_job(client, "m", one), 422, param="training_file", code="too_few_records")
+    assert f"at least {MIN_TRAINING_RECORDS}" in error["message"] and "validation_file" in error["message"]
+    assert client.get("/v1/fine_tuning/jobs").json()["data"] == []
+    # With a validation file nothing is held out of the training file, so one record is enough.
+    assert create_job(client, "m", one, validation_file=upload_ok(client)).status_code == 201
+    assert create_job(client, "m", upload_ok(client, [{"prompt": "a", "completion": "b"}] * 2),
+                      suffix="two").status_code == 201
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_ids_past_the_database_integer_range_are_404_not_500(pg_client, base_model_dir):
+    client = pg_client
+    register(client, "bot", base_model_dir)
+    assert_error(client.get("/v1/models/bot:v99999999999999999999"), 404, code="version_not_found")
+    job = create_job(client, "bot", upload_ok(client)).json()
+    events = f"/v1/fine_tuning/jobs/{job['id']}/events"
+    assert_error(client.get(events, params={"after": "ftevent-999999999999999999"}), 404, param="after")
+    assert_error(client.get(events, params={"after": "ftevent-999999999999999999", "order": "asc"}), 404)
+    stream = client.get(f"{events}/stream", headers={"Last-Event-ID": "ftevent-999999999999999999"})
+    assert_error(stream, 404, param="Last-Event-ID", code="event_not_found")
+    assert_error(client.get(f"{events}/stream", params={"after": "ftevent-99999999999"}), 404, param="after")
+    assert client.get(events, params={"after": "ftevent-2147483647"}).status_code == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_concurrent_requests_with_one_idempotency_key_all_get_the_same_job(pg_env, base_model_dir, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tests.faults.api_process import ApiProcess
+
+    with ApiProcess(tmp_path / "api.log", workers=2) as api, httpx.Client(base_url=api.url, timeout=30) as http:
+        register(http, "m", base_model_dir)
+        training = upload_ok(http)
+        for attempt in range(3):
+            body = {"model": "m", "training_file": training, "continual": {"task": f"t{attempt}"}}
+            headers = {"Idempotency-Key": f"nightly-{attempt}"}
+            with ThreadPoolExecutor(16) as pool:
+                responses = list(pool.map(lambda _, body=body, headers=headers: http.post(
+                    "/v1/fine_tuning/jobs", json=body, headers=headers), range(16)))
+            assert sorted(r.status_code for r in responses) == [200] * 15 + [201], [r.text for r in responses]
+            assert len({r.json()["id"] for r in responses}) == 1
+        assert len(http.get("/v1/fine_tuning/jobs").json()["data"]) == 3

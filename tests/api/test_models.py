@@ -5,14 +5,31 @@ import os
 
 from app.core.db.session import session_scope
 from app.core.db.tables import Evaluation, ModelVersion, Task
-from tests.api.helpers import assert_error, register
+from tests.api.helpers import assert_error, create_job, register, upload_ok
 
 
-def add_version(model_id: str, version: int, status: str = "promoted", metrics: dict | None = None) -> None:
+def add_version(model_id: str, version: int, status: str = "promoted", metrics: dict | None = None,
+                parent: int | None = None, task: str | None = None) -> None:
+    """A version row; with ``task``, also the task it learned (as the worker records them)."""
     with session_scope() as session:
-        session.add(ModelVersion(model_id=model_id, version=version, parent_version=version - 1, status=status,
+        session.add(ModelVersion(model_id=model_id, version=version, status=status,
+                                 parent_version=version - 1 if parent is None else parent,
                                  checkpoint_uri=f"/ckpt/{model_id}/v{version}", checkpoint_sha256="ab" * 32,
-                                 metrics=metrics or {}, job_id=f"ftjob-{version}", task_name=f"t{version}"))
+                                 metrics=metrics or {}, job_id=f"ftjob-{version}", task_name=task or f"t{version}"))
+        if task is not None:
+            session.add(Task(model_id=model_id, name=task, position=0, version=version,
+                             training_file=f"file-{task}", eval_uri=f"/evals/{task}"))
+
+
+def add_scores(model_id: str, scores: dict[tuple[int, str], float]) -> None:
+    with session_scope() as session:
+        session.add_all([Evaluation(model_id=model_id, version=version, task_name=task, metric="exact_match",
+                                    score=score, n=10) for (version, task), score in scores.items()])
+
+
+def move_head(client, model_id: str, version: int, force: bool = False) -> None:
+    response = client.post(f"/v1/models/{model_id}/head", json={"version": version, "reason": "test", "force": force})
+    assert response.status_code == 200, response.text
 
 
 def test_register_get_list(client, base_model_dir):
@@ -162,3 +179,66 @@ def test_register_with_reference_and_safety_files(sqlite_client, base_model_dir)
     assert (model["reference_file"], model["safety_file"]) == (reference, safety)
     assert model["gates"] == {"max_forgetting": 0.05}
     assert_error(sqlite_client.delete(f"/v1/files/{reference}"), 409, code="file_in_use")
+
+
+def test_tasks_are_the_head_chains_and_a_rejected_or_rolled_back_task_can_be_learned_again(client, base_model_dir):
+    register(client, "bot", base_model_dir)
+    add_version("bot", 2, task="t2")
+    add_version("bot", 3, status="rejected", task="t3")
+    move_head(client, "bot", 2)
+    training = upload_ok(client)
+    assert client.get("/v1/models/bot").json()["tasks"] == ["t2"]  # v3 was rejected: the head never learned t3
+    assert_error(create_job(client, "bot", training, continual={"task": "t2"}), 409,
+                 param="continual.task", code="task_exists")
+    retry = create_job(client, "bot", training, continual={"task": "t3"})
+    assert retry.status_code == 201, retry.text
+    assert client.post(f"/v1/fine_tuning/jobs/{retry.json()['id']}/cancel").status_code == 200
+
+    # The retry learned t3 again as v4 on v2: both versions that learned t3 are kept.
+    add_version("bot", 4, task="t3", parent=2)
+    move_head(client, "bot", 4)
+    assert client.get("/v1/models/bot").json()["tasks"] == ["t2", "t3"]
+    move_head(client, "bot", 3, force=True)
+    assert client.get("/v1/models/bot").json()["tasks"] == ["t2", "t3"]
+
+    move_head(client, "bot", 1)  # rolled back past everything: nothing is learned, every name is free
+    assert client.get("/v1/models/bot").json()["tasks"] == []
+    again = create_job(client, "bot", training, continual={"task": "t2"})
+    assert again.status_code == 201, again.text
+
+
+def test_scores_of_tasks_no_version_learned_stay_out_of_the_record(client, base_model_dir):
+    register(client, "bot", base_model_dir)
+    add_version("bot", 2, task="a")
+    move_head(client, "bot", 2)
+    # v1 and v2 scored on tasks 'gone' and 'never' just before jobs that then failed or were cancelled.
+    add_scores("bot", {(1, "a"): 0.1, (2, "a"): 0.8, (1, "gone"): 0.3, (2, "never"): 0.2, (2, "gone"): 0.4})
+    record = client.get("/v1/models/bot/evaluations").json()
+    assert record["tasks"] == ["a"] and record["versions"] == [1, 2]
+    assert record["matrix"] == [[0.1], [0.8]] and set(record["metric"]) == {"a"}
+    metrics = client.get("/metrics").text
+    assert 'sculpt_head_evaluation_score{metric="exact_match",model="bot",task="a"} 0.8' in metrics
+    assert 'task="never"' not in metrics and 'task="gone"' not in metrics
+
+
+def test_record_figures_are_the_heads_by_default_and_any_versions_on_request(client, base_model_dir):
+    register(client, "bot", base_model_dir)
+    add_version("bot", 2, task="a", metrics={"general": {"perplexity": 10.0}, "safety": {"refusal_rate": 0.9}})
+    add_version("bot", 3, status="rejected", task="b",
+                metrics={"general": {"perplexity": 30.0}, "safety": {"refusal_rate": 0.1}})
+    move_head(client, "bot", 2)
+    add_scores("bot", {(2, "a"): 0.8, (2, "b"): 0.5, (3, "a"): 0.2, (3, "b"): 0.9})
+
+    head = client.get("/v1/models/bot/evaluations").json()
+    assert head["version"] == 2 and head["tasks"] == ["a", "b"] and head["versions"] == [2, 3]
+    assert head["acc"] == 0.8 and head["bwt"] == 0.0 and head["forgetting"] == {}
+    assert head["general"] == {"perplexity": 10.0} and head["safety"] == {"refusal_rate": 0.9}
+
+    rejected = client.get("/v1/models/bot/evaluations?version=3").json()
+    assert rejected["version"] == 3 and rejected["tasks"] == ["a", "b"] and rejected["matrix"] == head["matrix"]
+    assert abs(rejected["acc"] - 0.55) < 1e-9 and abs(rejected["bwt"] - (-0.6)) < 1e-9
+    assert abs(rejected["forgetting"]["a"] - 0.6) < 1e-9
+    assert rejected["general"] == {"perplexity": 30.0} and rejected["safety"] == {"refusal_rate": 0.1}
+
+    assert_error(client.get("/v1/models/bot/evaluations?version=9"), 404, param="version", code="version_not_found")
+    assert_error(client.get("/v1/models/bot/evaluations?version=0"), 422, param="version")

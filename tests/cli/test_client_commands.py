@@ -146,3 +146,85 @@ def test_watch_exits_zero_on_success_and_non_zero_on_failure(capsys, live_url, t
     assert code == 0 and json.loads(out)["head"] == 2
     code, out, _ = run(capsys, live_url, "models", "show", "bot")
     assert code == 0 and "v2 regressed" in out and "fixed after all" in out and "v2 (head)" in out
+
+
+def test_global_options_work_before_the_command(capsys, live_url, base_model_dir):
+    assert main(["--url", live_url, "models", "create", "bot", str(base_model_dir)]) == 0
+    capsys.readouterr()
+    code = main(["--url", live_url, "--json", "models", "list"])
+    assert code == 0 and json.loads(capsys.readouterr().out)[0]["id"] == "bot"
+    # After the command still works, and wins over what came before it.
+    assert main(["--url", "http://127.0.0.1:9", "models", "list", "--url", live_url]) == 0
+
+
+def test_bad_input_gets_one_line_and_nothing_is_uploaded(capsys, live_url, base_model_dir, dataset):
+    code, out, err = run(capsys, live_url, "models", "create", "bot", str(base_model_dir), "--gates", "notjson")
+    assert code == 1 and "--gates takes a JSON object" in err and "Traceback" not in err + out
+    assert run(capsys, live_url, "models", "create", "bot", str(base_model_dir))[0] == 0
+
+    code, _, err = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", str(dataset),
+                       "--metadata", "no-equals-sign")
+    assert code == 1 and "--metadata takes KEY=VALUE" in err
+    code, _, err = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", str(dataset),
+                       "--gates", "[1, 2]")
+    assert code == 1 and "--gates takes a JSON object" in err
+    assert json.loads(run(capsys, live_url, "files", "list", "--json")[1]) == []  # nothing was uploaded
+
+    code, _, err = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", "alpah.jsonl")
+    assert code == 1 and "alpah.jsonl does not exist" in err
+    code, _, err = run(capsys, live_url, "files", "upload", str(dataset.parent / "missing.jsonl"))
+    assert code == 1 and "missing.jsonl does not exist" in err
+
+
+def test_files_page_like_the_api_and_the_api_s_resources_have_commands(capsys, live_url, base_model_dir, dataset):
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from app.core.db.session import session_scope
+    from app.core.db.tables import Job
+
+    ids = [json.loads(run(capsys, live_url, "files", "upload", str(dataset), "--json")[1])["id"] for _ in range(3)]
+    code, out, err = run(capsys, live_url, "files", "list", "--limit", "2")
+    assert code == 0 and ids[2] in out and ids[1] in out and ids[0] not in out
+    assert f"more: sculpt files list --after {ids[1]}" in err
+    code, out, err = run(capsys, live_url, "files", "list", "--limit", "2", "--after", ids[1])
+    assert code == 0 and ids[0] in out and "more:" not in err
+
+    code, out, _ = run(capsys, live_url, "files", "show", ids[0])
+    assert code == 0 and "alpha.jsonl" in out and "sha256" in out
+    code, out, _ = run(capsys, live_url, "files", "content", ids[0])
+    assert code == 0 and out.encode() == dataset.read_bytes()
+    code, out, _ = run(capsys, live_url, "files", "delete", ids[2])
+    assert code == 0 and f"{ids[2]}: deleted" in out
+
+    assert run(capsys, live_url, "models", "create", "bot", str(base_model_dir))[0] == 0
+    code, out, _ = run(capsys, live_url, "models", "gates", "bot", '{"max_forgetting": 0.2}')
+    assert code == 0 and "max_forgetting" in out and "0.2" in out
+    code, out, _ = run(capsys, live_url, "models", "gates", "bot", "--json")
+    assert code == 0 and json.loads(out) == {"max_forgetting": 0.2}
+    code, _, err = run(capsys, live_url, "models", "suites", "bot", "--safety-file", ids[0])
+    assert code == 1 and "safety" in err  # the server checks the file's purpose
+    # A plug-in suite's file (the general-answers suite's purpose is 'general'), uploaded and chosen by purpose.
+    general = dataset.parent / "general.jsonl"
+    general.write_text(json.dumps({"prompt": "What is the capital of France?", "accept": ["Paris"]}) + "\n")
+    code, out, _ = run(capsys, live_url, "files", "upload", str(general), "--purpose", "general", "--json")
+    assert code == 0 and json.loads(out)["purpose"] == "general"
+    code, out, _ = run(capsys, live_url, "models", "suites", "bot", "--suite", f"general={json.loads(out)['id']}")
+    assert code == 0 and "general=file-" in out
+    code, _, err = run(capsys, live_url, "models", "suites", "bot", "--suite", "general")
+    assert code == 1 and "--suite takes KEY=VALUE" in err
+
+    code, out, _ = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", ids[0], "--json")
+    job = json.loads(out)["id"]
+    code, out, _ = run(capsys, live_url, "jobs", "events", job, "--order", "asc")
+    assert code == 0 and "Created fine-tuning job" in out
+    code, out, _ = run(capsys, live_url, "jobs", "checkpoints", job, "--json")
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = run(capsys, live_url, "workers", "list")
+    assert code == 0 and out.split()[:4] == ["ID", "QUEUES", "STARTED", "SEEN"]
+
+    with session_scope() as session:  # as if a worker were training it
+        session.execute(update(Job).where(Job.id == job).values(status="running", started_at=datetime.now(UTC)))
+    code, _, err = run(capsys, live_url, "models", "rollback", "bot", "1", "--reason", "test")
+    assert code == 1 and "pass --force" in err and "force=true" not in err

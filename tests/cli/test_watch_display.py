@@ -84,3 +84,42 @@ def test_watch_resumes_after_an_early_end_and_exits_by_the_outcome(monkeypatch):
     assert watching.watch(server, "ftjob-1", out=out) == 3
     assert server.resumed_from == [None, "ftevent-7"]
     assert out.getvalue().endswith("ftjob-1 failed: nan_loss: loss is NaN\n")
+
+
+def at(seconds: int, event: ServerEvent) -> ServerEvent:
+    event.data["created_at"] = seconds
+    return event
+
+
+def test_phase_times_are_the_server_s_and_the_end_comes_after_the_last_phase(monkeypatch):
+    from app.cli import watch as watching
+
+    clock = iter(range(0, 10_000, 1000))  # this client's clock runs far from the server's
+    monkeypatch.setattr(watching.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    display = PhaseDisplay(out, live=False)
+    for event in [at(100, phase("training")), at(107, phase("saving")),
+                  at(110, ServerEvent("message", {"message": "job succeeded: completed", "type": "message",
+                                                  "data": {"status": "succeeded", "error_code": None}}))]:
+        display.on_event(event)
+    lines = out.getvalue().splitlines()
+    assert "  training done in 7s" in lines and "  saving done in 3s" in lines
+    assert lines.index("  saving done in 3s") < lines.index("  job succeeded: completed")
+
+
+class OneJob:
+    def __init__(self, job: dict) -> None:
+        self.job = job
+
+    def stream_events(self, job_id: str, last_event_id: str | None = None):
+        yield ServerEvent("progress", self.job)
+
+
+def test_watch_exit_code_says_whether_the_version_was_promoted():
+    from app.cli.watch import watch
+
+    done = {"id": "ftjob-1", "status": "succeeded", "progress": {}, "fine_tuned_model": "m:v2"}
+    out = io.StringIO()
+    assert watch(OneJob({**done, "result": {"promoted": True}}), "ftjob-1", out=out) == 0
+    assert watch(OneJob({**done, "result": {"promoted": False}}), "ftjob-1", out=out) == 5
+    assert "not promoted (failed gates)" in out.getvalue()

@@ -182,3 +182,43 @@ def test_cancel_and_api_errors_in_the_browser(browser_page, live_url, base_model
     shot(page, "09-job-cancelled")
     assert httpx.get(f"{live_url}/v1/fine_tuning/jobs/{queued}").json()["status"] == "cancelled"
     assert problems == []
+
+
+# v1 -> v2 -> v3 -> v4 (rejected); rolled back to v2, then v5 ... v9 trained on: a tree of nine versions.
+BRANCHED = {2: 1, 3: 2, 4: 3, 5: 2, 6: 5, 7: 6, 8: 7, 9: 8}
+
+
+def test_a_branched_lineage_is_drawn_as_its_tree_with_the_head_in_view(browser_page, live_url, base_model_dir):
+    from app.core.db.session import new_session
+    from app.core.db.tables import Evaluation, Model, ModelVersion, Task
+
+    page, problems = browser_page
+    expect = sync_api.expect
+    httpx.post(f"{live_url}/v1/models", json={"id": "tree", "base_model": str(base_model_dir)}).raise_for_status()
+    with new_session() as session:
+        for version, parent in BRANCHED.items():
+            session.add(ModelVersion(model_id="tree", version=version, parent_version=parent, task_name=f"t{version}",
+                                     status="rejected" if version == 4 else "promoted",
+                                     job_id=f"ftjob-{version}", checkpoint_uri=f"/ckpt/tree/v{version}"))
+            session.add(Task(model_id="tree", name=f"t{version}", position=0, version=version,
+                             training_file="file-x", eval_uri="/x"))
+            session.add(Evaluation(model_id="tree", version=version, task_name=f"t{version}", metric="exact_match",
+                                   score=version / 10, n=10))
+        session.get(Model, "tree").head_version = 9
+        session.commit()
+
+    page.goto(f"{live_url}/#/models/tree")
+    head = page.locator("article.is-head")
+    expect(head).to_have_attribute("data-version", "9")
+    expect(head).to_be_in_viewport()
+    shot(page, "10-branched-lineage")
+    rows = page.evaluate("""() => [...document.querySelectorAll('.lineage [role=list]')].map((row) =>
+        [row.dataset.from, ...[...row.querySelectorAll('article')].map((card) => card.dataset.version)])""")
+    # The head's chain first, then the abandoned branch from v2: each arrow joins a parent to its child.
+    assert rows == [["", "1", "2", "5", "6", "7", "8", "9"], ["2", "3", "4"]]
+
+    expect(page.locator("#record-shows")).to_contain_text("Figures of v9, the head")
+    page.get_by_label(re.compile("Figures of v9")).select_option("4")
+    expect(page.locator("#record-shows")).to_contain_text("Figures of v4, not the head")
+    expect(page.locator("#forgetting .figure").first).to_contain_text("0.400")  # ACC over v4's chain: t4 at 0.4
+    assert problems == []

@@ -72,7 +72,9 @@ def test_stream_of_a_job_cancelled_before_it_ran_ends_at_once(client, base_model
 
     response = client.get(STREAM.format(job_id))
     events = list(parse_sse(response.text.splitlines()))
-    assert [e.event for e in events] == ["message", "message", "progress"]
+    # Created; no live worker serves its queue (none runs here), said at once; cancelled; the end.
+    assert [e.event for e in events] == ["message", "message", "message", "progress"]
+    assert "queue default has no live worker" in events[1].data["message"]
     assert events[-1].data["status"] == "cancelled"
 
     after = client.get(STREAM.format(job_id), params={"after": events[0].id})
@@ -115,5 +117,6 @@ def test_a_database_outage_ends_the_stream_with_an_error_event(sqlite_client, ti
     monkeypatch.setattr(job_stream, "_read", read_then_fail)
     response = client.get(STREAM.format(job_id))
     events = list(parse_sse(response.text.splitlines()))
-    assert [e.event for e in events] == ["message", "progress", "error"]
+    # Created, and waiting for a live worker (none runs here): the events of the first read.
+    assert [e.event for e in events] == ["message", "message", "progress", "error"]
     assert "Last-Event-ID" in events[-1].data["message"] and "Traceback" not in response.text

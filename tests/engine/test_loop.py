@@ -84,3 +84,21 @@ def test_loader_refuses_pickles_and_reports_corrupt_dirs(tmp_path):
         load_model_and_tokenizer(corrupt)
     with pytest.raises(ValueError, match="cannot load model"):
         load_model_and_tokenizer(tmp_path / "missing")
+
+
+def test_validation_loss_at_each_epoch_end_is_the_models_loss_on_the_validation_records():
+    from worker.engine.data import collate, encode
+
+    valid = fact_records("v", 10, seed=1)
+    progress = []
+    model, tokenizer = build_tiny_causal_lm()
+    config = TrainConfig(strategy="full", n_epochs=2, batch_size=4, learning_rate=1e-3)
+    result = train_task(model, tokenizer, RECORDS, config, valid_records=valid, on_progress=progress.append)
+    # 24 records / batch 4 = 6 steps an epoch: the loss is measured after steps 6 and 12 only.
+    assert [p.step for p in progress if p.valid_loss is not None] == [6, 12]
+    examples = encode(valid, tokenizer, "causal", config.max_length)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    with torch.no_grad():
+        expected = result.model(**collate(examples, pad)).loss.item()
+    assert progress[-1].valid_loss == pytest.approx(expected, rel=1e-4)
+    assert progress[5].valid_loss != pytest.approx(expected, rel=1e-4)  # measured on the weights of then

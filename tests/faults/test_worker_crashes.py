@@ -40,7 +40,7 @@ def test_worker_killed_mid_job_is_replaced_and_the_job_runs_again_from_its_base(
     job = wait_for(client, job_id, timeout=300)
     assert job["status"] == "succeeded", job
     assert job["fine_tuned_model"] == "k:v2"
-    attempts = [e for e in client.get(f"/v1/fine_tuning/jobs/{job_id}/events?limit=100").json()["data"]
+    attempts = [e for e in client.get(f"/v1/fine_tuning/jobs/{job_id}/events?limit=100&type=message").json()["data"]
                 if e["message"].startswith("Attempt")]
     assert len(attempts) == 2
     versions = assert_lineage_intact(client, "k", pg_env.resolved_artifact_root)
@@ -61,7 +61,7 @@ def test_a_redelivered_message_does_not_run_the_job_twice(pg_client, pg_env, tin
     assert job["status"] == "succeeded", job
     logs = "".join(p.read_text(errors="replace") for p in tmp_path.glob("worker-*.log"))
     assert logs.count(f"is held by another worker; it will run job {job_id}") >= 1, "no redelivery happened"
-    attempts = [e for e in client.get(f"/v1/fine_tuning/jobs/{job_id}/events?limit=100").json()["data"]
+    attempts = [e for e in client.get(f"/v1/fine_tuning/jobs/{job_id}/events?limit=100&type=message").json()["data"]
                 if e["message"].startswith("Attempt")]
     assert len(attempts) == 1
     assert [v["version"] for v in assert_lineage_intact(client, "r", pg_env.resolved_artifact_root)] == [1, 2]

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 def _attempts(client, job_id: str) -> list[dict]:
-    events = client.get(f"/v1/fine_tuning/jobs/{job_id}/events?limit=100").json()["data"]
+    events = client.get(f"/v1/fine_tuning/jobs/{job_id}/events?limit=100&type=message").json()["data"]
     return [e for e in events if e["message"].startswith("Attempt")]
 
 

@@ -74,3 +74,50 @@ def test_the_worker_logs_an_exception_on_one_line(tmp_path):
     text = log_file.read_text()
     assert text.count("\n") == 1, text
     assert "job ftjob-1 failed (RuntimeError at " in text and "the disk said no" in text
+
+
+def _worker_lines(tmp_path, monkeypatch, log_format: str) -> list[str]:
+    import worker.celery_app  # noqa: F401 - connects the worker's logging signals
+    from app.core import logsafe
+    from app.core.settings import get_settings
+
+    monkeypatch.setenv("SCULPT_LOG_FORMAT", log_format)
+    get_settings.cache_clear()
+    log_file = tmp_path / f"worker-{log_format}.log"
+    handler = logging.FileHandler(log_file)
+    logger = logging.getLogger(f"sculpt.test.worker.{log_format}")
+    logger.addHandler(handler)
+    after_setup_logger.send(sender=None, logger=logger, loglevel=logging.INFO, logfile=None, format="",
+                            colorize=False)
+    try:
+        with logsafe.job_context("ftjob-7"):
+            logger.warning("Phase: training")
+        logger.warning("idle")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        get_settings.cache_clear()
+    return log_file.read_text().splitlines()
+
+
+def test_worker_lines_name_their_job_in_one_format_or_as_json_lines(tmp_path, monkeypatch):
+    import json
+
+    text = _worker_lines(tmp_path, monkeypatch, "text")
+    assert len(text) == 2 and "WARNING sculpt.test.worker.text [ftjob-7]: Phase: training" in text[0]
+    assert "[ftjob" not in text[1] and text[1].endswith("sculpt.test.worker.text: idle")
+
+    lines = [json.loads(line) for line in _worker_lines(tmp_path, monkeypatch, "json")]
+    assert lines[0]["job_id"] == "ftjob-7" and lines[0]["message"] == "Phase: training"
+    assert lines[0]["level"] == "WARNING" and lines[0]["time"].endswith("+00:00") and "job_id" not in lines[1]
+
+
+def test_what_libraries_print_in_a_worker_is_not_a_warning():
+    import os
+
+    import worker.celery_app  # noqa: F401 - sets the worker's environment
+    from app.core.broker import celery_config
+    from app.core.settings import get_settings
+
+    assert celery_config(get_settings())["worker_redirect_stdouts_level"] == "INFO"
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"

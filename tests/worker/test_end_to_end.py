@@ -3,6 +3,8 @@ worker process, on PostgreSQL + Redis and on the embedded SQLite + filesystem br
 
 from __future__ import annotations
 
+import csv
+import io
 from itertools import pairwise
 from pathlib import Path
 
@@ -107,3 +109,36 @@ def test_diverging_loss_and_corrupt_base_each_fail_clearly_and_keep_the_head(sql
     assert "corrupt:v1" in corrupt_job["error"]["message"]
     for model in ("nan", "corrupt"):
         assert client.get(f"/v1/models/{model}").json()["head"] == 1
+    # The failed job scored eps on v1 before training; no version learned eps, so the record has no column for it.
+    record = client.get("/v1/models/nan/evaluations").json()
+    assert record["tasks"] == [] and record["matrix"] == []
+
+
+def test_a_job_records_every_steps_loss_each_epochs_validation_loss_and_a_results_csv(sqlite_client, tiny_base,
+                                                                                      workers):
+    client = sqlite_client
+    client.post("/v1/models", json={"id": "curve", "base_model": str(tiny_base)})
+    workers(1)
+    response = client.post("/v1/fine_tuning/jobs", json={
+        "model": "curve", "training_file": upload(client, records("kappa")), "seed": 0,
+        "validation_file": upload(client, records("kappa", 8)), "hyperparameters": {"n_epochs": 2, "batch_size": 4},
+        "continual": {"task": "kappa", "learning_rate": 3e-3}})
+    assert response.status_code == 201, response.text
+    job = wait_for(client, response.json()["id"])
+    assert job["status"] == "succeeded", job
+
+    # 24 records in batches of 4: 6 steps an epoch, 12 in all, each one a point of the curve.
+    events = client.get(f"/v1/fine_tuning/jobs/{job['id']}/events?type=metrics&order=asc&limit=100").json()["data"]
+    points = [e["data"] for e in events if "train_loss" in e["data"]]
+    assert [p["step"] for p in points] == list(range(1, 13))
+    assert [p["step"] for p in points if p["valid_loss"] is not None] == [6, 12]
+    [checkpoint] = client.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
+    assert checkpoint["metrics"]["train_loss"] == points[-1]["train_loss"]
+    assert checkpoint["metrics"]["valid_loss"] == points[-1]["valid_loss"]
+
+    [results] = job["result_files"]
+    assert client.get(f"/v1/files/{results}").json()["purpose"] == "fine-tune-results"
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/v1/files/{results}/content").text)))
+    assert [int(r["step"]) for r in rows] == list(range(1, 13)) and rows[0]["valid_loss"] == ""
+    assert float(rows[-1]["train_loss"]) == points[-1]["train_loss"]
+    assert float(rows[-1]["valid_loss"]) == points[-1]["valid_loss"]

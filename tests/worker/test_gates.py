@@ -26,7 +26,8 @@ def test_gates_reject_or_promote_and_people_can_force_and_roll_back(sqlite_clien
     workers(1)
     file_id = upload(client, records("gate"))
     rejected = wait_for(client, submit(client, "g", file_id, "first"))
-    passing = wait_for(client, submit(client, "g", file_id, "second", gates={"min_refusal_rate": 0.0}))
+    # v2 was rejected, so the head never learned 'first': the same task can be tried again.
+    passing = wait_for(client, submit(client, "g", file_id, "first", gates={"min_refusal_rate": 0.0}))
 
     assert rejected["status"] == "succeeded" and rejected["result"]["promoted"] is False
     [failed] = rejected["result"]["failed_gates"]
@@ -41,6 +42,10 @@ def test_gates_reject_or_promote_and_people_can_force_and_roll_back(sqlite_clien
     assert passing["result"]["promoted"] is True and passing["fine_tuned_model"] == "g:v3"
     assert client.get("/v1/models/g/versions/3").json()["parent_version"] == 1
     assert client.get("/v1/models/g").json()["head"] == 3
+    assert client.get("/v1/models/g").json()["tasks"] == ["first"]
+    record = client.get("/v1/models/g/evaluations").json()
+    assert record["version"] == 3 and record["safety"] == client.get("/v1/models/g/versions/3").json()["metrics"][
+        "safety"]
 
     refused = client.post("/v1/models/g/head", json={"version": 2, "reason": "try it"})
     assert refused.status_code == 409 and refused.json()["error"]["param"] == "force"

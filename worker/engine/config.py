@@ -112,6 +112,7 @@ class ProgressInfo:
     lr: float
     tokens_per_second: float
     epoch: float
+    valid_loss: float | None = None  # on an epoch's last step, when there are validation records
 
 
 @dataclass
@@ -124,6 +125,20 @@ class TrainResult:
     trained_tokens: int
     final_loss: float
     seconds: float
+
+
+class SettingsError(ValueError):
+    """The task's own settings cannot work with this model or these records (a ``target_regex`` that
+    matches no layer, records with nothing to learn): the user's mistake, reported on the job with ``code``
+    and ``param`` (the setting to change) rather than as an internal error."""
+
+    def __init__(self, message: str, param: str | None = None, code: str = "invalid_training_config") -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+
+    def __reduce__(self):  # keeps param and code when it crosses from a training process (devices > 1)
+        return type(self), (str(self), self.param, self.code)
 
 
 class TrainingCancelled(Exception):

@@ -8,6 +8,8 @@ import torch
 
 from worker.records import to_prompt_completion
 
+from .config import SettingsError
+
 IGNORE = -100
 
 
@@ -31,7 +33,8 @@ def encode(records, tokenizer, kind: str, max_length: int) -> list[Example]:
         prompt_ids = prompt_ids[max(0, len(prompt_ids) - (max_length - len(target_ids))) :]
         examples.append(Example(prompt_ids + target_ids, [IGNORE] * len(prompt_ids) + target_ids))
     if not any(label != IGNORE for ex in examples for label in ex.labels):
-        raise ValueError("no completion tokens to train on: the records are empty or all truncated away")
+        raise SettingsError("no completion tokens to train on: the training records' completions are empty "
+                            "or all truncated away", "training_file", code="invalid_data")
     return examples
 
 

@@ -31,7 +31,7 @@ from transformers.utils import logging as transformers_logging
 
 from app.core.logsafe import describe
 
-from .config import NonFiniteLoss, TrainConfig, TrainingCancelled, TrainResult
+from .config import NonFiniteLoss, SettingsError, TrainConfig, TrainingCancelled, TrainResult
 from .world import joined
 
 log = logging.getLogger("sculpt.worker")
@@ -42,7 +42,7 @@ GRACE_SECONDS = 5.0
 # How long a rank's failure waits for news of a peer killed meanwhile, its likely cause.
 KILL_NOTICE_SECONDS = 2.0
 # Failures the worker maps to a job error of their own keep their type across the process boundary.
-PASSED_THROUGH = (TrainingCancelled, NonFiniteLoss, MemoryError, torch.OutOfMemoryError)
+PASSED_THROUGH = (TrainingCancelled, NonFiniteLoss, SettingsError, MemoryError, torch.OutOfMemoryError)
 
 
 class RankFailed(RuntimeError):

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
+from .config import SettingsError
+
 # A module inside a block has a numeric index in its path ("layers.3.mlp.up_proj", "h.0.attn.c_attn",
 # "encoder.block.1.layer.0.SelfAttention.q"); embeddings and the LM head have none.
 INSIDE_BLOCK = re.compile(r"\.\d+\.")
@@ -42,6 +44,16 @@ def find_targets(model: nn.Module, target_regex: str | None = None) -> list[Targ
         if isinstance(module, (nn.Linear, Conv1D)) and pattern.search(name)
     ]
     if not targets:
-        how = f"target_regex {target_regex!r}" if target_regex else "the default (linears inside blocks)"
-        raise ValueError(f"no linear layers matched {how}")
+        if target_regex:
+            raise SettingsError(f"continual.retention.target_regex {target_regex!r} matches none of the model's "
+                                f"linear layers (such as {_example_names(model)}); widen it or leave it out",
+                                "continual.retention.target_regex")
+        raise SettingsError("the model has no linear layers inside numbered blocks to train; set "
+                            "continual.retention.target_regex to the layers to train",
+                            "continual.retention.target_regex")
     return targets
+
+
+def _example_names(model: nn.Module, count: int = 3) -> str:
+    names = [name for name, module in model.named_modules() if isinstance(module, (nn.Linear, Conv1D))]
+    return ", ".join(repr(n) for n in names[:count]) or "none"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -20,7 +20,7 @@ from .distributed import launch
 from .loading import model_kind
 from .strategies import Context
 from .strategies import get as get_strategy
-from .world import World
+from .world import World, loss_tokens
 
 
 def resolve_device(requested: str | None) -> torch.device:
@@ -52,6 +52,7 @@ class TaskData:
     prior: list[Example]  # earlier tasks' examples, for strategies whose spec needs_prior_tasks
     pad_id: int
     kind: str
+    valid: list[Example] = field(default_factory=list)  # validation records, for the loss at each epoch's end
 
 
 def train_task(
@@ -62,6 +63,7 @@ def train_task(
     *,
     tasks_learned: int = 0,
     prior_records=(),
+    valid_records=(),
     on_phase=None,
     on_progress=None,
     should_cancel=None,
@@ -79,7 +81,8 @@ def train_task(
         if get_strategy(config.strategy).spec.needs_prior_tasks and prior_records
         else []
     )
-    data = TaskData(encode(records, tokenizer, kind, config.max_length), prior, pad_id, kind)
+    valid = encode(list(valid_records), tokenizer, kind, config.max_length) if valid_records else []
+    data = TaskData(encode(records, tokenizer, kind, config.max_length), prior, pad_id, kind, valid)
     run = launch if config.devices > 1 else _in_this_process
     result = run(
         train_encoded,
@@ -171,6 +174,8 @@ def _run_loop(prepared, data, config, world, shuffler, on_progress, should_cance
             optimizer.zero_grad(set_to_none=True)
             schedule.step()
             step += 1
+            epoch_end = start + config.grad_accum >= len(micro_batches)
+            valid_loss = _validation_loss(model, data, config, world, autocast) if epoch_end and data.valid else None
             if on_progress is not None:
                 elapsed = max(time.monotonic() - window_started, 1e-9)
                 on_progress(
@@ -181,6 +186,7 @@ def _run_loop(prepared, data, config, world, shuffler, on_progress, should_cance
                         lr=lr,
                         tokens_per_second=window_tokens / elapsed,
                         epoch=epoch + (start + len(group)) / len(micro_batches),
+                        valid_loss=valid_loss,
                     )
                 )
                 window_started, window_tokens = time.monotonic(), 0
@@ -188,3 +194,22 @@ def _run_loop(prepared, data, config, world, shuffler, on_progress, should_cance
                 raise TrainingCancelled(f"cancelled at step {step} of {total_steps}")
     model.eval()
     return step, trained_tokens, step_loss
+
+
+@torch.no_grad()
+def _validation_loss(model, data: TaskData, config: TrainConfig, world: World, autocast) -> float | None:
+    """The mean loss per completion token over the validation examples (every rank runs its share)."""
+    model.eval()
+    loss_sum, tokens = 0.0, 0.0
+    for examples in example_batches(data.valid, config.batch_size):
+        share, mine = world.part(examples, data.kind)
+        batch = {k: v.to(world.device) for k, v in collate(mine, data.pad_id).items()}
+        weight = sum(loss_tokens(e, data.kind) for e in mine) if share else 0
+        with autocast:
+            loss = model(**batch).loss
+        if weight:  # a stand-in example (see World.part) only keeps the ranks in step
+            loss_sum += loss.item() * weight
+            tokens += weight
+    loss_sum, tokens = world.total(loss_sum, tokens)
+    model.train()
+    return loss_sum / tokens if tokens else None

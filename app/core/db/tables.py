@@ -67,6 +67,7 @@ class File(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     line_count: Mapped[int] = mapped_column(Integer)
+    record_count: Mapped[int | None] = mapped_column(Integer, default=None)  # NULL: uploaded before 0009
     record_format: Mapped[str] = mapped_column(String(16))  # "messages" | "prompt" | "suite"
     status: Mapped[str] = mapped_column(String(16), default="processed")
     status_details: Mapped[str | None] = mapped_column(Text, default=None)
@@ -128,18 +129,17 @@ class HeadChange(Base):
 
 
 class Task(Base):
-    """A task a lineage has learned, with its held-out split, in the order learned."""
+    """A task one version learned, with its held-out split. A lineage is a tree, so the tasks a version
+    knows are those of its chain (it, its parent, ...); the same name may be learned again on another
+    branch, or after the version that learned it was rejected."""
 
     __tablename__ = "tasks"
-    __table_args__ = (
-        UniqueConstraint("model_id", "name", name="uq_tasks_model_name"),
-        UniqueConstraint("model_id", "position", name="uq_tasks_model_position"),
-    )
+    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_tasks_model_version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(128))
-    position: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)  # its index in the chain of the version that learned it
     version: Mapped[int] = mapped_column(Integer)
     training_file: Mapped[str] = mapped_column(String(40))
     eval_uri: Mapped[str] = mapped_column(String(2048))
@@ -176,6 +176,8 @@ class Job(Base):
     base_version: Mapped[int | None] = mapped_column(Integer, default=None)
     result_version: Mapped[int | None] = mapped_column(Integer, default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Ids of the job's results files (purpose 'fine-tune-results': its loss curve as CSV).
+    result_files: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     trained_tokens: Mapped[int | None] = mapped_column(BigInteger, default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Where the job's terminal state is POSTed, and each delivery attempt ({attempt, status_code|error, at}).
@@ -223,3 +225,14 @@ class Evaluation(Base):
     score: Mapped[float] = mapped_column(Float)
     n: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Worker(Base):
+    """A live training worker announces itself here, renewing ``seen_at`` while it runs (see worker/presence)."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    queues: Mapped[list[Any]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)

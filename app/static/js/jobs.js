@@ -112,8 +112,9 @@ export async function jobPage(main, [jobId], signal) {
 
   const renderCharts = () => {
     const steps = events.filter((e) => e.type === "metrics" && e.data?.loss !== undefined).map((e) => e.data);
-    const line = (name, key) => [{ name, points: steps.map((d) => [d.step, d[key]]) }];
-    fill(charts, h("div", { class: "card" }, lineChart("Training loss", line("loss", "loss"))),
+    const line = (name, key) => [{ name, points: steps.filter((d) => d[key] != null).map((d) => [d.step, d[key]]) }];
+    const losses = [...line("train", "loss"), ...line("validation", "valid_loss")].filter((s) => s.points.length);
+    fill(charts, h("div", { class: "card" }, lineChart("Training loss", losses)),
       h("div", { class: "card" }, lineChart("Learning rate", line("lr", "lr")),
         lineChart("Tokens per second", line("tokens/s", "tokens_per_second"))));
     const spans = phaseDurations(events);

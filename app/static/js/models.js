@@ -19,6 +19,7 @@ export async function modelsPage(main, _params, signal) {
 function versionCard(version) {
   const failed = version.gate_verdict?.failed || [];
   return h("article", { class: `version ${version.status}${version.is_head ? " is-head" : ""}`, "data-version": String(version.version),
+    "data-parent": version.parent_version ? String(version.parent_version) : "",
     "aria-label": `Version ${version.version}${version.is_head ? ", the head" : ""}` },
   h("h3", {}, `v${version.version} `, version.is_head ? badge("head") : null),
   h("p", {}, badge(version.status)),
@@ -29,10 +30,42 @@ function versionCard(version) {
   version.job_id ? h("p", {}, h("a", { href: `#/jobs/${version.job_id}`, class: "mono" }, version.job_id)) : null);
 }
 
-function chain(versions) {
-  return h("div", { class: "chain", role: "list", "aria-label": "Versions, oldest first" },
-    versions.flatMap((version, i) => [i ? h("span", { class: "arrow", "aria-hidden": "true" }, "→") : null,
-      h("div", { role: "listitem" }, versionCard(version))]));
+// The lineage is a tree: split it into branches, each a run of versions where every one is the parent
+// of the next. The head's chain (base to head) comes first; every other branch starts from the version
+// it was trained from, so an arrow always joins a parent to its child.
+function branches(versions) {
+  const byNumber = new Map(versions.map((v) => [v.version, v]));
+  const children = new Map();
+  for (const v of versions) children.set(v.parent_version, [...(children.get(v.parent_version) || []), v]);
+  const placed = new Set();
+  const headChain = [];
+  for (let v = versions.find((x) => x.is_head); v && !placed.has(v); v = byNumber.get(v.parent_version)) {
+    headChain.unshift(v);
+    placed.add(v);
+  }
+  const rows = headChain.length ? [headChain] : [];
+  for (const start of versions) {
+    if (placed.has(start)) continue;
+    const row = [start];
+    placed.add(start);
+    for (let next; (next = (children.get(row.at(-1).version) || []).find((c) => !placed.has(c)));) {
+      row.push(next);
+      placed.add(next);
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+function tree(versions) {
+  return h("div", { class: "lineage" }, branches(versions).map((row, i) => {
+    const from = row[0].parent_version;
+    const label = i === 0 ? "The head's chain, from the base" : `Branch from v${from}`;
+    return h("div", { class: "chain", role: "list", "aria-label": label, "data-from": from ? String(from) : "" },
+      from ? h("span", { class: "branch-from muted" }, `from v${from}`) : null,
+      row.flatMap((version, j) => [j || from ? h("span", { class: "arrow", "aria-hidden": "true" }, "→") : null,
+        h("div", { role: "listitem" }, versionCard(version))]));
+  }));
 }
 
 function figures(pairs) {
@@ -65,7 +98,16 @@ function headForm(model, versions, reload) {
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Move head")), error);
 }
 
-function forgetting(record) {
+// Which version's figures the record shows (the head unless one is picked), with a picker for the others.
+function shownVersion(record, model, versions, pick) {
+  const picker = h("select", { id: "record-version", onchange: (e) => pick(Number(e.target.value)) }, versions.map((v) =>
+    h("option", { value: String(v.version), selected: v.version === record.version }, `v${v.version}${v.is_head ? " (head)" : ""}`)));
+  return h("p", { id: "record-shows" }, h("label", { for: "record-version" },
+    `Figures of v${record.version}${record.version === model.head ? ", the head" : ", not the head"}, over its chain's tasks: `),
+  picker);
+}
+
+function forgetting(record, shown) {
   // Figures only: how long the measurement took is not one.
   const numbers = (group) => Object.entries(group || {}).filter(([k, v]) => typeof v === "number" && k !== "seconds")
     .map(([k, v]) => [k.replaceAll("_", " "), k.startsWith("n_") ? String(v) : fmt.score(v)]);  // n_*: counts
@@ -73,13 +115,13 @@ function forgetting(record) {
   const perTask = record.tasks.map((task, i) => ({ name: task,
     points: record.versions.map((v, r) => [v, record.matrix[r][i]]).filter(([, score]) => score !== null) }));
   return [
-    h("div", { class: "card", id: "forgetting" }, h("h2", {}, "Forgetting"),
+    h("div", { class: "card", id: "forgetting" }, h("h2", {}, "Forgetting"), shown,
       figures([["ACC", fmt.score(record.acc)], ["BWT", record.bwt === null ? "–" : (record.bwt >= 0 ? "+" : "") + fmt.score(record.bwt)],
         ...Object.entries(record.forgetting || {}).map(([task, f]) => [`forgetting ${task}`, fmt.score(f)])]),
       record.versions.length ? heatmap(record) : h("p", { class: "muted" }, "No evaluations yet: train a task first.")),
     h("div", { class: "grid" },
       h("div", { class: "card" }, lineChart("Score per task across versions", perTask, { xLabel: "version", yFixed: [0, 1] })),
-      h("div", { class: "card" }, h("h2", {}, "Head: general ability and safety"),
+      h("div", { class: "card" }, h("h2", {}, `v${record.version}: general ability and safety`),
         general.length || safety.length
           ? [h("h3", {}, "General"), figures(general), h("h3", {}, "Safety"), figures(safety)]
           : h("p", { class: "muted" }, "Measured after the first job."))),
@@ -88,13 +130,16 @@ function forgetting(record) {
 
 export async function modelPage(main, [modelId], signal) {
   const id = encodeURIComponent(modelId);
+  let picked = null; // the version whose figures to show; null: the head
   const reload = async () => {
     const [model, versions, history, record] = await Promise.all([
       api(`/v1/models/${id}`, { signal }), api(`/v1/models/${id}/versions`, { signal }),
-      api(`/v1/models/${id}/head/history`, { signal }), api(`/v1/models/${id}/evaluations`, { signal })]);
+      api(`/v1/models/${id}/head/history`, { signal }),
+      api(`/v1/models/${id}/evaluations${picked ? `?version=${picked}` : ""}`, { signal })]);
+    const pick = (version) => { picked = version; reload(); };
     fill(main, h("h1", {}, `Model ${model.id} `, h("span", { class: "muted" }, `head v${model.head}`)),
-      h("div", { class: "card" }, h("h2", {}, "Versions"), chain(versions.data)),
-      forgetting(record),
+      h("div", { class: "card" }, h("h2", {}, "Versions"), tree(versions.data)),
+      forgetting(record, shownVersion(record, model, versions.data, pick)),
       h("div", { class: "grid" },
         h("div", { class: "card" }, headForm(model, versions.data, reload)),
         h("div", { class: "card" }, h("h2", {}, "Head history"), h("table", {},
@@ -102,6 +147,8 @@ export async function modelPage(main, [modelId], signal) {
           h("tbody", {}, history.data.slice().reverse().map((change) => h("tr", {},
             h("td", { class: "nowrap" }, fmt.time(change.created_at)), h("td", {}, change.from_version ? `v${change.from_version}` : "–"),
             h("td", {}, `v${change.to_version}`), h("td", {}, change.actor), h("td", {}, change.reason))))))));
+    // A long chain scrolls sideways: keep the head in view.
+    main.querySelector("article.is-head")?.scrollIntoView({ block: "nearest", inline: "nearest" });
   };
   await reload();
 }
