@@ -133,3 +133,7 @@ class EvaluationsObject(BaseModel):
     forgetting: dict[str, float]
     general: dict[str, Any]
     safety: dict[str, Any]
+    suites: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Every evaluation suite's figures for that version, by suite name (general "
+        "and safety repeat two of them); general_answers adds 'changed': a few answers that went wrong, beside the "
+        "base's.")

@@ -191,4 +191,11 @@ def evaluations(session: Session, model_id: str, version: int | None = None) -> 
         "metric": metric, "acc": summary["acc"], "bwt": summary["bwt"], "fwt": summary["fwt"],
         "forgetting": {names[i]: f for i, f in summary["forgetting"].items()},
         "general": shown_metrics.get("general") or {}, "safety": shown_metrics.get("safety") or {},
+        "suites": {name: _suite_figures(shown_metrics[name]) for name in SUITES if shown_metrics.get(name)},
     }
+
+
+def _suite_figures(result: dict) -> dict:
+    """A suite's result without its per-item lists (every prompt, answer and verdict), which the version's
+    own metrics keep; what changed stays, for people to read."""
+    return {key: value for key, value in result.items() if not isinstance(value, list) or key == "changed"}

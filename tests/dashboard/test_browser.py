@@ -186,6 +186,12 @@ def test_cancel_and_api_errors_in_the_browser(browser_page, live_url, base_model
 
 # v1 -> v2 -> v3 -> v4 (rejected); rolled back to v2, then v5 ... v9 trained on: a tree of nine versions.
 BRANCHED = {2: 1, 3: 2, 4: 3, 5: 2, 6: 5, 7: 6, 8: 7, 9: 8}
+HEAD_METRICS = {"general_answers": {
+    "accuracy": 0.5, "n": 2, "general_kept": 0.5, "base_right": 2, "lost": 1,
+    "prompts": ["What is the capital of France?", "What is 2 + 2?"], "answers": ["#France", "4"],
+    "right": [False, True],
+    "changed": [{"prompt": "What is the capital of France?", "base": "The capital of France is Paris.",
+                 "answer": "#France"}]}}
 
 
 def test_a_branched_lineage_is_drawn_as_its_tree_with_the_head_in_view(browser_page, live_url, base_model_dir):
@@ -199,7 +205,8 @@ def test_a_branched_lineage_is_drawn_as_its_tree_with_the_head_in_view(browser_p
         for version, parent in BRANCHED.items():
             session.add(ModelVersion(model_id="tree", version=version, parent_version=parent, task_name=f"t{version}",
                                      status="rejected" if version == 4 else "promoted",
-                                     job_id=f"ftjob-{version}", checkpoint_uri=f"/ckpt/tree/v{version}"))
+                                     job_id=f"ftjob-{version}", checkpoint_uri=f"/ckpt/tree/v{version}",
+                                     metrics=HEAD_METRICS if version == 9 else {}))
             session.add(Task(model_id="tree", name=f"t{version}", position=0, version=version,
                              training_file="file-x", eval_uri="/x"))
             session.add(Evaluation(model_id="tree", version=version, task_name=f"t{version}", metric="exact_match",
@@ -218,6 +225,11 @@ def test_a_branched_lineage_is_drawn_as_its_tree_with_the_head_in_view(browser_p
     assert rows == [["", "1", "2", "5", "6", "7", "8", "9"], ["2", "3", "4"]]
 
     expect(page.locator("#record-shows")).to_contain_text("Figures of v9, the head")
+    # The general-answers suite: its figures, and what the head answers where the base was right and it is not.
+    expect(page.locator("#suites")).to_contain_text("general kept")
+    expect(page.locator("#suites table.changed tbody tr")).to_have_text(re.compile("capital of France.*Paris.*#France"))
+    suites = httpx.get(f"{live_url}/v1/models/tree/evaluations").json()["suites"]
+    assert suites["general_answers"]["general_kept"] == 0.5 and "answers" not in suites["general_answers"]
     page.get_by_label(re.compile("Figures of v9")).select_option("4")
     expect(page.locator("#record-shows")).to_contain_text("Figures of v4, not the head")
     expect(page.locator("#forgetting .figure").first).to_contain_text("0.400")  # ACC over v4's chain: t4 at 0.4

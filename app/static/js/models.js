@@ -111,7 +111,9 @@ function forgetting(record, shown) {
   // Figures only: how long the measurement took is not one.
   const numbers = (group) => Object.entries(group || {}).filter(([k, v]) => typeof v === "number" && k !== "seconds")
     .map(([k, v]) => [k.replaceAll("_", " "), k.startsWith("n_") ? String(v) : fmt.score(v)]);  // n_*: counts
-  const general = numbers(record.general), safety = numbers(record.safety);
+  // Every suite the version was measured with (older servers sent only general and safety).
+  const suites = Object.entries(record.suites || { general: record.general, safety: record.safety })
+    .filter(([, result]) => numbers(result).length);
   const perTask = record.tasks.map((task, i) => ({ name: task,
     points: record.versions.map((v, r) => [v, record.matrix[r][i]]).filter(([, score]) => score !== null) }));
   return [
@@ -121,11 +123,20 @@ function forgetting(record, shown) {
       record.versions.length ? heatmap(record) : h("p", { class: "muted" }, "No evaluations yet: train a task first.")),
     h("div", { class: "grid" },
       h("div", { class: "card" }, lineChart("Score per task across versions", perTask, { xLabel: "version", yFixed: [0, 1] })),
-      h("div", { class: "card" }, h("h2", {}, `v${record.version}: general ability and safety`),
-        general.length || safety.length
-          ? [h("h3", {}, "General"), figures(general), h("h3", {}, "Safety"), figures(safety)]
+      h("div", { class: "card", id: "suites" }, h("h2", {}, `v${record.version}: general ability and safety`),
+        suites.length
+          ? suites.flatMap(([name, result]) => [h("h3", {}, name.replaceAll("_", " ")), figures(numbers(result)),
+            result.changed?.length ? changedAnswers(result.changed) : null])
           : h("p", { class: "muted" }, "Measured after the first job."))),
   ];
+}
+
+// What a version now answers where the base was right and it is not: what plain fine-tuning destroys.
+function changedAnswers(changed) {
+  return h("table", { class: "changed", "aria-label": "Answers that changed" },
+    h("caption", {}, "Answers the base got right that this version does not"),
+    h("thead", {}, h("tr", {}, ["Question", "Base", "This version"].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, changed.map((c) => h("tr", {}, h("td", {}, c.prompt), h("td", {}, c.base), h("td", {}, c.answer)))));
 }
 
 export async function modelPage(main, [modelId], signal) {
