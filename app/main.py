@@ -25,6 +25,7 @@ from app.jobs import router as jobs
 from app.jobs import stream_router as stream
 from app.lineages import router as models
 from app.monitoring import router as metrics
+from app.versions import router as versions
 from app.monitoring.prometheus import HttpMetricsMiddleware, Metrics
 
 # Multipart framing around an upload's bytes; the file itself is held to max_upload_bytes by the validator.
@@ -116,7 +117,7 @@ def create_app() -> FastAPI:
 
     app.include_router(health.router)
     secured = [Depends(authenticate)]
-    for module in (files, models, jobs, stream):
+    for module in (files, models, versions, jobs, stream):
         app.include_router(module.router, prefix="/v1", dependencies=secured)
     app.include_router(metrics.router, dependencies=secured)
     dashboard.mount(app)

@@ -11,7 +11,7 @@ from app.core.db.tables import Evaluation, HeadChange, Job, JobEvent, Model, Mod
 from worker.errors import LeaseLost
 from worker.job_eval import VersionEvaluation
 from worker.job_inputs import JobInputs
-from worker.webhook_dispatch import notify_terminal
+from worker.webhook_dispatch import notify_head_changes, notify_terminal
 
 
 def next_version(model_id: str) -> int:
@@ -90,4 +90,6 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
         session.add(JobEvent(job_id=job.id, message="The job has successfully completed",
                              data={"status": "succeeded"}))
     notify_terminal(job.id)
+    if promoted:
+        notify_head_changes(inputs.model_id)
     return result

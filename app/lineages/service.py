@@ -42,7 +42,7 @@ def register_model(session: Session, model_id: str, base_model: str, actor: str,
 
 def get_model(session: Session, model_id: str, param: str = "model_id") -> Model:
     model = session.get(Model, model_id)
-    if model is None:
+    if model is None or model.deleted_at is not None:  # a lineage being deleted is gone already
         lineage, _, version = model_id.partition(":v")
         hint = (f"; '{model_id}' names a version: see /v1/models/{lineage}/versions/{version}"
                 if version.isdigit() and param == "model_id" else "")
@@ -51,7 +51,7 @@ def get_model(session: Session, model_id: str, param: str = "model_id") -> Model
 
 
 def list_models(session: Session) -> list[Model]:
-    return list(session.scalars(select(Model).order_by(Model.created_at, Model.id)))
+    return list(session.scalars(select(Model).where(Model.deleted_at.is_(None)).order_by(Model.created_at, Model.id)))
 
 
 def task_names(session: Session, model_id: str) -> list[str]:
@@ -156,4 +156,5 @@ def evaluations(session: Session, model_id: str) -> dict:
         "acc": summary["acc"], "bwt": summary["bwt"], "fwt": summary["fwt"],
         "forgetting": {names[i]: f for i, f in summary["forgetting"].items()},
         "general": head_metrics.get("general") or {}, "safety": head_metrics.get("safety") or {},
+        "unevaluable": {t.name: t.unevaluable_reason for t in tasks if t.unevaluable_reason},
     }
