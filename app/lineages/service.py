@@ -84,6 +84,9 @@ def move_head(session: Session, model_id: str, version: int, reason: str, actor:
     """Promote or roll back: point the head at an existing version and record who, when and why."""
     model = get_model(session, model_id)
     target = get_version(session, model_id, version)
+    if target.deletion is not None:
+        raise Conflict(f"Version {version} was deleted; its checkpoint is gone", param="version",
+                       code="version_deleted")
     if target.status == "rejected" and not force:
         raise Conflict(f"Version {version} was rejected by its gates; pass force=true to promote it anyway",
                        param="force", code="version_rejected")
