@@ -105,8 +105,9 @@ def _head_change_body(change_id: int) -> tuple[str | None, bytes, int]:
     with session_scope() as session:
         change = session.get(HeadChange, change_id)
         url = session.scalar(select(Model.webhook_url).where(Model.id == change.model_id))
-        event = {"object": "event", "type": HEAD_CHANGED, "id": head_change_object(change).id,
-                 "created_at": unix(change.created_at), "data": head_change_object(change).model_dump(mode="json")}
+        data = head_change_object(change)
+        event = {"object": "event", "type": HEAD_CHANGED, "id": data.id, "created_at": data.created_at,
+                 "data": data.model_dump(mode="json")}
         return url, json.dumps(event).encode(), len(change.webhook_deliveries or [])
 
 
