@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from tests.api.helpers import assert_error, register
 from tests.versions.conftest import store_version
 from tests.webhooks.conftest import SECRET, receiver, webhooks_on  # noqa: F401 - fixtures
+from tests.worker.conftest import tiny_base, workers  # noqa: F401 - fixtures
 
 
 @pytest.fixture
@@ -63,3 +64,19 @@ def test_a_failing_receiver_is_retried_and_a_lost_delivery_resumed(hooked, recei
     assert len(deliver_head_changes()) == 1  # what the reconciler runs
     assert json.loads(receiver.wait_for(3)[2].body)["data"]["reason"] == "by a worker"
     assert deliver_head_changes() == []  # each change is delivered once
+
+
+def test_a_job_that_promotes_its_version_posts_the_head_change(sqlite_env, webhooks_on, tiny_base,  # noqa: F811
+                                                               workers, receiver):  # noqa: F811
+    from app.main import create_app
+    from tests.worker.harness import records, submit, upload, wait_for
+
+    client = TestClient(create_app())
+    assert client.post("/v1/models", json={"id": "bot", "base_model": str(tiny_base)}).status_code == 201
+    client.put("/v1/models/bot/webhook", json={"webhook_url": receiver.url})
+    workers(1)
+    job = wait_for(client, submit(client, "bot", upload(client, records("alpha")), "alpha"), timeout=900)
+    assert job["status"] == "succeeded" and job["fine_tuned_model"] == "bot:v2"
+    event = json.loads(receiver.wait_for(1)[0].body)
+    assert event["type"] == "model.head_changed" and receiver.deliveries[0].signed_with(SECRET)
+    assert (event["data"]["from_version"], event["data"]["to_version"], event["data"]["job_id"]) == (1, 2, job["id"])
