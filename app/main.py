@@ -25,8 +25,8 @@ from app.jobs import router as jobs
 from app.jobs import stream_router as stream
 from app.lineages import router as models
 from app.monitoring import router as metrics
-from app.versions import router as versions
 from app.monitoring.prometheus import HttpMetricsMiddleware, Metrics
+from app.versions import router as versions
 
 # Multipart framing around an upload's bytes; the file itself is held to max_upload_bytes by the validator.
 MULTIPART_SLACK_BYTES = 64 * 1024
