@@ -28,6 +28,7 @@ from app.keys import router as keys
 from app.lineages import router as models
 from app.monitoring import router as metrics
 from app.monitoring.prometheus import HttpMetricsMiddleware, Metrics
+from app.versions import router as versions
 
 # Multipart framing around an upload's bytes; the file itself is held to max_upload_bytes by the validator.
 MULTIPART_SLACK_BYTES = 64 * 1024
@@ -118,7 +119,7 @@ def create_app() -> FastAPI:
 
     app.include_router(health.router)
     secured = [Depends(authenticate)]
-    for module in (files, models, jobs, stream, capabilities, keys):
+    for module in (files, models, versions, jobs, stream, capabilities, keys):
         app.include_router(module.router, prefix="/v1", dependencies=secured)
     app.include_router(metrics.router, dependencies=secured)
     dashboard.mount(app)

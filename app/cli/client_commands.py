@@ -14,8 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.cli import output
+from app.cli.download import download
 from app.cli.http_client import ClientError, SculptClient, default_key, default_url
 from app.cli.watch import watch
+from app.core.storage import MANIFEST
 
 Handler = Callable[[SculptClient, argparse.Namespace], int]
 
@@ -111,6 +113,61 @@ def models_rollback(client: SculptClient, args) -> int:
         if version is None:
             raise ClientError(f"v{head} of {args.id} is the base; there is nothing to roll back to")
     return _move_head(client, args, version)
+
+
+def models_download(client: SculptClient, args) -> int:
+    version, files = download(client, args.ref, args.dest)
+    if args.json:
+        output.as_json({"model": version["id"], "path": str(args.dest.resolve()), "files": files})
+    else:
+        print(f"{version['id']}: {len(files)} files in {args.dest}, each matching its sha256 in {MANIFEST}")
+    return 0
+
+
+def models_delete(client: SculptClient, args) -> int:
+    if args.version is not None:
+        return _show(args, client.delete(f"/v1/models/{args.id}/versions/{args.version}"), VERSION_COLUMNS,
+                     many=False)
+    deleted = client.delete(f"/v1/models/{args.id}", force=str(args.force).lower())
+    if args.json:
+        output.as_json(deleted)
+    else:
+        state = "deleted" if deleted["completed"] else "deleted from the API; its files go once its jobs have stopped"
+        print(f"{args.id}: {state} ({deleted['bytes_freed']} bytes freed)")
+    return 0
+
+
+def models_retention(client: SculptClient, args) -> int:
+    policy = client.put(f"/v1/models/{args.id}/retention", {"keep_last": args.keep_last})
+    if args.json:
+        output.as_json(policy)
+    else:
+        kept = "every version" if policy["keep_last"] is None else f"the {policy['keep_last']} newest versions"
+        print(f"{args.id}: keeps {kept}, the base, the head and pinned versions {policy['pinned']}")
+    return 0
+
+
+def models_pin(client: SculptClient, args) -> int:
+    action = "unpin" if args.unpin else "pin"
+    return _show(args, client.post(f"/v1/models/{args.id}/versions/{args.version}/{action}"), VERSION_COLUMNS,
+                 many=False)
+
+
+def models_gc(client: SculptClient, args) -> int:
+    """Apply the retention policy of one lineage, or of every lineage that has one."""
+    ids = [args.id] if args.id else [m["id"] for m in client.get("/v1/models")["data"]
+                                     if client.get(f"/v1/models/{m['id']}/retention")["keep_last"] is not None]
+    sweeps = [client.request("POST", f"/v1/models/{i}/retention/sweep", params={"dry_run": str(args.dry_run).lower()})
+              for i in ids]
+    if args.json:
+        output.as_json(sweeps)
+        return 0
+    rows = [{"model": s["model"], **d} for s in sweeps for d in s["deleted"]]
+    output.table(rows, [("model", lambda r: r["model"]), ("version", lambda r: f"v{r['version']}"),
+                        ("bytes", lambda r: r["bytes"])])
+    verb = "would free" if args.dry_run else "freed"
+    print(f"\n{len(rows)} checkpoints, {verb} {sum(s['bytes_freed'] for s in sweeps)} bytes")
+    return 0
 
 
 # files
@@ -265,6 +322,23 @@ def add_client_commands(sub) -> None:
     rollback.add_argument("id")
     rollback.add_argument("version", type=int, nargs="?")
     rollback.add_argument("--reason", required=True)
+    fetch = models("download", models_download, "download a version's checkpoint, verified against its manifest")
+    fetch.add_argument("ref", help="'<id>:v<n>', or a lineage id for its head")
+    fetch.add_argument("dest", type=Path, help="the folder to unpack it into (from_pretrained loads it)")
+    remove = models("delete", models_delete, "delete a lineage, or one version's checkpoint with --version")
+    remove.add_argument("id")
+    remove.add_argument("--version", type=int)
+    remove.add_argument("--force", action="store_true", help="cancel the lineage's queued and running jobs first")
+    retention = models("retention", models_retention, "set how many newest versions the lineage keeps")
+    retention.add_argument("id")
+    retention.add_argument("--keep-last", type=int, help="omit to keep every version")
+    pin = models("pin", models_pin, "keep a version whatever the retention policy says")
+    pin.add_argument("id")
+    pin.add_argument("version", type=int)
+    pin.add_argument("--unpin", action="store_true", help="let the policy delete it again")
+    gc = models("gc", models_gc, "delete the checkpoints retention policies let go")
+    gc.add_argument("id", nargs="?", help="one lineage (default: every lineage with a policy)")
+    gc.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
 
     files = group("files", "datasets on a server")
     upload = files("upload", files_upload, "upload a JSONL dataset (validated by the server)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
@@ -76,6 +77,24 @@ class SculptClient:
         with path.open("rb") as handle:
             return self.request("POST", "/v1/files", data={"purpose": purpose},
                                 files={"file": (path.name, handle, "application/jsonl")})
+
+    def delete(self, path: str, **params) -> dict:
+        return self.request("DELETE", path, params={k: v for k, v in params.items() if v is not None})
+
+    def put(self, path: str, body: dict) -> dict:
+        return self.request("PUT", path, json=body)
+
+    @contextmanager
+    def download(self, path: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
+        """A streamed GET of raw bytes; StreamDropped if the connection breaks (resume with Range)."""
+        try:
+            with self._http.stream("GET", path, headers=headers, timeout=STREAM_TIMEOUT) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _raise_for_error(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise StreamDropped(f"the download from {self.url} broke off: {exc}") from None
 
     def stream_events(self, job_id: str, last_event_id: str | None = None) -> Iterator[ServerEvent]:
         """The job's event stream from after ``last_event_id``; raises ClientError if the connection drops."""

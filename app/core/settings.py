@@ -71,7 +71,8 @@ class Settings(BaseSettings):
         None, ge=1, description="Most processes one job may train with (continual.devices); default: the GPUs the "
                                 "worker sees from its device on, 1 without CUDA. On CPU, more run as gloo processes.")
     # Fault injection for crash tests: hold the job this long when it reaches a phase, or "commit"
-    # (its checkpoint stored, its version row not yet written).
+    # (its checkpoint stored, its version row not yet written), or "deleting" (a checkpoint being
+    # removed, its first file gone).
     fault_pause_at: str | None = None
     fault_pause_seconds: float = 60.0
 

@@ -80,8 +80,11 @@ class VersionObject(BaseModel):
     job_id: str | None
     task: str | None
     strategy: str | None
-    checkpoint_uri: str
+    checkpoint_uri: str | None = Field(description="Where the checkpoint is stored; null once it is deleted.")
     checkpoint_sha256: str | None
+    deleted: bool = Field(False, description="Its checkpoint was deleted; the row stays for lineage and audit.")
+    deleted_at: int | None = None
+    pinned: bool = Field(False, description="Kept by the retention policy whatever its age.")
     retention: dict[str, Any]
     metrics: dict[str, Any]
     gate_verdict: dict[str, Any]
@@ -99,6 +102,7 @@ class HeadChangeRequest(StrictModel):
 
 class HeadChangeObject(BaseModel):
     object: Literal["model.head_change"] = "model.head_change"
+    id: str | None = Field(None, description="'headchange-<n>', as the lineage's webhook names it.")
     model: str
     from_version: int | None
     to_version: int
@@ -106,6 +110,8 @@ class HeadChangeObject(BaseModel):
     actor: str
     job_id: str | None
     created_at: int
+    webhook_deliveries: list[dict[str, Any]] | None = Field(
+        None, description="Each attempt to post this change to the lineage's webhook_url.")
 
 
 class EvaluationsObject(BaseModel):
@@ -130,3 +136,6 @@ class EvaluationsObject(BaseModel):
     forgetting: dict[str, float]
     general: dict[str, Any]
     safety: dict[str, Any]
+    unevaluable: dict[str, str] = Field(
+        default_factory=dict, description="Tasks whose data was deleted, with why: their scores stay, later "
+                                          "versions are no longer evaluated on them.")

@@ -51,7 +51,7 @@ def register_model(session: Session, model_id: str, base_model: str, actor: str,
 
 def get_model(session: Session, model_id: str, param: str = "model_id") -> Model:
     model = session.get(Model, model_id)
-    if model is None:
+    if model is None or model.deleted_at is not None:  # a lineage being deleted is gone already
         lineage, _, version = model_id.partition(":v")
         hint = (f"; '{model_id}' names a version: see /v1/models/{lineage}/versions/{version}"
                 if version.isdigit() and param == "model_id" else "")
@@ -60,7 +60,7 @@ def get_model(session: Session, model_id: str, param: str = "model_id") -> Model
 
 
 def list_models(session: Session) -> list[Model]:
-    return list(session.scalars(select(Model).order_by(Model.created_at, Model.id)))
+    return list(session.scalars(select(Model).where(Model.deleted_at.is_(None)).order_by(Model.created_at, Model.id)))
 
 
 def task_names(session: Session, model_id: str) -> list[str]:
@@ -93,6 +93,9 @@ def move_head(session: Session, model_id: str, version: int, reason: str, actor:
     """Promote or roll back: point the head at an existing version and record who, when and why."""
     model = get_model(session, model_id)
     target = get_version(session, model_id, version)
+    if target.deletion is not None:
+        raise Conflict(f"Version {version} was deleted; its checkpoint is gone", param="version",
+                       code="version_deleted")
     if target.status == "rejected" and not force:
         raise Conflict(f"Version {version} was rejected by its gates; pass force=true to promote it anyway",
                        param="force", code="version_rejected")
@@ -163,4 +166,5 @@ def evaluations(session: Session, model_id: str) -> dict:
         "acc": summary["acc"], "bwt": summary["bwt"], "fwt": summary["fwt"],
         "forgetting": {names[i]: f for i, f in summary["forgetting"].items()},
         "general": head_metrics.get("general") or {}, "safety": head_metrics.get("safety") or {},
+        "unevaluable": {t.name: t.unevaluable_reason for t in tasks if t.unevaluable_reason},
     }
