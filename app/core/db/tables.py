@@ -217,3 +217,16 @@ class Evaluation(Base):
     score: Mapped[float] = mapped_column(Float)
     n: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InferenceServer(Base):
+    """A running inference process: where the API reaches it, and what it holds loaded. A row whose
+    heartbeat is older than three beats belongs to a process that is gone."""
+
+    __tablename__ = "inference_servers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    url: Mapped[str] = mapped_column(String(512))
+    loaded: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
