@@ -69,7 +69,8 @@ def models_create(client: SculptClient, args) -> int:
 
 
 def models_list(client: SculptClient, args) -> int:
-    return _show(args, client.get("/v1/models")["data"], MODEL_COLUMNS)
+    lineages = [m for m in client.get("/v1/models")["data"] if m["object"] == "model"]  # not the versions listed too
+    return _show(args, lineages, MODEL_COLUMNS)
 
 
 def models_show(client: SculptClient, args) -> int:

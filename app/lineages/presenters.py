@@ -21,7 +21,8 @@ def version_object(row: ModelVersion, head: int) -> VersionObject:
                          status=row.status, job_id=row.job_id, task=row.task_name, strategy=row.strategy,
                          checkpoint_uri=row.checkpoint_uri, checkpoint_sha256=row.checkpoint_sha256,
                          retention=row.retention or {}, metrics=row.metrics or {},
-                         gate_verdict=row.gate_verdict or {}, created_at=unix(row.created_at))
+                         gate_verdict=row.gate_verdict or {}, created=unix(row.created_at),
+                         created_at=unix(row.created_at))
 
 
 def head_change_object(row: HeadChange) -> HeadChangeObject:
