@@ -1,4 +1,4 @@
-"""The client sub-commands of ``sculpt``: models, files, jobs and eval, over HTTP by URL and key.
+"""The client sub-commands of ``sculpt``: models, files, jobs, eval, chat and compare, over HTTP by URL and key.
 
 Every command prints a table for people or, with ``--json``, the API's objects for scripts. An API
 error prints the server's message and exits 1; ``jobs watch`` exits by the job's outcome.
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.cli import output
+from app.cli.chat import chat, compare
 from app.cli.http_client import ClientError, SculptClient, default_key, default_url
 from app.cli.watch import watch
 
@@ -224,8 +225,17 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _generation() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--max-tokens", type=int, default=128)
+    options.add_argument("--temperature", type=float, default=0.0, help="0 (the default): greedy, repeatable")
+    options.add_argument("--seed", type=int)
+    options.add_argument("--system", help="a system message to start with")
+    return options
+
+
 def add_client_commands(sub) -> None:
-    """Register the models, files, jobs and eval groups on the ``sculpt`` parser's sub-parsers."""
+    """Register the models, files, jobs and eval groups, chat and compare, on the ``sculpt`` parser's sub-parsers."""
     common = _common()
 
     def group(name: str, text: str):
@@ -285,3 +295,14 @@ def add_client_commands(sub) -> None:
 
     evaluation = group("eval", "evaluation records")
     evaluation("show", eval_show, "a lineage's accuracy matrix with ACC and BWT").add_argument("model")
+
+    talk = sub.add_parser("chat", help="chat with a version (interactive, or one answer with --prompt)",
+                          parents=[common, _generation()])
+    talk.add_argument("model", help="a lineage (its head), '<id>:v<n>' or '<id>@previous'")
+    talk.add_argument("--prompt", help="answer this one message and exit")
+    talk.set_defaults(func=_run(chat))
+    side = sub.add_parser("compare", help="two (or more) versions' answers to one prompt",
+                          parents=[common, _generation()])
+    side.add_argument("models", nargs="+", metavar="model", help="e.g. bot:v2 bot:v3")
+    side.add_argument("--prompt", required=True)
+    side.set_defaults(func=_run(compare))
