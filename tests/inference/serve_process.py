@@ -31,6 +31,36 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _wait_registered(process: subprocess.Popen, log_path: Path, url: str | None = None) -> None:
+    deadline = time.monotonic() + 120
+    while not (inference_servers() and (url is None or _healthy(url))):
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise AssertionError(f"the process did not come up; see {log_path}")
+        time.sleep(0.3)
+
+
+def _end(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def inference_process(log_path: Path) -> Iterator[None]:
+    """``python -m worker.inference`` (what ``sculpt inference`` runs), registered before this yields."""
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "worker.inference"], env=os.environ.copy(), stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        _wait_registered(process, log_path)
+        yield
+    finally:
+        _end(process)
+
+
 @contextmanager
 def sculpt_serve(log_path: Path, *args: str) -> Iterator[str]:
     port = free_port()
@@ -39,16 +69,7 @@ def sculpt_serve(log_path: Path, *args: str) -> Iterator[str]:
         process = subprocess.Popen([sys.executable, "-m", "app.cli.main", "serve", "--port", str(port), *args],
                                    env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while not (inference_servers() and _healthy(url)):
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise AssertionError(f"sculpt serve did not come up; see {log_path}")
-            time.sleep(0.3)
+        _wait_registered(process, log_path, url)  # the API is up well before the inference process registers
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _end(process)
