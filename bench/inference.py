@@ -9,8 +9,10 @@ concurrent clients:
 - service: that many asyncio clients POST /v1/completions (greedy, same prompts, same max_tokens) to
   the API (uvicorn in this process, SQLite under a temp SCULPT_HOME), which forwards to an inference
   process (``python -m worker.inference``) of its own.
-Reported per path and level: requests, completion tokens/s, p50/p99 request latency in ms, and the
-service's p50 over direct's (the target: at most 1.3 at 8 clients). Last line is JSON.
+Reported per path and level: requests, completion tokens/s, p50/p99 request latency in ms, wall time
+per request, the service's p50 over direct's at the same concurrency (the target: at most 1.3 at 8
+clients), and the service's wall time per request over direct generation one request at a time (the
+first level, 1 client). Last line is JSON.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary(latencies: list[float], tokens: int, wall: float) -> dict:
     return {"requests": len(latencies), "tokens_per_s": round(tokens / wall, 1),
+            "wall_ms_per_request": round(wall / len(latencies) * 1000, 1),
             "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
             "mean_ms": round(statistics.fmean(latencies) * 1000, 1)}
@@ -130,7 +133,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=64, help="requests per level")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads on both paths (OMP_NUM_THREADS); few, on a shared machine")
     args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before torch loads, here and in the inference process
     levels = [int(c) for c in args.clients.split(",")]
 
     from worker.tiny import build_tiny_causal_lm
@@ -139,7 +145,8 @@ def main() -> None:
         model_dir = Path(tmp) / "tiny"
         build_tiny_causal_lm(model_dir)
         results: dict = {"model": "worker.tiny causal (hidden 64, 2 layers)", "max_tokens": args.max_tokens,
-                         "cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0], "levels": {}}
+                         "threads": args.threads, "cpu_count": os.cpu_count(),
+                         "load_average": os.getloadavg()[0], "levels": {}}
         count = {c: args.requests if c > 1 else max(1, args.requests // 4) for c in levels}  # one client: fewer
         direct_runs = {c: direct(model_dir, c, count[c], args.max_tokens) for c in levels}
         url, server, inference = start_stack(Path(tmp) / "home", model_dir)
@@ -147,8 +154,11 @@ def main() -> None:
             for c in levels:
                 served = asyncio.run(service(url, c, count[c], args.max_tokens))
                 ratio = round(served["p50_ms"] / direct_runs[c]["p50_ms"], 2)
+                # What a request costs the machine: wall time per request, against generate one at a time.
+                cost = round(served["wall_ms_per_request"] / direct_runs[levels[0]]["wall_ms_per_request"], 2)
                 results["levels"][str(c)] = {"direct": direct_runs[c], "service": served,
-                                             "service_over_direct_p50": ratio}
+                                             "service_over_direct_p50": ratio,
+                                             "service_cost_over_direct_one_at_a_time": cost}
                 print(f"{c:>3} clients  direct {direct_runs[c]}  service {served}", file=sys.stderr)
         finally:
             server.should_exit = True
