@@ -4,39 +4,8 @@ versions are tiny models built in code with different seeds, served by a real in
 
 from __future__ import annotations
 
-import httpx
-from sqlalchemy import update
-
-from app.core.db.session import session_scope
-from app.core.db.tables import Evaluation, Model, ModelVersion, Task
 from tests.dashboard.test_browser import browser_page, shot, sync_api  # noqa: F401 - the page fixture, shared
-from tests.inference.serve_process import inference_process
-from worker.tiny import build_tiny_causal_lm
-
-PROMPT = "alpha 1:"
-
-
-def two_versions(live_url: str, tmp_path) -> None:
-    """Lineage ``bot``: v1 the base, v2 (the head) a differently seeded model that 'learned' alpha."""
-    base, other = tmp_path / "base", tmp_path / "v2"
-    build_tiny_causal_lm(base, seed=0)
-    build_tiny_causal_lm(other, seed=1)
-    httpx.post(f"{live_url}/v1/models", json={"id": "bot", "base_model": str(base)}).raise_for_status()
-    with session_scope() as session:
-        session.add(ModelVersion(model_id="bot", version=2, parent_version=1, checkpoint_uri=str(other),
-                                 task_name="alpha", strategy="adaptive_svd"))
-        session.add(Task(model_id="bot", name="alpha", position=0, version=2, training_file="file-x",
-                         eval_uri="unused"))
-        session.add(Evaluation(model_id="bot", version=2, task_name="alpha", metric="exact_match", score=0.75, n=4))
-        session.add(Evaluation(model_id="bot", version=1, task_name="alpha", metric="exact_match", score=0.0, n=4))
-        session.execute(update(Model).where(Model.id == "bot").values(head_version=2))
-
-
-def greedy(live_url: str, model: str) -> str:
-    reply = httpx.post(f"{live_url}/v1/chat/completions", timeout=120, json={
-        "model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 24, "temperature": 0})
-    reply.raise_for_status()
-    return reply.json()["choices"][0]["message"]["content"]
+from tests.inference.serve_process import PROMPT, greedy, inference_process, two_versions
 
 
 def test_playground_streams_two_versions_side_by_side(browser_page, live_url, tmp_path):  # noqa: F811 - the fixture
