@@ -21,6 +21,7 @@ from app.http.auth import authenticate
 from app.http.cached_reads import CachedReads
 from app.http.change_feed import ChangeFeed
 from app.http.ratelimit import RateLimiter
+from app.inference import router as inference
 from app.jobs import capabilities_router as capabilities
 from app.jobs import router as jobs
 from app.jobs import stream_router as stream
@@ -119,7 +120,7 @@ def create_app() -> FastAPI:
 
     app.include_router(health.router)
     secured = [Depends(authenticate)]
-    for module in (files, models, versions, jobs, stream, capabilities, keys):
+    for module in (files, models, versions, jobs, stream, capabilities, keys, inference):
         app.include_router(module.router, prefix="/v1", dependencies=secured)
     app.include_router(metrics.router, dependencies=secured)
     dashboard.mount(app)

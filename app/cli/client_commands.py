@@ -1,4 +1,4 @@
-"""The client sub-commands of ``sculpt``: models, files, jobs and eval, over HTTP by URL and key.
+"""The client sub-commands of ``sculpt``: models, files, jobs, eval, chat and compare, over HTTP by URL and key.
 
 Every command prints a table for people or, with ``--json``, the API's objects for scripts. An API
 error prints the server's message and exits 1; ``jobs watch`` exits by the job's outcome.
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.cli import output
+from app.cli.chat import chat, compare
 from app.cli.download import download
 from app.cli.http_client import ClientError, SculptClient, default_key, default_url
 from app.cli.watch import watch
@@ -73,7 +74,8 @@ def models_create(client: SculptClient, args) -> int:
 
 
 def models_list(client: SculptClient, args) -> int:
-    return _show(args, client.get("/v1/models")["data"], MODEL_COLUMNS)
+    lineages = [m for m in client.get("/v1/models")["data"] if m["object"] == "model"]  # not the versions listed too
+    return _show(args, lineages, MODEL_COLUMNS)
 
 
 def models_show(client: SculptClient, args) -> int:
@@ -155,8 +157,9 @@ def models_pin(client: SculptClient, args) -> int:
 
 def models_gc(client: SculptClient, args) -> int:
     """Apply the retention policy of one lineage, or of every lineage that has one."""
-    ids = [args.id] if args.id else [m["id"] for m in client.get("/v1/models")["data"]
-                                     if client.get(f"/v1/models/{m['id']}/retention")["keep_last"] is not None]
+    lineages = [m["id"] for m in client.get("/v1/models")["data"] if m["object"] == "model"]  # not versions
+    ids = [args.id] if args.id else [i for i in lineages
+                                     if client.get(f"/v1/models/{i}/retention")["keep_last"] is not None]
     sweeps = [client.request("POST", f"/v1/models/{i}/retention/sweep", params={"dry_run": str(args.dry_run).lower()})
               for i in ids]
     if args.json:
@@ -293,8 +296,17 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _generation() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--max-tokens", type=int, default=128)
+    options.add_argument("--temperature", type=float, default=0.0, help="0 (the default): greedy, repeatable")
+    options.add_argument("--seed", type=int)
+    options.add_argument("--system", help="a system message to start with")
+    return options
+
+
 def add_client_commands(sub) -> None:
-    """Register the models, files, jobs and eval groups on the ``sculpt`` parser's sub-parsers."""
+    """Register the models, files, jobs and eval groups, chat and compare, on the ``sculpt`` parser's sub-parsers."""
     common = _common()
 
     def group(name: str, text: str):
@@ -371,3 +383,14 @@ def add_client_commands(sub) -> None:
 
     evaluation = group("eval", "evaluation records")
     evaluation("show", eval_show, "a lineage's accuracy matrix with ACC and BWT").add_argument("model")
+
+    talk = sub.add_parser("chat", help="chat with a version (interactive, or one answer with --prompt)",
+                          parents=[common, _generation()])
+    talk.add_argument("model", help="a lineage (its head), '<id>:v<n>' or '<id>@previous'")
+    talk.add_argument("--prompt", help="answer this one message and exit")
+    talk.set_defaults(func=_run(chat))
+    side = sub.add_parser("compare", help="two (or more) versions' answers to one prompt",
+                          parents=[common, _generation()])
+    side.add_argument("models", nargs="+", metavar="model", help="e.g. bot:v2 bot:v3")
+    side.add_argument("--prompt", required=True)
+    side.set_defaults(func=_run(compare))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,6 +109,27 @@ class SculptClient:
                 yield from parse_sse(response.iter_lines())
         except httpx.TransportError as exc:
             raise StreamDropped(f"the event stream from {self.url} broke off: {exc}") from None
+
+
+    def stream_chat(self, body: dict) -> Iterator[str]:
+        """The first choice's text of a streamed chat completion, piece by piece as it is generated."""
+        try:
+            with self._http.stream("POST", "/v1/chat/completions", json={**body, "stream": True},
+                                   timeout=STREAM_TIMEOUT) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _raise_for_error(response)
+                for line in response.iter_lines():
+                    data = line.removeprefix("data: ")
+                    if not line.startswith("data: ") or data == "[DONE]":
+                        continue
+                    chunk = json.loads(data)
+                    if "error" in chunk:
+                        raise ApiError(503, chunk["error"]["message"], chunk["error"].get("code"))
+                    if chunk["choices"] and (text := chunk["choices"][0]["delta"].get("content")):
+                        yield text
+        except httpx.TransportError as exc:
+            raise StreamDropped(f"the answer from {self.url} broke off: {exc}") from None
 
 
 class StreamDropped(ClientError):

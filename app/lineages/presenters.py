@@ -27,7 +27,8 @@ def version_object(row: ModelVersion, head: int) -> VersionObject:
                          checkpoint_sha256=row.checkpoint_sha256 if stored else None, deleted=not stored,
                          deleted_at=unix(row.deleted_at), pinned=bool(row.pinned),
                          retention=row.retention or {}, metrics=row.metrics or {},
-                         gate_verdict=row.gate_verdict or {}, created_at=unix(row.created_at))
+                         gate_verdict=row.gate_verdict or {}, created=unix(row.created_at),
+                         created_at=unix(row.created_at))
 
 
 def head_change_object(row: HeadChange) -> HeadChangeObject:

@@ -38,9 +38,14 @@ def register_model(session: SessionDep, body: ModelCreate, principal: PrincipalD
     return _present(session, model)
 
 
-@router.get("", response_model=ListObject[ModelObject], responses=error_responses(401, 429))
-def list_models(session: SessionDep) -> ListObject[ModelObject]:
-    return ListObject(data=[_present(session, m) for m in service.list_models(session)])
+@router.get("", response_model=ListObject[ModelObject | VersionObject], responses=error_responses(401, 429))
+def list_models(session: SessionDep) -> ListObject[ModelObject | VersionObject]:
+    """Each lineage, followed by its versions that can serve ('<id>:v<n>'), as OpenAI lists fine-tuned models."""
+    data: list[ModelObject | VersionObject] = []
+    for model in service.list_models(session):
+        data.append(_present(session, model))
+        data += [version_object(v, model.head_version) for v in service.servable_versions(session, model.id)]
+    return ListObject(data=data)
 
 
 @router.get("/{model_id}", response_model=ModelObject | VersionObject, responses=error_responses(401, 404, 429))

@@ -71,6 +71,7 @@ class ModelObject(BaseModel):
 class VersionObject(BaseModel):
     id: str = Field(description="'<model>:v<n>'.")
     object: Literal["model.version"] = "model.version"
+    created: int = Field(description="When the version was made (Unix seconds), as OpenAI's model objects have.")
     owned_by: str = "sculpt"
     model: str
     version: int

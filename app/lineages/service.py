@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -9,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.core.db.tables import Evaluation, HeadChange, Job, Model, ModelVersion, Task
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.settings import get_settings
+from app.core.storage import get_storage
 from app.files.service import usable_file
 from app.lineages.base_models import check_base_model
 from app.lineages.record import summarize
@@ -86,6 +89,25 @@ def get_version(session: Session, model_id: str, version: int) -> ModelVersion:
         raise NotFound(f"Model '{model_id}' has no version {version}", param="version",
                        code="version_not_found")
     return row
+
+
+def checkpoint_present(row: ModelVersion) -> bool:
+    """Whether a version still has a checkpoint to serve: never one marked for deletion (its files may be
+    half gone). A checkpoint in an object store counts as present (the inference process answers 404 if
+    it is not); a base model registered by hub id too."""
+    if row.deletion is not None:
+        return False
+    storage = get_storage()
+    key = storage.key_of(row.checkpoint_uri)
+    if key is None:  # a base model, registered by local path or hub id
+        path = Path(row.checkpoint_uri)
+        return path.exists() or not path.is_absolute()
+    local = storage.local_path(key)
+    return local is None or local.exists()
+
+
+def servable_versions(session: Session, model_id: str) -> list[ModelVersion]:
+    return [row for row in list_versions(session, model_id) if checkpoint_present(row)]
 
 
 def move_head(session: Session, model_id: str, version: int, reason: str, actor: str,

@@ -6,7 +6,7 @@ policy) and webhook_url (where head changes are posted); head_history's webhook 
 tasks.unevaluable_reason (its data was deleted).
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0010
 Create Date: 2026-12-02 06:40:00.000000
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -241,3 +241,19 @@ class Evaluation(Base):
     score: Mapped[float] = mapped_column(Float)
     n: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InferenceServer(Base):
+    """A running inference process: where the API reaches it, and what it holds loaded. A row whose
+    heartbeat is older than three beats belongs to a process that is gone."""
+
+    __tablename__ = "inference_servers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    url: Mapped[str] = mapped_column(String(512))
+    # What the process requires as its bearer token: made afresh by each process and known only through
+    # this row, so only a holder of the database (the API) can have it generate.
+    token: Mapped[str] = mapped_column(String(64))
+    loaded: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
