@@ -21,6 +21,7 @@ from app.http.auth import authenticate
 from app.http.cached_reads import CachedReads
 from app.http.change_feed import ChangeFeed
 from app.http.ratelimit import RateLimiter
+from app.inference import router as inference
 from app.jobs import capabilities_router as capabilities
 from app.jobs import router as jobs
 from app.jobs import stream_router as stream
@@ -28,6 +29,7 @@ from app.keys import router as keys
 from app.lineages import router as models
 from app.monitoring import router as metrics
 from app.monitoring.prometheus import HttpMetricsMiddleware, Metrics
+from app.versions import router as versions
 from app.workers import router as workers
 
 # Multipart framing around an upload's bytes; the file itself is held to max_upload_bytes by the validator.
@@ -119,7 +121,7 @@ def create_app() -> FastAPI:
 
     app.include_router(health.router)
     secured = [Depends(authenticate)]
-    for module in (files, models, jobs, stream, capabilities, keys, workers):
+    for module in (files, models, versions, jobs, stream, capabilities, keys, workers, inference):
         app.include_router(module.router, prefix="/v1", dependencies=secured)
     app.include_router(metrics.router, dependencies=secured)
     dashboard.mount(app)

@@ -20,11 +20,11 @@ OURS = {name: svc for name, svc in SERVICES.items() if "build" in svc}
 
 
 def test_the_stack_has_every_service_the_design_names():
-    assert {"postgres", "redis", "migrate", "api", "worker"} <= set(SERVICES)
+    assert {"postgres", "redis", "migrate", "api", "worker", "inference"} <= set(SERVICES)
     assert SERVICES["migrate"]["restart"] == "no"
     for name in ("postgres", "redis", "api"):
         assert "healthcheck" in SERVICES[name], name
-    for name in ("api", "worker"):
+    for name in ("api", "worker", "inference"):
         assert SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
@@ -46,7 +46,7 @@ def test_each_environment_variable_is_a_setting(name):
     assert environment["SCULPT_BROKER_URL"].startswith("redis://")
 
 
-@pytest.mark.parametrize("name", ["api", "worker"])
+@pytest.mark.parametrize("name", ["api", "worker", "inference"])
 def test_the_artifact_volume_is_mounted_where_the_settings_point(name):
     service = OURS[name]
     root = service["environment"]["SCULPT_ARTIFACT_ROOT"]
@@ -62,6 +62,16 @@ def test_the_worker_reserves_a_gpu_and_runs_one_job_per_process():
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert worker["environment"]["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_inference_runs_on_a_gpu_and_is_reached_only_over_the_compose_network():
+    inference = SERVICES["inference"]
+    assert inference["build"]["target"] == "worker"  # torch, like the workers
+    devices = inference["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert "ports" not in inference  # the API reaches it on the network; nothing publishes it
+    args = build_parser().parse_args(inference["command"][1:])
+    assert args.host == "0.0.0.0" and args.port > 0
 
 
 def test_the_dockerfile_builds_an_api_without_torch_and_a_worker_with_it():

@@ -15,9 +15,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from app.core.storage import StorageError, checkpoint_key, get_storage, sha256_of
+from app.core.storage import MANIFEST, StorageError, checkpoint_key, get_storage, sha256_of
 
-MANIFEST = "manifest.json"
 log = logging.getLogger("sculpt.worker")
 
 __all__ = ["MANIFEST", "CorruptCheckpoint", "checkpoint_key", "discard", "save_checkpoint",

@@ -9,6 +9,7 @@ import gc
 import logging
 import time
 
+from app.core.faults import pause_at
 from app.core.logsafe import describe
 from app.core.settings import get_settings
 from app.core.storage import StorageError, get_storage
@@ -121,7 +122,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     def on_phase(phase: str) -> None:
         reporter.phase = phase
         store.set_phase(job.id, phase)
-        _maybe_pause(phase)
+        pause_at(phase)
 
     started = time.monotonic()
     trained = train_task(model, tokenizer, inputs.train_records, config, tasks_learned=len(inputs.learned),
@@ -151,19 +152,13 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
                                  "job": job.id, "task": inputs.task_name})
     try:
         verify_stored(key, sha)
-        _maybe_pause("commit")
+        pause_at("commit")
         return store.record_version(job, inputs, version, get_storage().uri(key), sha, trained.retention,
                                     evaluation, trained.trained_tokens, owner, losses=reporter.final_losses(),
                                     result_file=results_file(job.id, reporter.points))
     except BaseException:
         discard(key)
         raise
-
-
-def _maybe_pause(point: str) -> None:
-    settings = get_settings()
-    if settings.fault_pause_at == point:
-        time.sleep(settings.fault_pause_seconds)
 
 
 def _cancelled():

@@ -2,9 +2,10 @@
 
 On start and then periodically it (1) re-enqueues the earliest unfinished job of each lineage
 that no live worker holds and whose message may be gone (a Redis restart, a killed worker, a
-broker that was down when the job was accepted), (2) removes what crashed saves left in
-the artifact root: temp folders and checkpoint folders that no version row points at, and (3)
-resumes webhook deliveries that a crash cut short or that never started.
+broker that was down when the job was accepted), (2) finishes version and lineage deletions a
+crash cut short and applies retention policies, (3) removes what crashed saves left in the
+artifact root: temp folders and checkpoint folders that no version row points at, and (4)
+resumes webhook deliveries (jobs' and head changes') that a crash cut short or that never started.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from app.core.db.session import session_scope
 from app.core.db.tables import Job, Model, ModelVersion, utcnow
 from app.core.settings import get_settings
 from app.core.storage import CHECKPOINTS, TMP_PREFIX, get_storage
-from app.webhooks.delivery import pending_deliveries
+from app.versions import service as versions
+from app.webhooks.delivery import pending_deliveries, pending_head_changes
 from worker.cache import remove_stale_downloads
 from worker.store import PENDING
-from worker.webhook_dispatch import notify_terminal
+from worker.webhook_dispatch import notify_head_changes, notify_terminal
 
 log = logging.getLogger("sculpt.worker")
 STALE_UPLOAD_S = 3600
@@ -100,15 +102,28 @@ def sweep_artifacts() -> list[str]:
 
 
 def resume_webhooks() -> list[str]:
-    """Deliver, each on a thread of its own, every pending webhook that no process holds."""
+    """Deliver, each job on a thread of its own and head changes on one more, every pending webhook that
+    no process holds."""
     due = pending_deliveries()
     for job_id in due:
         notify_terminal(job_id)
+    if pending_head_changes():
+        notify_head_changes()
     return due
+
+
+def finish_deletions() -> list[int]:
+    """Complete version and lineage deletions a crash cut short, and apply the retention policies."""
+    with session_scope() as session:
+        removed = versions.finish_deletions(session)
+    if removed:
+        log.info("removed checkpoints: %s", [(r.version, r.bytes) for r in removed])
+    return [r.version for r in removed]
 
 
 def reconcile_once(queues: list[str] | None = None) -> None:
     try:
+        finish_deletions()
         sweep_artifacts()
         requeue_orphans(queues)
         resume_webhooks()

@@ -15,13 +15,17 @@ def _plain_chat(messages: list[dict[str, str]]) -> str:
     return "\n".join(lines) + "\nassistant: "
 
 
+def render_chat(messages: list[dict[str, str]], tokenizer: Any = None) -> str:
+    """The prompt that asks for the next assistant message: the chat template when the tokenizer has one,
+    else plain "role: content" lines (tiny or base models often have no template)."""
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return _plain_chat(messages)
+
+
 def to_prompt_completion(record: dict[str, Any], tokenizer: Any = None) -> tuple[str, str]:
     if "messages" not in record:
         return str(record["prompt"]), str(record["completion"])
     messages = list(record["messages"])
     last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-    context, target = messages[:last], messages[last]["content"]
-    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-        prompt = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True)
-        return prompt, target
-    return _plain_chat(context), target
+    return render_chat(messages[:last], tokenizer), messages[last]["content"]

@@ -19,7 +19,7 @@ from app.core.db.session import session_scope
 from app.core.db.tables import Evaluation, File, HeadChange, Job, JobEvent, Model, ModelVersion, Task, utcnow
 from worker.errors import LeaseLost
 from worker.leases import _expiry
-from worker.webhook_dispatch import notify_terminal
+from worker.webhook_dispatch import notify_head_changes, notify_terminal
 
 if TYPE_CHECKING:
     from worker.job_eval import VersionEvaluation
@@ -236,5 +236,7 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
 
     finish_job(job.id, "succeeded", "The job has successfully completed", record=write,
                progress={"fraction": 1.0}, trained_tokens=trained_tokens)
+    if result["promoted"]:
+        notify_head_changes(inputs.model_id)
     return result
 

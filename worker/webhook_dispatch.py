@@ -1,5 +1,5 @@
-"""The worker's side of webhooks: after a job's terminal state is committed, deliver it on a
-thread of its own, so a slow or failing receiver never holds the lineage or fails the job.
+"""The worker's side of webhooks: after a job's terminal state (or a head change) is committed, deliver
+it on a thread of its own, so a slow or failing receiver never holds the lineage or fails the job.
 
 The delivery itself (signing, retries, attempts recorded on the job) is shared with the API in
 ``app.webhooks.delivery``; this module imports no torch.
@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import threading
 
-from app.webhooks.delivery import deliver_job_webhook
+from app.webhooks.delivery import deliver_head_changes, deliver_job_webhook
 
 
 def notify_terminal(job_id: str) -> threading.Thread:
     thread = threading.Thread(target=deliver_job_webhook, args=(job_id,), name=f"sculpt-webhook-{job_id}",
                               daemon=True)
+    thread.start()
+    return thread
+
+
+def notify_head_changes(model_id: str | None = None) -> threading.Thread:
+    """Post the lineage's pending head changes (every lineage's when None), in order, on a thread of its own."""
+    thread = threading.Thread(target=deliver_head_changes, args=(model_id,),
+                              name=f"sculpt-head-webhook-{model_id or 'all'}", daemon=True)
     thread.start()
     return thread

@@ -1,4 +1,4 @@
-"""The client sub-commands of ``sculpt``: models, files, jobs and eval, over HTTP by URL and key.
+"""The client sub-commands of ``sculpt``: models, files, jobs, eval, chat and compare, over HTTP by URL and key.
 
 Every command prints a table for people or, with ``--json``, the API's objects for scripts. An API
 error or bad input prints one line saying what was wrong and exits 1 (argparse's usage errors: 2);
@@ -15,8 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.cli import output
+from app.cli.chat import chat, compare
+from app.cli.download import download
 from app.cli.http_client import ApiError, ClientError, SculptClient, default_key, default_url
 from app.cli.watch import EXIT_HELP, watch
+from app.core.storage import MANIFEST
 
 Handler = Callable[[SculptClient, argparse.Namespace], int]
 
@@ -101,7 +104,8 @@ def models_create(client: SculptClient, args) -> int:
 
 
 def models_list(client: SculptClient, args) -> int:
-    return _show(args, client.get("/v1/models")["data"], MODEL_COLUMNS)
+    lineages = [m for m in client.get("/v1/models")["data"] if m["object"] == "model"]  # not the versions listed too
+    return _show(args, lineages, MODEL_COLUMNS)
 
 
 def models_show(client: SculptClient, args) -> int:
@@ -173,6 +177,62 @@ def models_suites(client: SculptClient, args) -> int:
     model = client.post(f"/v1/models/{args.id}/suites", {k: v for k, v in body.items() if v})
     return _show(args, model, [*MODEL_COLUMNS, ("suites", lambda m: ", ".join(
         f"{purpose}={file_id}" for purpose, file_id in sorted(m["suites"].items())) or "built-in")], many=False)
+
+
+def models_download(client: SculptClient, args) -> int:
+    version, files = download(client, args.ref, args.dest)
+    if args.json:
+        output.as_json({"model": version["id"], "path": str(args.dest.resolve()), "files": files})
+    else:
+        print(f"{version['id']}: {len(files)} files in {args.dest}, each matching its sha256 in {MANIFEST}")
+    return 0
+
+
+def models_delete(client: SculptClient, args) -> int:
+    if args.version is not None:
+        return _show(args, client.delete(f"/v1/models/{args.id}/versions/{args.version}"), VERSION_COLUMNS,
+                     many=False)
+    deleted = client.delete(f"/v1/models/{args.id}", force=str(args.force).lower())
+    if args.json:
+        output.as_json(deleted)
+    else:
+        state = "deleted" if deleted["completed"] else "deleted from the API; its files go once its jobs have stopped"
+        print(f"{args.id}: {state} ({deleted['bytes_freed']} bytes freed)")
+    return 0
+
+
+def models_retention(client: SculptClient, args) -> int:
+    policy = client.put(f"/v1/models/{args.id}/retention", {"keep_last": args.keep_last})
+    if args.json:
+        output.as_json(policy)
+    else:
+        kept = "every version" if policy["keep_last"] is None else f"the {policy['keep_last']} newest versions"
+        print(f"{args.id}: keeps {kept}, the base, the head and pinned versions {policy['pinned']}")
+    return 0
+
+
+def models_pin(client: SculptClient, args) -> int:
+    action = "unpin" if args.unpin else "pin"
+    return _show(args, client.post(f"/v1/models/{args.id}/versions/{args.version}/{action}"), VERSION_COLUMNS,
+                 many=False)
+
+
+def models_gc(client: SculptClient, args) -> int:
+    """Apply the retention policy of one lineage, or of every lineage that has one."""
+    lineages = [m["id"] for m in client.get("/v1/models")["data"] if m["object"] == "model"]  # not versions
+    ids = [args.id] if args.id else [i for i in lineages
+                                     if client.get(f"/v1/models/{i}/retention")["keep_last"] is not None]
+    sweeps = [client.request("POST", f"/v1/models/{i}/retention/sweep", params={"dry_run": str(args.dry_run).lower()})
+              for i in ids]
+    if args.json:
+        output.as_json(sweeps)
+        return 0
+    rows = [{"model": s["model"], **d} for s in sweeps for d in s["deleted"]]
+    output.table(rows, [("model", lambda r: r["model"]), ("version", lambda r: f"v{r['version']}"),
+                        ("bytes", lambda r: r["bytes"])])
+    verb = "would free" if args.dry_run else "freed"
+    print(f"\n{len(rows)} checkpoints, {verb} {sum(s['bytes_freed'] for s in sweeps)} bytes")
+    return 0
 
 
 # files
@@ -356,8 +416,17 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _generation() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--max-tokens", type=int, default=128)
+    options.add_argument("--temperature", type=float, default=0.0, help="0 (the default): greedy, repeatable")
+    options.add_argument("--seed", type=int)
+    options.add_argument("--system", help="a system message to start with")
+    return options
+
+
 def add_client_commands(sub) -> None:
-    """Register the models, files, jobs and eval groups on the ``sculpt`` parser's sub-parsers."""
+    """Register the models, files, jobs and eval groups, chat and compare, on the ``sculpt`` parser's sub-parsers."""
     common = _common()
 
     def group(name: str, text: str):
@@ -397,6 +466,23 @@ def add_client_commands(sub) -> None:
     suites.add_argument("--safety-file", help="a file id (purpose 'safety')")
     suites.add_argument("--suite", action="append", default=[], metavar="PURPOSE=FILE",
                         help="any suite's file by its purpose, e.g. general=file-… (the general-answers suite)")
+    fetch = models("download", models_download, "download a version's checkpoint, verified against its manifest")
+    fetch.add_argument("ref", help="'<id>:v<n>', or a lineage id for its head")
+    fetch.add_argument("dest", type=Path, help="the folder to unpack it into (from_pretrained loads it)")
+    remove = models("delete", models_delete, "delete a lineage, or one version's checkpoint with --version")
+    remove.add_argument("id")
+    remove.add_argument("--version", type=int)
+    remove.add_argument("--force", action="store_true", help="cancel the lineage's queued and running jobs first")
+    retention = models("retention", models_retention, "set how many newest versions the lineage keeps")
+    retention.add_argument("id")
+    retention.add_argument("--keep-last", type=int, help="omit to keep every version")
+    pin = models("pin", models_pin, "keep a version whatever the retention policy says")
+    pin.add_argument("id")
+    pin.add_argument("version", type=int)
+    pin.add_argument("--unpin", action="store_true", help="let the policy delete it again")
+    gc = models("gc", models_gc, "delete the checkpoints retention policies let go")
+    gc.add_argument("id", nargs="?", help="one lineage (default: every lineage with a policy)")
+    gc.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
 
     files = group("files", "datasets on a server")
     upload = files("upload", files_upload, "upload a JSONL dataset (validated by the server)")
@@ -447,3 +533,14 @@ def add_client_commands(sub) -> None:
 
     evaluation = group("eval", "evaluation records")
     evaluation("show", eval_show, "a lineage's accuracy matrix with ACC and BWT").add_argument("model")
+
+    talk = sub.add_parser("chat", help="chat with a version (interactive, or one answer with --prompt)",
+                          parents=[common, _generation()])
+    talk.add_argument("model", help="a lineage (its head), '<id>:v<n>' or '<id>@previous'")
+    talk.add_argument("--prompt", help="answer this one message and exit")
+    talk.set_defaults(func=_run(chat))
+    side = sub.add_parser("compare", help="two (or more) versions' answers to one prompt",
+                          parents=[common, _generation()])
+    side.add_argument("models", nargs="+", metavar="model", help="e.g. bot:v2 bot:v3")
+    side.add_argument("--prompt", required=True)
+    side.set_defaults(func=_run(compare))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
@@ -72,12 +74,6 @@ class SculptClient:
     def content(self, path: str) -> bytes:
         return self._send("GET", path).content
 
-    def delete(self, path: str) -> dict:
-        return self.request("DELETE", path)
-
-    def put(self, path: str, body: dict) -> dict:
-        return self.request("PUT", path, json=body)
-
     def get(self, path: str, **params) -> dict:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
 
@@ -88,6 +84,24 @@ class SculptClient:
         with path.open("rb") as handle:
             return self.request("POST", "/v1/files", data={"purpose": purpose},
                                 files={"file": (path.name, handle, "application/jsonl")})
+
+    def delete(self, path: str, **params) -> dict:
+        return self.request("DELETE", path, params={k: v for k, v in params.items() if v is not None})
+
+    def put(self, path: str, body: dict) -> dict:
+        return self.request("PUT", path, json=body)
+
+    @contextmanager
+    def download(self, path: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
+        """A streamed GET of raw bytes; StreamDropped if the connection breaks (resume with Range)."""
+        try:
+            with self._http.stream("GET", path, headers=headers, timeout=STREAM_TIMEOUT) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _raise_for_error(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise StreamDropped(f"the download from {self.url} broke off: {exc}") from None
 
     def stream_events(self, job_id: str, last_event_id: str | None = None) -> Iterator[ServerEvent]:
         """The job's event stream from after ``last_event_id``; raises ClientError if the connection drops."""
@@ -101,6 +115,27 @@ class SculptClient:
                 yield from parse_sse(response.iter_lines())
         except httpx.TransportError as exc:
             raise StreamDropped(f"the event stream from {self.url} broke off: {exc}") from None
+
+
+    def stream_chat(self, body: dict) -> Iterator[str]:
+        """The first choice's text of a streamed chat completion, piece by piece as it is generated."""
+        try:
+            with self._http.stream("POST", "/v1/chat/completions", json={**body, "stream": True},
+                                   timeout=STREAM_TIMEOUT) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _raise_for_error(response)
+                for line in response.iter_lines():
+                    data = line.removeprefix("data: ")
+                    if not line.startswith("data: ") or data == "[DONE]":
+                        continue
+                    chunk = json.loads(data)
+                    if "error" in chunk:
+                        raise ApiError(503, chunk["error"]["message"], chunk["error"].get("code"))
+                    if chunk["choices"] and (text := chunk["choices"][0]["delta"].get("content")):
+                        yield text
+        except httpx.TransportError as exc:
+            raise StreamDropped(f"the answer from {self.url} broke off: {exc}") from None
 
 
 class StreamDropped(ClientError):

@@ -1,4 +1,4 @@
-"""The ``sculpt`` command: serve, worker, migrate, keys, init-base, demo; and, as a client of a server,
+"""The ``sculpt`` command: serve, worker, inference, migrate, keys, init-base, demo; and, as a client of a server,
 models, files, jobs and eval."""
 
 from __future__ import annotations
@@ -122,6 +122,18 @@ def cmd_worker(args) -> int:
     return 0  # not reached
 
 
+def _inference_command(host: str, port: int, url: str | None) -> list[str]:
+    # A module path, not an import: the API package never loads torch.
+    return [sys.executable, "-m", "worker.inference", "--host", host, "--port", str(port),
+            *(["--url", url] if url else [])]
+
+
+def cmd_inference(args) -> int:
+    command = _inference_command(args.host, args.port, args.url)
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is not None:
         return
@@ -162,12 +174,17 @@ def cmd_serve(args) -> int:
     elif not keys_exist:
         print(f"auth         none: no API keys exist, so the API is open to anyone who reaches {args.host}; "
               "create one with `sculpt keys create NAME`")
-    worker = None
+    worker = inference = None
     if settings.is_embedded_broker and not args.no_worker:
         worker = subprocess.Popen([sys.executable, "-m", "app.cli.main", "worker", "--queues", args.queues])
         print(f"worker       pid {worker.pid} (queues {args.queues})")
     else:
         print("worker       none started here: run `sculpt worker` (one per GPU) against the same broker")
+    if settings.is_embedded_broker and not args.no_inference:
+        inference = subprocess.Popen(_inference_command("127.0.0.1", 0, None))
+        print(f"inference    pid {inference.pid} (registers its URL once it listens)")
+    else:
+        print("inference    none started here: run `sculpt inference` (one per GPU) on the same database")
     sys.stdout.flush()
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler
     # that was there before it: make that handler an exception, so the worker is stopped below.
@@ -181,8 +198,9 @@ def cmd_serve(args) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        if worker is not None:
-            _stop(worker)
+        for process in (worker, inference):
+            if process is not None:
+                _stop(process)
     return 0
 
 
@@ -216,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--queues", default="default", help="queues of the embedded worker")
     serve.add_argument("--no-worker", action="store_true", help="do not start the embedded worker")
+    serve.add_argument("--no-inference", action="store_true", help="do not start the embedded inference process")
     serve.add_argument("--workers", type=int, default=1,
                        help="API processes (uvicorn workers); more use more cores under many pollers")
     serve.set_defaults(func=cmd_serve)
@@ -224,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--queues", default="default", help="comma-separated queues to take jobs from")
     worker.add_argument("--hostname", default=None, help="Celery node name (default: sculpt-<pid>@<host>)")
     worker.set_defaults(func=cmd_worker)
+
+    inference = sub.add_parser("inference", help="run one inference process (serves /v1/chat/completions)")
+    inference.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 in a container)")
+    inference.add_argument("--port", type=int, default=0, help="0: any free port (it registers the one it got)")
+    inference.add_argument("--url", default=None, help="URL the API reaches it at (default: from host and port)")
+    inference.set_defaults(func=cmd_inference)
 
     migrate = sub.add_parser("migrate", help="upgrade the database to the latest schema")
     migrate.set_defaults(func=cmd_migrate)

@@ -77,6 +77,12 @@ class RateLimited(ApiError):
     default_code = "rate_limit_exceeded"
 
 
+class ServiceUnavailable(ApiError):
+    status_code = 503
+    type = "server_error"
+    default_code = "service_unavailable"
+
+
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 

@@ -76,8 +76,28 @@ class Settings(BaseSettings):
     max_devices: int | None = Field(
         None, ge=1, description="Most processes one job may train with (continual.devices); default: the GPUs the "
                                 "worker sees from its device on, 1 without CUDA. On CPU, more run as gloo processes.")
+    # Inference (POST /v1/chat/completions, /v1/completions): run by `sculpt inference` processes.
+    inference_max_tokens: int = Field(1024, ge=1, description="Largest max_tokens a request may ask for.")
+    inference_default_max_tokens: int = Field(
+        256, ge=1, description="max_tokens when a request gives none (at most inference_max_tokens).")
+    inference_max_n: int = Field(8, ge=1, description="Most choices (n) one request may ask for.")
+    inference_memory_bytes: int = Field(
+        8 * 1024**3, ge=0, description="Memory an inference process may hold in loaded versions; the least "
+                                       "recently used go first (the one in use always stays).")
+    inference_max_batch: int = Field(32, ge=1, description="Most sequences an inference process decodes at once.")
+    inference_batch_wait_ms: float = Field(
+        3.0, ge=0.0, description="How long a new batch waits for requests arriving together.")
+    inference_heartbeat_seconds: float = Field(
+        2.0, gt=0.0, description="How often an inference process renews its registration; it counts as gone "
+                                 "after three missed beats.")
+    inference_timeout_seconds: float = Field(
+        120.0, gt=0.0, description="Longest the API waits for the next token from an inference process before "
+                                   "answering 503.")
+    inference_device: str | None = Field(None, description="torch device for inference; default: cuda when "
+                                                           "present, else cpu.")
     # Fault injection for crash tests: hold the job this long when it reaches a phase, or "commit"
-    # (its checkpoint stored, its version row not yet written).
+    # (its checkpoint stored, its version row not yet written), or "deleting" (a checkpoint being
+    # removed, its first file gone).
     fault_pause_at: str | None = None
     fault_pause_seconds: float = 60.0
 

@@ -49,6 +49,9 @@ def file_content(session: SessionDep, file_id: str) -> StreamingResponse:
 
 @router.delete("/{file_id}", response_model=FileDeleted, dependencies=[ADMIN],
                responses=error_responses(401, 403, 404, 409, 429))
-def delete_file(session: SessionDep, file_id: str) -> FileDeleted:
-    service.delete_file(session, file_id)
+def delete_file(session: SessionDep, file_id: str,
+                force: bool = Query(False, description="Delete it even though tasks a lineage learned were taught "
+                                                       "by it: they keep their scores and are no longer evaluated "
+                                                       "or replayed.")) -> FileDeleted:
+    service.delete_file(session, file_id, force)
     return FileDeleted(id=file_id)

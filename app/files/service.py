@@ -96,32 +96,52 @@ def _chunks(handle: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
             yield block
 
 
-def _in_use_by(session: Session, file_id: str) -> str | None:
+def _in_use_by(session: Session, file_id: str, force: bool) -> str | None:
     active_job = session.scalar(
         select(Job.id).where(or_(Job.training_file == file_id, Job.validation_file == file_id),
                              Job.status.not_in(TERMINAL_STATUSES)).limit(1))
     if active_job:
-        return f"job {active_job}"
+        return f"job {active_job} (cancel it first)"
     task = session.scalar(select(Task).where(Task.training_file == file_id).limit(1))
-    if task:
-        return f"task '{task.name}' of model '{task.model_id}' (its evaluation needs it)"
+    if task and not force:
+        return (f"task '{task.name}' of model '{task.model_id}' (its evaluation needs it; force=true deletes it "
+                "anyway and the task is no longer evaluated)")
     # A lineage's suite files are a small JSON map per lineage: read them rather than query into JSON.
     model = next((m for m, chosen in session.execute(select(Model.id, Model.suites))
                   if file_id in (chosen or {}).values()), None)
     if model:
-        return f"model '{model}'"
+        return f"model '{model}' (register another suite first)"
     return None
 
 
-def delete_file(session: Session, file_id: str) -> None:
-    """Hide the file (finished jobs keep naming it); drop its bytes when nothing else shares them."""
+def _stored_elsewhere(session: Session, sha256: str) -> bool:
+    return session.scalar(select(File.id).where(File.sha256 == sha256, File.deleted_at.is_(None)).limit(1)) is not None
+
+
+def _retire_tasks(session: Session, row: File) -> list[str]:
+    """Mark the tasks this file taught unevaluable (their scores stay) and return the keys of their held-out
+    splits, copies of the same data, to remove with it."""
+    tasks = session.scalars(select(Task).where(Task.training_file == row.id)).all()
+    for task in tasks:
+        task.unevaluable_reason = f"its training file {row.id} was deleted on {utcnow():%Y-%m-%d %H:%M} UTC"
+    session.flush()
+    splits = {task.eval_uri for task in tasks} - set(session.scalars(select(Task.eval_uri).where(
+        Task.eval_uri.in_({task.eval_uri for task in tasks}), Task.unevaluable_reason.is_(None))))
+    keys = [get_storage().key_of(uri) for uri in sorted(splits)]
+    return [key for key in keys if key is not None and key.startswith(f"{FILES}/")]
+
+
+def delete_file(session: Session, file_id: str, force: bool = False) -> None:
+    """Hide the file (finished jobs keep naming it); drop its bytes when nothing else shares them. With
+    ``force`` a file that taught a lineage's tasks goes too: they are no longer evaluated or replayed."""
     row = get_file(session, file_id)
-    user = _in_use_by(session, file_id)
+    user = _in_use_by(session, file_id, force)
     if user:
         raise Conflict(f"File '{file_id}' is in use by {user}", param="file_id", code="file_in_use")
     row.deleted_at = utcnow()
+    split_keys = _retire_tasks(session, row)
     session.commit()
-    still_shared = session.scalar(select(File.id).where(File.sha256 == row.sha256,
-                                                        File.deleted_at.is_(None)).limit(1))
-    if not still_shared:
-        get_storage().delete(file_key(row.sha256))
+    storage = get_storage()
+    for key in [file_key(row.sha256), *split_keys]:
+        if not _stored_elsewhere(session, key.rpartition("/")[2]):
+            storage.delete(key)

@@ -250,10 +250,10 @@ def cancel_job(session: Session, job_id: str) -> Job:
 
 
 def checkpoints(session: Session, job_id: str) -> list[tuple[Job, ModelVersion]]:
-    """The checkpoint a job produced (its result version), if any."""
+    """The checkpoint a job produced (its result version), if any and not deleted."""
     job = get_job(session, job_id)
     if job.result_version is None:
         return []
     version = session.scalar(select(ModelVersion).where(ModelVersion.model_id == job.model_id,
                                                         ModelVersion.version == job.result_version))
-    return [(job, version)] if version else []
+    return [(job, version)] if version and version.deletion is None else []

@@ -7,6 +7,8 @@ from app.core.timeutil import unix
 from app.jobs.service import fine_tuned_model_name
 from app.lineages.schemas import HeadChangeObject, ModelObject, VersionObject
 
+HEAD_CHANGE_PREFIX = "headchange-"
+
 
 def model_object(row: Model, versions: int, tasks: list[str]) -> ModelObject:
     suites = dict(row.suites or {})
@@ -17,15 +19,19 @@ def model_object(row: Model, versions: int, tasks: list[str]) -> ModelObject:
 
 
 def version_object(row: ModelVersion, head: int) -> VersionObject:
+    stored = row.deletion is None  # one being deleted already claims no checkpoint
     return VersionObject(id=fine_tuned_model_name(row.model_id, row.version), model=row.model_id,
                          version=row.version, parent_version=row.parent_version, is_head=row.version == head,
                          status=row.status, job_id=row.job_id, task=row.task_name, strategy=row.strategy,
-                         checkpoint_uri=row.checkpoint_uri, checkpoint_sha256=row.checkpoint_sha256,
+                         checkpoint_uri=row.checkpoint_uri if stored else None,
+                         checkpoint_sha256=row.checkpoint_sha256 if stored else None, deleted=not stored,
+                         deleted_at=unix(row.deleted_at), pinned=bool(row.pinned),
                          retention=row.retention or {}, metrics=row.metrics or {},
-                         gate_verdict=row.gate_verdict or {}, created_at=unix(row.created_at))
+                         gate_verdict=row.gate_verdict or {}, created=unix(row.created_at),
+                         created_at=unix(row.created_at))
 
 
 def head_change_object(row: HeadChange) -> HeadChangeObject:
-    return HeadChangeObject(model=row.model_id, from_version=row.from_version, to_version=row.to_version,
-                            reason=row.reason, actor=row.actor, job_id=row.job_id,
-                            created_at=unix(row.created_at))
+    return HeadChangeObject(id=f"{HEAD_CHANGE_PREFIX}{row.id}", model=row.model_id, from_version=row.from_version,
+                            to_version=row.to_version, reason=row.reason, actor=row.actor, job_id=row.job_id,
+                            created_at=unix(row.created_at), webhook_deliveries=row.webhook_deliveries)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, BackgroundTasks, Path, Query
 from sqlalchemy.orm import Session
 
 from app.core.schemas import ListObject, error_responses
@@ -19,6 +19,7 @@ from app.lineages.schemas import (
     VersionObject,
     chosen_suites,
 )
+from app.webhooks.delivery import deliver_head_changes
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -37,9 +38,14 @@ def register_model(session: SessionDep, body: ModelCreate, principal: PrincipalD
     return _present(session, model)
 
 
-@router.get("", response_model=ListObject[ModelObject], responses=error_responses(401, 429))
-def list_models(session: SessionDep) -> ListObject[ModelObject]:
-    return ListObject(data=[_present(session, m) for m in service.list_models(session)])
+@router.get("", response_model=ListObject[ModelObject | VersionObject], responses=error_responses(401, 429))
+def list_models(session: SessionDep) -> ListObject[ModelObject | VersionObject]:
+    """Each lineage, followed by its versions that can serve ('<id>:v<n>'), as OpenAI lists fine-tuned models."""
+    data: list[ModelObject | VersionObject] = []
+    for model in service.list_models(session):
+        data.append(_present(session, model))
+        data += [version_object(v, model.head_version) for v in service.servable_versions(session, model.id)]
+    return ListObject(data=data)
 
 
 @router.get("/{model_id}", response_model=ModelObject | VersionObject, responses=error_responses(401, 404, 429))
@@ -71,10 +77,12 @@ def get_version(session: SessionDep, model_id: str,
 @router.post("/{model_id}/head", response_model=ModelObject, dependencies=[ADMIN],
              responses=error_responses(401, 403, 404, 409, 422, 429))
 def move_head(session: SessionDep, model_id: str, body: HeadChangeRequest,
-              principal: PrincipalDep) -> ModelObject:
-    """Promote or roll back the head; recorded in the head history with who and why."""
+              principal: PrincipalDep, background: BackgroundTasks) -> ModelObject:
+    """Promote or roll back the head; recorded in the head history with who and why, and posted to the
+    lineage's webhook_url (if it has one) as a 'model.head_changed' event."""
     model = service.move_head(session, model_id, body.version, body.reason, principal.name,
                               force=body.force)
+    background.add_task(deliver_head_changes, model_id)
     return _present(session, model)
 
 

@@ -72,6 +72,7 @@ class ModelObject(BaseModel):
 class VersionObject(BaseModel):
     id: str = Field(description="'<model>:v<n>'.")
     object: Literal["model.version"] = "model.version"
+    created: int = Field(description="When the version was made (Unix seconds), as OpenAI's model objects have.")
     owned_by: str = "sculpt"
     model: str
     version: int
@@ -81,8 +82,11 @@ class VersionObject(BaseModel):
     job_id: str | None
     task: str | None
     strategy: str | None
-    checkpoint_uri: str
+    checkpoint_uri: str | None = Field(description="Where the checkpoint is stored; null once it is deleted.")
     checkpoint_sha256: str | None
+    deleted: bool = Field(False, description="Its checkpoint was deleted; the row stays for lineage and audit.")
+    deleted_at: int | None = None
+    pinned: bool = Field(False, description="Kept by the retention policy whatever its age.")
     retention: dict[str, Any]
     metrics: dict[str, Any]
     gate_verdict: dict[str, Any]
@@ -100,6 +104,7 @@ class HeadChangeRequest(StrictModel):
 
 class HeadChangeObject(BaseModel):
     object: Literal["model.head_change"] = "model.head_change"
+    id: str | None = Field(None, description="'headchange-<n>', as the lineage's webhook names it.")
     model: str
     from_version: int | None
     to_version: int
@@ -107,6 +112,8 @@ class HeadChangeObject(BaseModel):
     actor: str
     job_id: str | None
     created_at: int
+    webhook_deliveries: list[dict[str, Any]] | None = Field(
+        None, description="Each attempt to post this change to the lineage's webhook_url.")
 
 
 class EvaluationsObject(BaseModel):
@@ -137,3 +144,6 @@ class EvaluationsObject(BaseModel):
         default_factory=dict, description="Every evaluation suite's figures for that version, by suite name (general "
         "and safety repeat two of them); general_answers adds 'changed': a few answers that went wrong, beside the "
         "base's.")
+    unevaluable: dict[str, str] = Field(
+        default_factory=dict, description="Tasks whose data was deleted, with why: their scores stay, later "
+                                          "versions are no longer evaluated on them.")

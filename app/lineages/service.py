@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -10,6 +12,7 @@ from app.core.db.tables import Evaluation, HeadChange, Job, Model, ModelVersion,
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import DB_INT_MAX
 from app.core.settings import get_settings
+from app.core.storage import get_storage
 from app.files.service import usable_file
 from app.lineages.base_models import check_base_model
 from app.lineages.record import summarize
@@ -52,7 +55,7 @@ def register_model(session: Session, model_id: str, base_model: str, actor: str,
 
 def get_model(session: Session, model_id: str, param: str = "model_id") -> Model:
     model = session.get(Model, model_id)
-    if model is None:
+    if model is None or model.deleted_at is not None:  # a lineage being deleted is gone already
         lineage, _, version = model_id.partition(":v")
         hint = (f"; '{model_id}' names a version: see /v1/models/{lineage}/versions/{version}"
                 if version.isdigit() and param == "model_id" else "")
@@ -61,7 +64,7 @@ def get_model(session: Session, model_id: str, param: str = "model_id") -> Model
 
 
 def list_models(session: Session) -> list[Model]:
-    return list(session.scalars(select(Model).order_by(Model.created_at, Model.id)))
+    return list(session.scalars(select(Model).where(Model.deleted_at.is_(None)).order_by(Model.created_at, Model.id)))
 
 
 def ancestry(session: Session, model_id: str, version: int) -> list[int]:
@@ -112,11 +115,33 @@ def get_version(session: Session, model_id: str, version: int) -> ModelVersion:
     return row
 
 
+def checkpoint_present(row: ModelVersion) -> bool:
+    """Whether a version still has a checkpoint to serve: never one marked for deletion (its files may be
+    half gone). A checkpoint in an object store counts as present (the inference process answers 404 if
+    it is not); a base model registered by hub id too."""
+    if row.deletion is not None:
+        return False
+    storage = get_storage()
+    key = storage.key_of(row.checkpoint_uri)
+    if key is None:  # a base model, registered by local path or hub id
+        path = Path(row.checkpoint_uri)
+        return path.exists() or not path.is_absolute()
+    local = storage.local_path(key)
+    return local is None or local.exists()
+
+
+def servable_versions(session: Session, model_id: str) -> list[ModelVersion]:
+    return [row for row in list_versions(session, model_id) if checkpoint_present(row)]
+
+
 def move_head(session: Session, model_id: str, version: int, reason: str, actor: str,
               force: bool = False) -> Model:
     """Promote or roll back: point the head at an existing version and record who, when and why."""
     model = get_model(session, model_id)
     target = get_version(session, model_id, version)
+    if target.deletion is not None:
+        raise Conflict(f"Version {version} was deleted; its checkpoint is gone", param="version",
+                       code="version_deleted")
     if target.status == "rejected" and not force:
         raise Conflict(f"Version {version} was rejected by its gates; pass force=true to promote it anyway",
                        param="force", code="version_rejected")
@@ -192,6 +217,7 @@ def evaluations(session: Session, model_id: str, version: int | None = None) -> 
         "forgetting": {names[i]: f for i, f in summary["forgetting"].items()},
         "general": shown_metrics.get("general") or {}, "safety": shown_metrics.get("safety") or {},
         "suites": {name: _suite_figures(shown_metrics[name]) for name in SUITES if shown_metrics.get(name)},
+        "unevaluable": {t.name: t.unevaluable_reason for t in tasks if t.unevaluable_reason},
     }
 
 

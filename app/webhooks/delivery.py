@@ -1,9 +1,11 @@
-"""Delivering a job's terminal state to its webhook, recording every attempt on the job.
+"""Delivering webhooks, recording every attempt on the row they are about: a job's terminal state to
+the job's webhook, and each head change of a lineage to the lineage's webhook ("model.head_changed").
 
-Called by the worker after it commits a terminal state, by the API for a job cancelled while
-queued, and by the reconciler for deliveries that a crash cut short (the job stays
-``webhook_pending`` until its delivery is over). A claim on the job row keeps two processes from
-delivering at once. It never raises: a receiver that is down must not fail or block the job.
+A job's delivery is made by the worker after it commits a terminal state, by the API for a job
+cancelled while queued; a head change's by whoever moved the head. The reconciler resumes those a
+crash cut short (the row stays ``webhook_pending`` until its delivery is over). A claim on the row
+keeps two processes from delivering at once. It never raises: a receiver that is down must not fail
+or block the job or the head change.
 """
 
 from __future__ import annotations
@@ -15,40 +17,59 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 
 from app.core.db.session import session_scope
-from app.core.db.tables import Job, utcnow
+from app.core.db.tables import HeadChange, Job, Model, utcnow
 from app.core.enums import TERMINAL_STATUSES
 from app.core.logsafe import describe
 from app.core.settings import get_settings
 from app.core.timeutil import unix
 from app.jobs.presenters import job_object
+from app.lineages.presenters import head_change_object
 from app.webhooks.transport import delivery_seconds, post_signed, url_problem
 
 log = logging.getLogger("sculpt.webhooks")
+HEAD_CHANGED = "model.head_changed"
+
+Table = type[Job] | type[HeadChange]
 
 
-def _record(job_id: str, outcome: dict) -> None:
+def _record(table: Table, key, outcome: dict) -> None:
     with session_scope() as session:
-        job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
-        job.webhook_deliveries = [*(job.webhook_deliveries or []), outcome]
+        row = session.scalar(select(table).where(table.id == key).with_for_update())
+        row.webhook_deliveries = [*(row.webhook_deliveries or []), outcome]
 
 
-def _claim(job_id: str) -> bool:
-    """Take the job's pending delivery for as long as a whole delivery can last; False if it is
-    not pending or another process holds it."""
+def _claim(table: Table, key, *due) -> bool:
+    """Take the row's pending delivery for as long as a whole delivery can last; False if it is
+    not pending (or not ``due``) or another process holds it."""
     now = utcnow()
     until = now + timedelta(seconds=delivery_seconds(get_settings()) + 60)
     with session_scope() as session:
         claimed = session.execute(
-            update(Job).where(Job.id == job_id, Job.webhook_pending.is_(True), Job.status.in_(TERMINAL_STATUSES),
-                              or_(Job.webhook_claimed_until.is_(None), Job.webhook_claimed_until < now))
+            update(table).where(table.id == key, table.webhook_pending.is_(True), *due,
+                                or_(table.webhook_claimed_until.is_(None), table.webhook_claimed_until < now))
             .values(webhook_claimed_until=until))
         return claimed.rowcount == 1
 
 
-def _finish(job_id: str) -> None:
+def _finish(table: Table, key) -> None:
     with session_scope() as session:
-        session.execute(update(Job).where(Job.id == job_id).values(webhook_pending=False,
+        session.execute(update(table).where(table.id == key).values(webhook_pending=False,
                                                                    webhook_claimed_until=None))
+
+
+def _deliver(table: Table, key, url: str, body: bytes, made: int, what: str) -> bool:
+    """POST ``body`` to ``url`` for a claimed row, going on from the attempts already made."""
+    settings = get_settings()
+    problem = url_problem(url, settings)  # the operator may have changed the allow-list since
+    if problem:
+        _record(table, key, {"attempt": made + 1, "at": unix(utcnow()), "error": f"not sent: webhook_url {problem}"})
+        _finish(table, key)
+        return False
+    delivered = post_signed(url, body, settings, lambda outcome: _record(table, key, outcome), first=made + 1)
+    _finish(table, key)
+    if not delivered:
+        log.warning("webhook for %s not delivered after %d attempts", what, settings.webhook_attempts)
+    return delivered
 
 
 def _terminal_body(job_id: str) -> tuple[str, bytes, int]:
@@ -63,20 +84,9 @@ def deliver_job_webhook(job_id: str) -> bool:
     """POST the job object (as GET shows it) to the job's webhook, going on from the attempts already
     made; returns whether it was delivered by this call."""
     try:
-        if not _claim(job_id):
+        if not _claim(Job, job_id, Job.status.in_(TERMINAL_STATUSES)):
             return False
-        url, body, made = _terminal_body(job_id)
-        settings = get_settings()
-        problem = url_problem(url, settings)  # the operator may have changed the allow-list since
-        if problem:
-            _record(job_id, {"attempt": made + 1, "at": unix(utcnow()), "error": f"not sent: webhook_url {problem}"})
-            _finish(job_id)
-            return False
-        delivered = post_signed(url, body, settings, lambda outcome: _record(job_id, outcome), first=made + 1)
-        _finish(job_id)
-        if not delivered:
-            log.warning("webhook for job %s not delivered after %d attempts", job_id, settings.webhook_attempts)
-        return delivered
+        return _deliver(Job, job_id, *_terminal_body(job_id), what=f"job {job_id}")
     except Exception as exc:  # noqa: BLE001 - the job's outcome stands whatever happens here
         log.warning("webhook for job %s failed: %s", job_id, describe(exc))
         return False
@@ -88,3 +98,43 @@ def pending_deliveries() -> list[str]:
         return list(session.scalars(select(Job.id).where(
             Job.webhook_pending.is_(True), Job.status.in_(TERMINAL_STATUSES),
             or_(Job.webhook_claimed_until.is_(None), Job.webhook_claimed_until < utcnow())).order_by(Job.seq)))
+
+
+def _head_change_body(change_id: int) -> tuple[str | None, bytes, int]:
+    """(the lineage's webhook_url, the "model.head_changed" event, attempts already made)."""
+    with session_scope() as session:
+        change = session.get(HeadChange, change_id)
+        url = session.scalar(select(Model.webhook_url).where(Model.id == change.model_id))
+        data = head_change_object(change)
+        event = {"object": "event", "type": HEAD_CHANGED, "id": data.id, "created_at": data.created_at,
+                 "data": data.model_dump(mode="json")}
+        return url, json.dumps(event).encode(), len(change.webhook_deliveries or [])
+
+
+def deliver_head_changes(model_id: str | None = None) -> list[int]:
+    """Deliver, oldest first, the pending head changes of a lineage (of every lineage when None) that no
+    process holds; a change made while the lineage had no webhook is simply finished. Returns those
+    delivered by this call."""
+    delivered = []
+    try:
+        for change_id in pending_head_changes(model_id):
+            if not _claim(HeadChange, change_id):
+                continue
+            url, body, made = _head_change_body(change_id)
+            if url is None:
+                _finish(HeadChange, change_id)
+            elif _deliver(HeadChange, change_id, url, body, made, what=f"head change {change_id}"):
+                delivered.append(change_id)
+    except Exception as exc:  # noqa: BLE001 - the head has moved whatever happens here
+        log.warning("head-change webhooks failed: %s", describe(exc))
+    return delivered
+
+
+def pending_head_changes(model_id: str | None = None) -> list[int]:
+    with session_scope() as session:
+        query = select(HeadChange.id).where(
+            HeadChange.webhook_pending.is_(True),
+            or_(HeadChange.webhook_claimed_until.is_(None), HeadChange.webhook_claimed_until < utcnow()))
+        if model_id is not None:
+            query = query.where(HeadChange.model_id == model_id)
+        return list(session.scalars(query.order_by(HeadChange.id)))

@@ -164,9 +164,10 @@ def scoped(client, name: str, scopes: list[str]) -> dict:
         return {"Authorization": f"Bearer {keys.create_key(session, name, scopes)}"}
 
 
-# The routes that need more than `read` (every other non-GET needs `admin`): README.md, "API keys and scopes".
+# The routes that need other than every GET `read` and every other call `admin`: README.md, "API keys and scopes".
 TRAIN_OPERATIONS = {("post", "/v1/files"), ("post", "/v1/fine_tuning/jobs"),
                     ("post", "/v1/fine_tuning/jobs/{job_id}/cancel")}
+READ_POSTS = {("post", "/v1/chat/completions"), ("post", "/v1/completions")}  # using a model changes nothing
 ADMIN_READS = {("get", "/v1/keys"), ("get", "/v1/workers")}
 
 
@@ -187,11 +188,12 @@ def test_each_operation_needs_its_scope(sqlite_client):
     admin = scoped(sqlite_client, "root", ["admin"])
     operations = _operations(sqlite_client)
     assert ("delete", "/v1/keys/{key_id}") in operations and ("post", "/v1/models") in operations
+    assert set(operations) >= READ_POSTS and ("delete", "/v1/models/{model_id}/versions/{version}") in operations
     for method, path in operations:
-        if (method, path) in ADMIN_READS or (method != "get" and (method, path) not in TRAIN_OPERATIONS):
+        if (method, path) in ADMIN_READS or (method != "get" and (method, path) not in TRAIN_OPERATIONS | READ_POSTS):
             needs = "admin"
         else:
-            needs = "read" if method == "get" else "train"
+            needs = "train" if (method, path) in TRAIN_OPERATIONS else "read"
         for holder, headers in (("read", read), ("train", train), ("admin", admin)):
             response = _call(sqlite_client, method, path, headers)
             allowed = ["read", "train", "admin"].index(holder) >= ["read", "train", "admin"].index(needs)

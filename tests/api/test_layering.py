@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[2] / "app"
-FEATURES = {"files", "jobs", "lineages", "keys", "webhooks", "health", "monitoring", "http", "cli", "main"}
+FEATURES = {"files", "jobs", "lineages", "versions", "keys", "webhooks", "health", "monitoring", "http", "cli", "main"}
 
 
 def _imports(path: Path) -> set[str]:

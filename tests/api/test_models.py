@@ -39,7 +39,7 @@ def test_register_get_list(client, base_model_dir):
     assert body["base_model"] == str(base_model_dir.resolve()) and isinstance(body["created"], int)
     assert client.get("/v1/models/support-bot").json() == body
     listing = client.get("/v1/models").json()
-    assert listing["object"] == "list" and [m["id"] for m in listing["data"]] == ["support-bot"]
+    assert listing["object"] == "list" and [m["id"] for m in listing["data"]] == ["support-bot", "support-bot:v1"]
 
     versions = client.get("/v1/models/support-bot/versions").json()["data"]
     assert len(versions) == 1

@@ -50,7 +50,7 @@ def test_openai_client_round_trip(openai_client, client, base_model_dir):
     assert list(openai_client.fine_tuning.jobs.checkpoints.list(job.id)) == []
 
     models = openai_client.models.list()
-    assert [m.id for m in models] == ["support-bot"]
+    assert [m.id for m in models] == ["support-bot", "support-bot:v1"]  # the lineage, then its versions
     assert openai_client.models.retrieve("support-bot").owned_by == "sculpt"
 
 

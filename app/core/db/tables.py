@@ -92,6 +92,12 @@ class Model(Base):
     lock_owner: Mapped[str | None] = mapped_column(String(128), default=None)
     lock_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Set when the lineage is being removed: hidden from then on; the sweep finishes what a crash cut short.
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Retention policy: keep this many newest versions (plus the base, the head and pinned ones); None keeps all.
+    keep_last: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Where each head change is posted ("model.head_changed"), signed like job webhooks.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), default=None)
 
 
 class ModelVersion(Base):
@@ -113,6 +119,11 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     gate_verdict: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # None: the checkpoint is there. "deleting": marked first, so it is never served while its files go;
+    # "deleted" once they are gone. The row stays either way (lineage, matrix and audit stay readable).
+    deletion: Mapped[str | None] = mapped_column(String(16), default=None, index=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class HeadChange(Base):
@@ -126,6 +137,11 @@ class HeadChange(Base):
     actor: Mapped[str] = mapped_column(String(128))
     job_id: Mapped[str | None] = mapped_column(String(40), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Every new head change is due to the lineage's webhook (finished at once when it has none), and stays
+    # pending until delivered or out of attempts, so the reconciler resumes one a crash cut short.
+    webhook_pending: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false(), index=True)
+    webhook_deliveries: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    webhook_claimed_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Task(Base):
@@ -146,6 +162,8 @@ class Task(Base):
     metric: Mapped[str] = mapped_column(String(32), default="exact_match")
     labels: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when the task's data was deleted: its recorded scores stay, later jobs no longer evaluate or replay it.
+    unevaluable_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class Job(Base):
@@ -236,3 +254,19 @@ class Worker(Base):
     queues: Mapped[list[Any]] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InferenceServer(Base):
+    """A running inference process: where the API reaches it, and what it holds loaded. A row whose
+    heartbeat is older than three beats belongs to a process that is gone."""
+
+    __tablename__ = "inference_servers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    url: Mapped[str] = mapped_column(String(512))
+    # What the process requires as its bearer token: made afresh by each process and known only through
+    # this row, so only a holder of the database (the API) can have it generate.
+    token: Mapped[str] = mapped_column(String(64))
+    loaded: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -17,8 +17,10 @@ from app.core.storage.s3 import SCHEME, S3Storage
 
 CHECKPOINTS = "checkpoints"
 FILES = "files"
+# Every stored checkpoint's list of its files with their sha256 and size, written last.
+MANIFEST = "manifest.json"
 
-__all__ = ["CHECKPOINTS", "FILES", "TMP_PREFIX", "Storage", "StorageError", "checkpoint_key", "file_key",
+__all__ = ["CHECKPOINTS", "FILES", "MANIFEST", "TMP_PREFIX", "Storage", "StorageError", "checkpoint_key", "file_key",
            "get_storage", "sha256_of"]
 
 

@@ -97,3 +97,30 @@ export async function followJob(jobId, onEvent, signal) {
 }
 
 export const isTerminal = (status) => TERMINAL.has(status);
+
+// GET /v1/models lists each lineage followed by its servable versions; the lineages alone.
+export const lineagesOf = (listing) => listing.data.filter((entry) => entry.object === "model");
+
+// POST /v1/chat/completions with stream: true; calls onText with each piece of the first choice's text.
+export async function streamChat(body, onText, signal) {
+  const response = await fetch("/v1/chat/completions", { method: "POST", signal,
+    headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify({ ...body, stream: true }) });
+  if (!response.ok) return check(response);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replace(/\r\n/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const data = buffer.slice(0, end).replace(/^data: ?/, "");
+      buffer = buffer.slice(end + 2);
+      if (data === "[DONE]") return;
+      const chunk = JSON.parse(data);
+      if (chunk.error) throw new ApiError(503, chunk);
+      const text = chunk.choices?.[0]?.delta?.content;
+      if (text) onText(text);
+    }
+  }
+}

@@ -6,12 +6,14 @@ import { fill, h } from "./dom.js";
 import { jobPage, jobsPage } from "./jobs.js";
 import { modelPage, modelsPage } from "./models.js";
 import { newJobPage } from "./newjob.js";
+import { playgroundPage } from "./playground.js";
 
 const ROUTES = [
   [/^#\/jobs\/([^/]+)$/, jobPage, "jobs"],
   [/^#\/models\/([^/]+)$/, modelPage, "models"],
   [/^#\/models$/, modelsPage, "models"],
   [/^#\/new$/, newJobPage, "new"],
+  [/^#\/playground(?:\/([^/]+))?$/, playgroundPage, "playground"],
   [/^(#\/?(jobs)?)?$/, jobsPage, "jobs"],
 ];
 

@@ -1,11 +1,11 @@
 // Models: lineages, each one's version chain, head history, promote/rollback, and the forgetting record.
 
-import { api } from "./api.js";
+import { api, lineagesOf } from "./api.js";
 import { heatmap, lineChart } from "./charts.js";
 import { badge, fill, fmt, h } from "./dom.js";
 
 export async function modelsPage(main, _params, signal) {
-  const models = (await api("/v1/models", { signal })).data;
+  const models = lineagesOf(await api("/v1/models", { signal }));
   fill(main, h("h1", {}, "Models"), h("div", { class: "card" }, h("table", {},
     h("thead", {}, h("tr", {}, ["Lineage", "Head", "Versions", "Tasks learned", "Base model", "Registered"]
       .map((title) => h("th", { scope: "col" }, title)))),

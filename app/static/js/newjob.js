@@ -1,6 +1,6 @@
 // Upload a dataset and start a job; errors are the API's own validation messages.
 
-import { api } from "./api.js";
+import { api, lineagesOf } from "./api.js";
 import { fill, h } from "./dom.js";
 
 function field(id, label, input, hint) {
@@ -13,8 +13,9 @@ function fileOption(file) {
 }
 
 export async function newJobPage(main, _params, signal) {
-  const [models, files, capabilities] = await Promise.all([api("/v1/models", { signal }),
+  const [listing, files, capabilities] = await Promise.all([api("/v1/models", { signal }),
     api("/v1/files?purpose=fine-tune&limit=100", { signal }), api("/v1/capabilities", { signal })]);
+  const models = { data: lineagesOf(listing) };
 
   const uploadError = h("p", { class: "error", role: "alert", id: "upload-error" });
   const uploaded = h("p", { class: "notice", role: "status", id: "upload-status" });

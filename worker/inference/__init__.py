@@ -1,0 +1,1 @@
+"""Inference processes: generation on any version, reached by the API over HTTP (see server.py)."""
