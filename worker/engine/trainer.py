@@ -50,6 +50,7 @@ class TaskData:
 
     examples: list[Example]
     prior: list[Example]  # earlier tasks' examples, for strategies whose spec needs_prior_tasks
+    reference: list[Example]  # general text (completion only), likewise
     pad_id: int
     kind: str
 
@@ -62,6 +63,7 @@ def train_task(
     *,
     tasks_learned: int = 0,
     prior_records=(),
+    reference_texts=(),
     on_phase=None,
     on_progress=None,
     should_cancel=None,
@@ -74,12 +76,15 @@ def train_task(
     on_phase("calibrating")
     kind = model_kind(model.config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    prior = (
-        encode(list(prior_records), tokenizer, kind, config.max_length)
-        if get_strategy(config.strategy).spec.needs_prior_tasks and prior_records
+    needs_prior = get_strategy(config.strategy).spec.needs_prior_tasks
+    prior = encode(list(prior_records), tokenizer, kind, config.max_length) if needs_prior and prior_records else []
+    # General text is all target: the activations it causes are what the model does outside any task.
+    reference = (
+        encode([{"prompt": "", "completion": t} for t in reference_texts], tokenizer, kind, config.max_length)
+        if needs_prior and reference_texts
         else []
     )
-    data = TaskData(encode(records, tokenizer, kind, config.max_length), prior, pad_id, kind)
+    data = TaskData(encode(records, tokenizer, kind, config.max_length), prior, reference, pad_id, kind)
     run = launch if config.devices > 1 else _in_this_process
     result = run(
         train_encoded,
@@ -114,7 +119,8 @@ def train_encoded(
     device = world.device
     model.to(device)
     shuffler = torch.Generator().manual_seed(config.seed)
-    context = Context(data.examples, data.prior, data.pad_id, device, shuffler, tasks_learned, on_phase)
+    context = Context(data.examples, data.prior, data.reference, data.pad_id, device, shuffler, tasks_learned,
+                      on_phase)
     prepared = get_strategy(config.strategy).prepare(model, config, context)
     prepared = world.distribute(prepared)
 
