@@ -30,6 +30,7 @@ def run_metrics(run: dict, task_names: list[str], general_before: float | None) 
     summary = summarize(matrix, base=run.get("base_row"))
     forgetting = {task_names[i]: f for i, f in summary["forgetting"].items()}
     general = run.get("general") or []
+    after = run.get("general_after_each_task", {})
     final_general = general[-1] if general else None
     return {
         "acc": summary["acc"],
@@ -40,9 +41,9 @@ def run_metrics(run: dict, task_names: list[str], general_before: float | None) 
         "learning_accuracy": mean_of(matrix[i][i] for i in range(len(matrix))),
         "general_drift": (final_general - general_before
                           if final_general is not None and general_before is not None else None),
-        "general_kept": (run.get("general_kept") or [None])[-1],
-        "perplexity_ratio": (run.get("perplexity_ratio") or [None])[-1],
-        "general_seconds": mean_of(run.get("general_seconds") or []),
+        "general_kept": after.get("general_kept", [None])[-1],
+        "perplexity_ratio": after.get("perplexity_ratio", [None])[-1],
+        "general_seconds": mean_of(after.get("general_seconds", [])),
     }
 
 
