@@ -45,6 +45,12 @@ class Retention(SettingsModel):
         0.5, ge=0.0, le=1.0,
         description="Most of the kept rank the lineage's reference set (general text) may claim (activations and "
                     "both bases); earlier tasks' inputs come first. A first job keeps general text only this way.")
+    # Higher than energy: under its share's cap the reference set may keep its small directions too, and on
+    # SmolLM2-135M-Instruct's first task 0.99 kept every right general answer that 0.9 kept 0.89 of, with the
+    # task learned as well (bench/RESULTS.md); tasks' energy stays 0.9, as 0.99 stops tasks being learned.
+    reference_energy: float | None = Field(0.99, gt=0.0, lt=1.0,
+                                           description="Activation energy of the reference set to keep, within "
+                                                       "reference_share.")
     target_regex: str | None = Field(None, max_length=500, description="Which linear layers are constrained "
                                                                        "(or adapted, with strategy 'lora').")
     train_embeddings: bool | None = False

@@ -116,7 +116,8 @@ def test_a_first_job_keeps_the_reference_sets_inputs_within_its_share_of_the_kep
     records, general = fact_records("t", 16, seed=0), fact_records("g", 32, seed=5)
     texts = [r["prompt"] + r["completion"] for r in general]
     share = 0.25
-    config = TrainConfig(n_epochs=1, retention=RetentionConfig(energy=0.999, reference_share=share))
+    config = TrainConfig(n_epochs=1, retention=RetentionConfig(energy=0.999, reference_energy=0.999,
+                                                               reference_share=share))
     model, tokenizer = build_tiny_causal_lm()
     result = train_task(model, tokenizer, records, config, reference_texts=texts)
     assert result.retention["summary"]["basis"] == "activations"
@@ -135,3 +136,16 @@ def test_a_first_job_keeps_the_reference_sets_inputs_within_its_share_of_the_kep
         assert alone <= info["kept_in"] <= min(info["weight_rank"], alone + round(share * info["weight_rank"])), name
     assert sum(m["kept_in"] for m in both.retention["matrices"].values()) > sum(
         m["kept_in"] for m in tasks_only.retention["matrices"].values())
+
+
+def test_a_chat_models_reference_texts_are_kept_as_user_turns():
+    from types import SimpleNamespace
+
+    from worker.engine.trainer import reference_records
+
+    chat, plain = SimpleNamespace(chat_template="{{ messages }}"), SimpleNamespace(chat_template=None)
+    (turn,) = reference_records(["The sun rises in the east."], chat)
+    assert turn["messages"][0] == {"role": "user", "content": "The sun rises in the east."}
+    assert turn["messages"][-1]["role"] == "assistant"  # rendered up to the start of the answer
+    assert reference_records(["The sun rises in the east."], plain) == [
+        {"prompt": "", "completion": "The sun rises in the east."}]

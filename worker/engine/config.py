@@ -31,6 +31,7 @@ class RetentionConfig:
     basis: str = _default(Retention, "basis")
     energy: float = _default(Retention, "energy")
     reference_share: float = _default(Retention, "reference_share")
+    reference_energy: float = _default(Retention, "reference_energy")
     target_regex: str | None = _default(Retention, "target_regex")
     train_embeddings: bool = _default(Retention, "train_embeddings")
     calibration_batches: int = 4
@@ -49,6 +50,8 @@ class RetentionConfig:
             raise ValueError(f"fixed_ratio must be in [0, 1), got {self.fixed_ratio}")
         if not 0.0 < self.energy < 1.0:
             raise ValueError(f"energy must be in (0, 1), got {self.energy}")
+        if not 0.0 < self.reference_energy < 1.0:
+            raise ValueError(f"reference_energy must be in (0, 1), got {self.reference_energy}")
         if not 0.0 <= self.reference_share <= 1.0:
             raise ValueError(f"reference_share must be in [0, 1], got {self.reference_share}")
         if self.calibration_batches < 1:

@@ -44,13 +44,23 @@ def warmup_cosine(warmup_steps: int, total_steps: int):
     return factor
 
 
+def reference_records(texts, tokenizer) -> list[dict]:
+    """General texts as the model meets them outside any task: for a chat model each is a user's turn,
+    rendered with its chat template up to the assistant's answer, so the kept directions include those the
+    template and the start of an answer occupy, which a chat task's answer format otherwise takes over
+    (measured on SmolLM2-135M-Instruct's first task: bench/RESULTS.md); for other models the plain text."""
+    if getattr(tokenizer, "chat_template", None):
+        return [{"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": ""}]} for t in texts]
+    return [{"prompt": "", "completion": t} for t in texts]
+
+
 @dataclass
 class TaskData:
     """A task's records as token ids: what every rank needs besides the model and the config."""
 
     examples: list[Example]
     prior: list[Example]  # earlier tasks' examples, for strategies whose spec needs_prior_tasks
-    reference: list[Example]  # general text (completion only), likewise
+    reference: list[Example]  # general text (``reference_records``), likewise
     pad_id: int
     kind: str
 
@@ -78,9 +88,8 @@ def train_task(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     needs_prior = get_strategy(config.strategy).spec.needs_prior_tasks
     prior = encode(list(prior_records), tokenizer, kind, config.max_length) if needs_prior and prior_records else []
-    # General text is all target: the activations it causes are what the model does outside any task.
     reference = (
-        encode([{"prompt": "", "completion": t} for t in reference_texts], tokenizer, kind, config.max_length)
+        encode(reference_records(reference_texts, tokenizer), tokenizer, kind, config.max_length)
         if needs_prior and reference_texts
         else []
     )

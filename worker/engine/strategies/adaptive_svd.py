@@ -58,15 +58,15 @@ def input_covariances(model, targets: list[Target], inputs) -> dict[str, torch.T
 
 def old_inputs_basis(rank: int, covariance: torch.Tensor | None, reference: torch.Tensor | None,
                      config) -> torch.Tensor | None:
-    """The input directions old data occupies (up to ``energy``), at most ``rank``: earlier tasks' first,
-    then the reference set's, which may take at most ``reference_share`` of ``rank``. The cap is what
-    lets a lineage's first job, whose only old data is the reference set, still learn as much as full
-    fine-tuning: general text and a chat task share most input directions, and keeping all of them
-    would leave the task little room. None: no old data at all."""
+    """The input directions old data occupies, at most ``rank``: earlier tasks' first (up to ``energy``),
+    then the reference set's (up to ``reference_energy``), which may take at most ``reference_share`` of
+    ``rank``. The cap is what lets a lineage's first job, whose only old data is the reference set, still
+    learn: general text and a chat task share input directions, and keeping all of them would leave the
+    task little room. None: no old data at all."""
     tasks = activation_basis(covariance, config.energy, cap=rank) if covariance is not None else None
     if reference is None:
         return tasks
-    general = activation_basis(reference, config.energy, cap=round(config.reference_share * rank))
+    general = activation_basis(reference, config.reference_energy, cap=round(config.reference_share * rank))
     return general if tasks is None else union(tasks, general, cap=rank)
 
 
