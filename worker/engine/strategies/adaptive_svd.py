@@ -79,13 +79,13 @@ def kept_bases(target: Target, rank: int, covariance: torch.Tensor | None, confi
     which directions they protect: the top singular ones, the ones old inputs occupy, or those old
     inputs occupy first and top singular ones for the rest of the budget.
     """
-    weight = target.weight.detach()
-    u, v = weight_bases(weight.T if target.transposed else weight, rank)
     act = None if config.basis == "weights" else old_inputs_basis(rank, covariance, reference, config)
+    if act is not None and config.basis == "activations":
+        return {"out": None, "in": act, "activation_rank": act.shape[1]}
+    weight = target.weight.detach()  # its SVD only where the weights' directions are kept
+    u, v = weight_bases(weight.T if target.transposed else weight, rank)
     if act is None:
         return {"out": u, "in": v, "activation_rank": 0}
-    if config.basis == "activations":
-        return {"out": None, "in": act, "activation_rank": act.shape[1]}
     return {"out": u, "in": union(act, v, cap=rank), "activation_rank": act.shape[1]}
 
 
