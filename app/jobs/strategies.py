@@ -44,7 +44,7 @@ class Retention(SettingsModel):
     reference_share: float | None = Field(
         0.5, ge=0.0, le=1.0,
         description="Most of the kept rank the lineage's reference set (general text) may claim (activations and "
-                    "both bases); earlier tasks' inputs come first. A first job keeps general text only this way.")
+                    "both bases) on a lineage's first job, which has no earlier task's inputs to keep.")
     # Higher than energy: under its share's cap the reference set may keep its small directions too, and on
     # SmolLM2-135M-Instruct's first task 0.99 kept every right general answer that 0.9 kept 0.89 of, with the
     # task learned as well (bench/RESULTS.md); tasks' energy stays 0.9, as 0.99 stops tasks being learned.

@@ -125,17 +125,15 @@ def test_a_first_job_keeps_the_reference_sets_inputs_within_its_share_of_the_kep
         assert 0 < info["activation_rank"] <= round(share * info["weight_rank"]), name
         assert info["kept_in"] == info["activation_rank"] and info["kept_out"] == 0
 
-    # Earlier tasks' inputs come first; the reference set then fills the kept rank up to its share.
+    # A later job has earlier tasks' inputs: those are its old data, and the reference set takes none of the
+    # kept rank (with both, the tiny model could no longer learn its second task).
     prior = fact_records("p", 32, seed=6)
     model, tokenizer = build_tiny_causal_lm()
     both = train_task(model, tokenizer, records, config, tasks_learned=1, prior_records=prior, reference_texts=texts)
     model, tokenizer = build_tiny_causal_lm()
     tasks_only = train_task(model, tokenizer, records, config, tasks_learned=1, prior_records=prior)
-    for name, info in both.retention["matrices"].items():
-        alone = tasks_only.retention["matrices"][name]["kept_in"]
-        assert alone <= info["kept_in"] <= min(info["weight_rank"], alone + round(share * info["weight_rank"])), name
-    assert sum(m["kept_in"] for m in both.retention["matrices"].values()) > sum(
-        m["kept_in"] for m in tasks_only.retention["matrices"].values())
+    assert {name: info["kept_in"] for name, info in both.retention["matrices"].items()} == {
+        name: info["kept_in"] for name, info in tasks_only.retention["matrices"].items()}
 
 
 def test_a_chat_models_reference_texts_are_kept_as_user_turns():

@@ -37,7 +37,9 @@ class AdaptiveSvd:
             return single_inputs(examples, count * PRIOR_SAMPLES_PER_CALIBRATION_BATCH, context.pad_id,
                                  context.device, context.generator) if examples else []
 
-        prior, reference = old(context.prior), old(context.reference)
+        # The reference set stands in for old data only where there is none (a lineage's first job): with
+        # earlier tasks' inputs too it took the capacity a tiny model needs for the next task.
+        prior, reference = old(context.prior), old(context.reference) if not context.prior else []
         return prepare_adaptive_svd(model, config, calibration_inputs=calibration, prior_inputs=prior,
                                     reference_inputs=reference, tasks_learned=context.tasks_learned,
                                     on_phase=context.on_phase)
