@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from app.core.db.session import session_scope
+from app.core.db.session import rows_matched, session_scope
 from app.core.db.tables import HeadChange, Job, Model, utcnow
 from app.core.enums import TERMINAL_STATUSES
 from app.core.logsafe import describe
@@ -44,11 +44,11 @@ def _claim(table: Table, key, *due) -> bool:
     now = utcnow()
     until = now + timedelta(seconds=delivery_seconds(get_settings()) + 60)
     with session_scope() as session:
-        claimed = session.execute(
+        claimed = rows_matched(session, (
             update(table).where(table.id == key, table.webhook_pending.is_(True), *due,
                                 or_(table.webhook_claimed_until.is_(None), table.webhook_claimed_until < now))
-            .values(webhook_claimed_until=until))
-        return claimed.rowcount == 1
+            .values(webhook_claimed_until=until)))
+        return claimed == 1
 
 
 def _finish(table: Table, key) -> None:
