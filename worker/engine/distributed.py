@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import torch
 import torch.multiprocessing as mp
@@ -33,6 +33,9 @@ from app.core.logsafe import describe
 
 from .config import NonFiniteLoss, SettingsError, TrainConfig, TrainingCancelled, TrainResult
 from .world import joined
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 log = logging.getLogger("sculpt.worker")
 
@@ -54,7 +57,7 @@ class _Job:
     """What every rank needs; pickled once per rank."""
 
     train: Any  # trainer.train_encoded, passed in so this module does not import the trainer
-    model_class: type
+    model_class: type[PreTrainedModel]
     dtype: torch.dtype
     folder: str
     data: Any

@@ -96,8 +96,12 @@ def create_app(engine: generation.Engine, registration: Registration) -> FastAPI
         if not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
             return JSONResponse({"error": "this inference process answers only the Sculpt API"}, status_code=401)
         body = await request.json()
-        loop, events = asyncio.get_running_loop(), asyncio.Queue()
-        job = generation.Request(sink=lambda event: loop.call_soon_threadsafe(events.put_nowait, event), **body)
+        loop, events = asyncio.get_running_loop(), asyncio.Queue[dict]()
+
+        def sink(event: dict) -> None:  # called on the engine's thread
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        job = generation.Request(sink=sink, **body)
         engine.submit(job)
 
         async def lines() -> AsyncIterator[bytes]:
