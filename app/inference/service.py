@@ -191,7 +191,8 @@ class Upstream:
 
 
 def _upstream_error(event: dict) -> ApiError:
-    kind = {404: NotFound, 503: ServiceUnavailable}.get(event.get("status"), ApiError)
+    kinds: dict[int, type[ApiError]] = {404: NotFound, 503: ServiceUnavailable}
+    kind = kinds.get(event.get("status", 0), ApiError)
     error = kind(event.get("message") or "Generation failed", param="model" if kind is NotFound else None,
                  code=event.get("code"))
     if kind is ApiError and event.get("status", 400) >= 500:
@@ -225,9 +226,10 @@ async def open_upstream(plan: Plan) -> tuple[Upstream, dict]:
 
 async def collect(plan: Plan, upstream: Upstream, first: dict) -> dict:
     """The whole answer as one OpenAI object."""
-    texts, finishes, completion_tokens = [""] * plan.n, [None] * plan.n, 0
+    texts, completion_tokens = [""] * plan.n, 0
+    finishes: dict[int, str] = {}  # choice index -> finish_reason, once it finished
     try:
-        while None in finishes:
+        while len(finishes) < plan.n:
             event = await upstream.next_event()
             if event is None:
                 raise _gone("it closed the connection")
@@ -240,7 +242,8 @@ async def collect(plan: Plan, upstream: Upstream, first: dict) -> dict:
                 completion_tokens += event["completion_tokens"]
     finally:
         await upstream.close()
-    return plan.reply.completion(texts, finishes, usage(first["prompt_tokens"], completion_tokens))
+    return plan.reply.completion(texts, [finishes[i] for i in range(plan.n)],
+                                 usage(first["prompt_tokens"], completion_tokens))
 
 
 def _sse(data: dict | str) -> bytes:
