@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from app.core.inference_wire import Event
 from app.core.logsafe import describe
 from app.core.settings import get_settings
 from worker.cache import local_checkpoint
@@ -32,7 +33,7 @@ from worker.records import render_chat
 
 log = logging.getLogger("sculpt.inference")
 
-Sink = Callable[[dict], None]
+Sink = Callable[[Event], None]  # where a request's events go, in the order they happen
 
 
 class GenerationError(Exception):
