@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.core.db.session import session_scope
-from app.core.db.tables import Evaluation, Job
+from app.core.db.tables import Evaluation, Job, Task
 from app.core.storage import get_storage
 from tests.api.helpers import assert_error, create_job, register, upload_ok
 from tests.versions.conftest import set_head, store_version
@@ -20,6 +20,8 @@ def checkpoint_dir(client, version: int) -> Path:
 def test_a_deleted_version_keeps_its_row_and_history_but_no_checkpoint(lineage):
     client, _ = lineage
     with session_scope() as session:
+        # v2 learned t2 (the record shows only tasks some version learned)
+        session.add(Task(model_id="bot", name="t2", position=0, version=2, training_file="file-x", eval_uri="/x"))
         session.add(Evaluation(model_id="bot", version=2, task_name="t2", metric="exact_match", score=0.7, n=10))
     client.post("/v1/models/bot/head", json={"version": 2, "reason": "try v2"})
     client.post("/v1/models/bot/head", json={"version": 3, "reason": "back to v3"})
