@@ -18,7 +18,7 @@ def train_config(hyperparameters: dict | None, continual: dict | None, *, seed: 
 
     hyper = Hyperparameters.model_validate(hyperparameters or {})
     spec = Continual.model_validate(continual or {})
-    # The spec turns a null into the field's default, and these defaults are not null.
+    # Never null once validated: a null is the field's default, and the learning rate the strategy's.
     assert spec.learning_rate is not None and spec.devices is not None and spec.sharding is not None
     return TrainConfig(
         strategy=spec.strategy,

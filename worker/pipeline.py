@@ -14,6 +14,7 @@ from app.core.faults import pause_at
 from app.core.logsafe import describe
 from app.core.settings import get_settings
 from app.core.storage import StorageError, get_storage
+from app.lineages.suites import GENERAL
 from worker import job_eval, job_scoring, store
 from worker.cache import local_checkpoint
 from worker.checkpoints import CorruptCheckpoint, checkpoint_key, discard, save_checkpoint, verify_stored
@@ -126,8 +127,10 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
         pause_at(phase)
 
     started = time.monotonic()
+    # The reference set (general text) is old data too: the only old data a lineage's first job has.
+    reference = [record["text"] for record in suites.get(GENERAL.name, [])]
     trained = train_task(model, tokenizer, inputs.train_records, config, tasks_learned=len(inputs.learned),
-                         prior_records=inputs.prior_records, on_phase=on_phase,
+                         prior_records=inputs.prior_records, reference_texts=reference, on_phase=on_phase,
                          valid_records=inputs.eval_records if job.validation_file else (),
                          on_progress=reporter.on_progress, should_cancel=reporter.should_cancel)
     emit(f"Trained {trained.steps} steps on {trained.trained_tokens} tokens in {time.monotonic() - started:.1f}s; "

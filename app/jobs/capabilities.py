@@ -19,6 +19,7 @@ class StrategyCapability(BaseModel):
     settings_schema: dict[str, Any] = Field(description="JSON schema of those settings.")
     needs_prior_tasks: bool = Field(description="Whether it trains with inputs of the tasks learned before.")
     shardings: list[str]
+    default_learning_rate: float = Field(description="continual.learning_rate when a job sets none.")
 
 
 class Capabilities(BaseModel):
@@ -37,7 +38,8 @@ def capabilities() -> Capabilities:
     return Capabilities(
         strategies=[StrategyCapability(name=s.name, description=s.description, settings_field=s.settings_field,
                                        settings_schema=s.settings.model_json_schema(),
-                                       needs_prior_tasks=s.needs_prior_tasks, shardings=list(s.shardings))
+                                       needs_prior_tasks=s.needs_prior_tasks, shardings=list(s.shardings),
+                                       default_learning_rate=s.learning_rate)
                     for s in strategies.specs()],
         default_strategy=strategies.DEFAULT_STRATEGY, metrics=list(METRICS), phases=list(PHASES),
         statuses=list(JOB_STATUSES), terminal_statuses=list(TERMINAL_STATUSES), gates=list(GATE_NAMES),

@@ -18,7 +18,8 @@ from app.jobs.strategies import DEFAULT_STRATEGY, LoraSettings, Retention, Setti
 from app.lineages.gates import validate_gates
 
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
-# What "auto" hyperparameters mean; the learning rate is continual.learning_rate times the multiplier.
+# What "auto" hyperparameters mean; the learning rate is continual.learning_rate (default: the strategy's)
+# times the multiplier.
 class Auto(TypedDict):
     n_epochs: int
     batch_size: int
@@ -114,7 +115,9 @@ class Continual(SettingsModel):
     lora: LoraSettings | None = Field(None, description="Strategy 'lora': the adapters' rank, alpha and dropout.")
     options: dict[str, Any] | None = Field(None, description="A plug-in strategy's settings (see "
                                                              "GET /v1/capabilities).")
-    learning_rate: float | None = Field(1e-4, gt=0.0, le=1.0, strict=True)
+    learning_rate: float | None = Field(None, gt=0.0, le=1.0, strict=True,
+                                        description="The peak learning rate; default: the strategy's own "
+                                                    "(GET /v1/capabilities), written on the job.")
     gates: Gates | None = None
     metric: Literal[METRICS] = "exact_match"  # type: ignore[valid-type]
     labels: list[str] | None = Field(None, min_length=2, max_length=100,
@@ -157,6 +160,8 @@ class Continual(SettingsModel):
         for name in ("lora", "options"):
             if getattr(self, name) is not None and spec.settings_field != name:
                 raise ValueError(f"continual.{name} does not apply to strategy {self.strategy!r}")
+        if self.learning_rate is None:
+            self.learning_rate = spec.learning_rate
         if spec.settings_field == "options" and self.options is None:
             self.options = spec.settings().model_dump(mode="json")
         elif spec.settings_field is not None and getattr(self, spec.settings_field) is None:

@@ -3,7 +3,9 @@
 ACC, BWT, FWT and per-task forgetting come from ``app.lineages.record.summarize`` (the service's own
 definitions). Added here: ``forgetting`` = mean over earlier tasks of (best earlier score − final
 score), ``learning_accuracy`` = mean_i R[i][i] (how well each task was learned when it was learned),
-and ``general_drift`` = general-task score after the stream − before it.
+``general_drift`` = general-task score after the stream − before it, and where the run measured them
+(real models) ``general_kept`` and ``perplexity_ratio`` after the stream and ``general_seconds``, the
+general check's mean seconds per version.
 Std is the sample standard deviation over seeds (0 with one seed).
 """
 
@@ -13,8 +15,8 @@ from statistics import fmean, stdev
 
 from app.lineages.record import summarize
 
-AGGREGATED = ("acc", "bwt", "fwt", "forgetting", "learning_accuracy", "general_drift",
-              "train_seconds", "wall_seconds", "peak_memory_mb")
+AGGREGATED = ("acc", "bwt", "fwt", "forgetting", "learning_accuracy", "general_drift", "general_kept",
+              "perplexity_ratio", "general_seconds", "train_seconds", "wall_seconds", "peak_memory_mb")
 
 
 def mean_of(values) -> float | None:
@@ -28,6 +30,7 @@ def run_metrics(run: dict, task_names: list[str], general_before: float | None) 
     summary = summarize(matrix, base=run.get("base_row"))
     forgetting = {task_names[i]: f for i, f in summary["forgetting"].items()}
     general = run.get("general") or []
+    after = run.get("general_after_each_task", {})
     final_general = general[-1] if general else None
     return {
         "acc": summary["acc"],
@@ -38,6 +41,9 @@ def run_metrics(run: dict, task_names: list[str], general_before: float | None) 
         "learning_accuracy": mean_of(matrix[i][i] for i in range(len(matrix))),
         "general_drift": (final_general - general_before
                           if final_general is not None and general_before is not None else None),
+        "general_kept": after.get("general_kept", [None])[-1],
+        "perplexity_ratio": after.get("perplexity_ratio", [None])[-1],
+        "general_seconds": mean_of(after.get("general_seconds", [])),
     }
 
 
@@ -63,12 +69,13 @@ def _cell(value: float | None, spread: float | None = None, signed: bool = False
 def text_report(strategies: dict, task_names: list[str]) -> str:
     """A table a person reads: one line per strategy, then each strategy's seed-mean matrix."""
     lines = [(f"{'strategy':<20} {'ACC':>13} {'BWT':>14} {'forgetting':>13} {'general drift':>14} "
-             f"{'learned R[i][i]':>15} {'train s':>8} {'peak MB':>8}")]
+             f"{'general kept':>12} {'ppl ratio':>9} {'learned R[i][i]':>15} {'train s':>8} {'peak MB':>8}")]
     for name, result in strategies.items():
         m, s = result["mean"], result["std"]
         lines.append(
             f"{name:<20} {_cell(m['acc'], s['acc']):>13} {_cell(m['bwt'], s['bwt'], True):>14} "
             f"{_cell(m['forgetting'], s['forgetting']):>13} {_cell(m['general_drift'], None, True):>14} "
+            f"{_cell(m['general_kept']):>12} {_cell(m['perplexity_ratio']):>9} "
             f"{_cell(m['learning_accuracy']):>15} {_cell(m['train_seconds']):>8} {_cell(m['peak_memory_mb']):>8}"
         )
     for name, result in strategies.items():

@@ -13,6 +13,7 @@ import multiprocessing
 import resource
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -89,34 +90,50 @@ class PeakMemory:
         return max(0.0, self.peak() - self.baseline)
 
 
+# model, tokenizer -> {"score": general ability, and where measured the OPTIONAL_GENERAL figures}: the tiny
+# model's exact match on its general task, or the real model's suites (bench.continual.real).
+GeneralCheck = Callable[..., dict]
+OPTIONAL_GENERAL = ("general_kept", "perplexity_ratio", "general_seconds")
+
+
+def tiny_general_check(general: Task) -> GeneralCheck:
+    return lambda model, tokenizer: {"score": exact_match(model, tokenizer, general.held_out)}
+
+
 def run_stream(strategy: str, base, tokenizer, general: Task, tasks: list[Task],
-               settings: TrainSettings, seed: int) -> dict:
-    """Learn ``tasks`` in order from ``base``; after each, score every task and the general task."""
+               settings: TrainSettings, seed: int, check_general: GeneralCheck) -> dict:
+    """Learn ``tasks`` in order from ``base``; after each, score every task and general ability.
+    ``general.train``: the general records the strategies may use (replay's buffer, the reference prior)."""
     device = torch.device(settings.device or _default_device())
     meter = PeakMemory(device)
     model = copy.deepcopy(base).to(device)
     meter.start()
     started = time.monotonic()
     base_row = [exact_match(model, tokenizer, t.held_out) for t in tasks]
-    matrix, general_row, train_seconds = [], [], 0.0
-    earlier = [general.train]
+    matrix, checks, train_seconds = [], [], 0.0
+    earlier: list[list[dict]] = []
     for index, task in enumerate(tasks, start=1):
         began = time.monotonic()
-        model = learn(strategy, model, tokenizer, task.train, earlier, settings, seed=1000 * seed + index)
+        model = learn(strategy, model, tokenizer, task.train, earlier, general.train, settings,
+                      seed=1000 * seed + index)
         train_seconds += time.monotonic() - began
         earlier.append(task.train)
         matrix.append([exact_match(model, tokenizer, t.held_out) for t in tasks])
-        general_row.append(exact_match(model, tokenizer, general.held_out))
-    return {
+        checks.append(check_general(model, tokenizer))
+    run = {
         "seed": seed,
         "matrix": matrix,
-        "general": general_row,
+        "general": [c["score"] for c in checks],
         "base_row": base_row,
         "train_seconds": train_seconds,
         "wall_seconds": time.monotonic() - started,
         "peak_memory_mb": meter.megabytes(),
         "memory_measure": meter.measure,
     }
+    # After each task, where the check measures them (run_metrics reports the last, or the mean of seconds).
+    run["general_after_each_task"] = {key: [c.get(key) for c in checks] for key in OPTIONAL_GENERAL
+                                      if all(c.get(key) is not None for c in checks)}
+    return run
 
 
 def _child(connection, function, args) -> None:

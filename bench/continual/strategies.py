@@ -8,9 +8,10 @@
 - ``replay``: ``full`` with a replay buffer: ``replay_per_task`` training records of each earlier task
   (and of the general task) mixed into the new task's records; the classic strong baseline.
 
-Every strategy sees the same data sources: the engine's ``adaptive_svd`` gets as ``prior_records``
-up to ``PRIOR_PER_TASK`` inputs of each earlier task and of the general task (as the service passes
-32 of each earlier task), ``replay`` gets ``replay_per_task`` labelled records of each.
+Every strategy sees the same data sources, as the service gives them: the engine's ``adaptive_svd`` gets
+as ``prior_records`` up to ``PRIOR_PER_TASK`` inputs of each earlier task (the service passes 32 of each)
+and the general records' texts as ``reference_texts`` (the service passes the lineage's reference set);
+``replay`` gets ``replay_per_task`` labelled records of each earlier task and of the general records.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ STRATEGIES = ("full", "lora", "adaptive_svd", "adaptive_svd_fixed", "peft_osf", 
 @dataclass
 class TrainSettings:
     epochs: int
-    lr: float
+    lr: float | None  # None: each strategy's default (app.jobs.strategies)
     batch_size: int
     replay_per_task: int
     device: str | None = None
@@ -60,17 +61,23 @@ def _sample(records: list[dict], count: int, rng: random.Random) -> list[dict]:
     return rng.sample(records, min(count, len(records)))
 
 
-def learn(strategy: str, model, tokenizer, records: list[dict], earlier: list[list[dict]],
+def reference_text(record: dict) -> str:
+    """A general record as the plain text of a reference set (prompt and completion as one text)."""
+    return record["prompt"] + record["completion"]
+
+
+def learn(strategy: str, model, tokenizer, records: list[dict], earlier: list[list[dict]], general: list[dict],
           settings: TrainSettings, seed: int):
-    """Train ``model`` on one more task; ``earlier``: the training records of the general task and of
-    every task learned before, oldest first. Returns the trained model."""
+    """Train ``model`` on one more task; ``earlier``: the training records of every task learned before,
+    oldest first; ``general``: the general records (``prompt``/``completion``). Returns the trained model."""
     config = _config(strategy, settings, seed)
     rng = random.Random(seed)
     if strategy == "replay":
-        buffer = [r for old in earlier for r in _sample(old, settings.replay_per_task, rng)]
+        buffer = [r for old in [general, *earlier] for r in _sample(old, settings.replay_per_task, rng)]
         return train_task(model, tokenizer, records + buffer, config).model
     prior = [r for old in earlier for r in _sample(old, PRIOR_PER_TASK, rng)]
-    return train_task(model, tokenizer, records, config, tasks_learned=len(earlier), prior_records=prior).model
+    return train_task(model, tokenizer, records, config, tasks_learned=len(earlier), prior_records=prior,
+                      reference_texts=[reference_text(r) for r in general]).model
 
 
 def frozen_share(tasks_learned: int) -> float:

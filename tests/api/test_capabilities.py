@@ -36,6 +36,9 @@ def test_capabilities_list_what_the_spec_accepts(sqlite_client, base_model_dir, 
     lora = next(s for s in capabilities["strategies"] if s["name"] == "lora")
     assert lora["settings_field"] == "lora" and set(lora["settings_schema"]["properties"]) == {"r", "alpha", "dropout"}
     assert lora["shardings"] == ["ddp"]
+    # LoRA's adapters start at zero: full fine-tuning's rate leaves them untrained (bench/RESULTS.md).
+    full = next(s for s in capabilities["strategies"] if s["name"] == "full")
+    assert lora["default_learning_rate"] > full["default_learning_rate"]
 
     register(client, "m", base_model_dir)
     training = upload_ok(client)
@@ -44,7 +47,13 @@ def test_capabilities_list_what_the_spec_accepts(sqlite_client, base_model_dir, 
         response = create_job(client, "m", training, continual={"task": strategy["name"], "strategy": strategy["name"],
                                                                 **settings})
         assert response.status_code == 201, response.text
-        assert response.json()["continual"]["strategy"] == strategy["name"]
+        job = response.json()
+        assert job["continual"]["strategy"] == strategy["name"]
+        # The rate the job trains with is written on it, so a later change of default leaves it as it was.
+        assert job["continual"]["learning_rate"] == strategy["default_learning_rate"]
+    chosen = create_job(client, "m", training,
+                        continual={"task": "own-rate", "strategy": "lora", "learning_rate": 0.02})
+    assert chosen.json()["continual"]["learning_rate"] == 0.02
     error = assert_error(create_job(client, "m", training, continual={"strategy": "magic"}), 422,
                          param="continual.strategy")
     assert all(name in error["message"] for name in names)

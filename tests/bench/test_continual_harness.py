@@ -155,4 +155,20 @@ def test_peft_osf_and_replay_train_in_the_engines_loop_with_its_nan_guard():
         model, tokenizer = build_tiny_causal_lm()
         model.model.layers[0].mlp.register_forward_hook(lambda _m, _a, out: out * float("nan"))
         with pytest.raises(NonFiniteLoss, match="at step 1 "):
-            learn(strategy, model, tokenizer, records, [records], TrainSettings(1, 1e-3, 4, 2), seed=0)
+            learn(strategy, model, tokenizer, records, [records], records, TrainSettings(1, 1e-3, 4, 2), seed=0)
+
+
+def test_the_real_model_runs_its_chat_stream_with_each_strategys_own_learning_rate():
+    from bench.continual import __main__ as harness
+    from bench.continual.strategies import _config
+
+    args = harness.parse_args(["--model", "smollm2-135m"])
+    assert [t.name for t in args.streams[0]] == ["tickets", "contacts", "dates", "dock"]
+    assert all((len(t.train), len(t.held_out)) == (32, 16) for t in args.streams[0])
+    assert args.strategies == ["full", "lora", "adaptive_svd", "peft_osf", "replay"]
+    settings = harness.TrainSettings(args.epochs, args.lr, args.batch_size, args.replay_per_task)
+    assert _config("lora", settings, 0).learning_rate == 1e-3 and _config("replay", settings, 0).learning_rate == 1e-4
+    assert harness.parse_args(["--model", "smollm2-135m", "--lr", "0.01"]).lr == 0.01
+    for refused in (["--stream", "long"], ["--via-api", "http://127.0.0.1:1"]):
+        with pytest.raises(SystemExit):
+            harness.parse_args(["--model", "smollm2-135m", *refused])

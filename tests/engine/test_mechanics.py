@@ -107,3 +107,45 @@ def test_union_is_orthonormal_and_spans_both():
     for part in (first, second):
         assert torch.allclose(joint @ (joint.T @ part), part, atol=1e-5)
     assert union(first, second, cap=8).shape[1] == 8
+
+
+def test_a_first_job_keeps_the_reference_sets_inputs_within_its_share_of_the_kept_rank():
+    # A lineage's first job has no earlier task: its only old data is the reference set (general text).
+    # Without it the job fell back to the weights basis; with it the kept input directions are the
+    # reference set's, at most reference_share of each matrix's kept rank, so the task keeps room to learn.
+    records, general = fact_records("t", 16, seed=0), fact_records("g", 32, seed=5)
+    texts = [r["prompt"] + r["completion"] for r in general]
+    share = 0.25
+    config = TrainConfig(n_epochs=1, retention=RetentionConfig(energy=0.999, reference_energy=0.999,
+                                                               reference_share=share))
+    model, tokenizer = build_tiny_causal_lm()
+    result = train_task(model, tokenizer, records, config, reference_texts=texts)
+    assert result.retention["summary"]["basis"] == "activations"
+    for name, info in result.retention["matrices"].items():
+        assert 0 < info["activation_rank"] <= round(share * info["weight_rank"]), name
+        assert info["kept_in"] == info["activation_rank"] and info["kept_out"] == 0
+
+    # Earlier tasks' inputs come first; the reference set then fills the kept rank up to its share.
+    prior = fact_records("p", 32, seed=6)
+    model, tokenizer = build_tiny_causal_lm()
+    both = train_task(model, tokenizer, records, config, tasks_learned=1, prior_records=prior, reference_texts=texts)
+    model, tokenizer = build_tiny_causal_lm()
+    tasks_only = train_task(model, tokenizer, records, config, tasks_learned=1, prior_records=prior)
+    for name, info in both.retention["matrices"].items():
+        alone = tasks_only.retention["matrices"][name]["kept_in"]
+        assert alone <= info["kept_in"] <= min(info["weight_rank"], alone + round(share * info["weight_rank"])), name
+    assert sum(m["kept_in"] for m in both.retention["matrices"].values()) > sum(
+        m["kept_in"] for m in tasks_only.retention["matrices"].values())
+
+
+def test_a_chat_models_reference_texts_are_kept_as_user_turns():
+    from types import SimpleNamespace
+
+    from worker.engine.trainer import reference_records
+
+    chat, plain = SimpleNamespace(chat_template="{{ messages }}"), SimpleNamespace(chat_template=None)
+    (turn,) = reference_records(["The sun rises in the east."], chat)
+    assert turn["messages"][0] == {"role": "user", "content": "The sun rises in the east."}
+    assert turn["messages"][-1]["role"] == "assistant"  # rendered up to the start of the answer
+    assert reference_records(["The sun rises in the east."], plain) == [
+        {"prompt": "", "completion": "The sun rises in the east."}]

@@ -31,6 +31,8 @@ class RetentionConfig:
     fixed_ratio: float = _default(Retention, "fixed_ratio")
     basis: str = _default(Retention, "basis")
     energy: float = _default(Retention, "energy")
+    reference_share: float = _default(Retention, "reference_share")
+    reference_energy: float = _default(Retention, "reference_energy")
     target_regex: str | None = _default(Retention, "target_regex")
     train_embeddings: bool = _default(Retention, "train_embeddings")
     calibration_batches: int = 4
@@ -49,6 +51,10 @@ class RetentionConfig:
             raise ValueError(f"fixed_ratio must be in [0, 1), got {self.fixed_ratio}")
         if not 0.0 < self.energy < 1.0:
             raise ValueError(f"energy must be in (0, 1), got {self.energy}")
+        if not 0.0 < self.reference_energy < 1.0:
+            raise ValueError(f"reference_energy must be in (0, 1), got {self.reference_energy}")
+        if not 0.0 <= self.reference_share <= 1.0:
+            raise ValueError(f"reference_share must be in [0, 1], got {self.reference_share}")
         if self.calibration_batches < 1:
             raise ValueError("calibration_batches must be at least 1")
 
@@ -65,7 +71,7 @@ class TrainConfig:
     strategy: str = strategies.DEFAULT_STRATEGY
     n_epochs: int = spec.AUTO["n_epochs"]
     batch_size: int = spec.AUTO["batch_size"]
-    learning_rate: float = _default(spec.Continual, "learning_rate")
+    learning_rate: float | None = None  # None: the strategy's default (app.jobs.strategies)
     warmup_ratio: float = 0.05
     grad_accum: int = 1
     weight_decay: float = 0.01
@@ -80,6 +86,10 @@ class TrainConfig:
     # optimizer state sharded across them.
     devices: int = _default(spec.Continual, "devices")
     sharding: str = _default(spec.Continual, "sharding")
+
+    def __post_init__(self) -> None:
+        if self.learning_rate is None and self.strategy in strategies.names():
+            self.learning_rate = strategies.get(self.strategy).learning_rate
 
     def validate(self) -> None:
         from .strategies import registry  # the implementations import this module
@@ -98,7 +108,7 @@ class TrainConfig:
         if self.devices > 1 and self.sharding not in implementation.spec.shardings:
             raise ValueError(f"sharding {self.sharding!r} does not work with strategy {self.strategy!r}; use "
                              f"{' or '.join(map(repr, implementation.spec.shardings))}")
-        if not self.learning_rate > 0:
+        if self.learning_rate is None or not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")

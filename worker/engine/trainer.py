@@ -53,12 +53,23 @@ def warmup_cosine(warmup_steps: int, total_steps: int):
     return factor
 
 
+def reference_records(texts, tokenizer) -> list[dict]:
+    """General texts as the model meets them outside any task: for a chat model each is a user's turn,
+    rendered with its chat template up to the assistant's answer, so the kept directions include those the
+    template and the start of an answer occupy, which a chat task's answer format otherwise takes over
+    (measured on SmolLM2-135M-Instruct's first task: bench/RESULTS.md); for other models the plain text."""
+    if getattr(tokenizer, "chat_template", None):
+        return [{"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": ""}]} for t in texts]
+    return [{"prompt": "", "completion": t} for t in texts]
+
+
 @dataclass
 class TaskData:
     """A task's records as token ids: what every rank needs besides the model and the config."""
 
     examples: list[Example]
     prior: list[Example]  # earlier tasks' examples, for strategies whose spec needs_prior_tasks
+    reference: list[Example]  # general text (``reference_records``), likewise
     pad_id: int
     kind: str
     valid: list[Example] = field(default_factory=list)  # validation records, for the loss at each epoch's end
@@ -73,6 +84,7 @@ def train_task(
     tasks_learned: int = 0,
     prior_records=(),
     valid_records=(),
+    reference_texts=(),
     on_phase: OnPhase | None = None,
     on_progress: OnProgress | None = None,
     should_cancel: ShouldCancel | None = None,
@@ -85,13 +97,15 @@ def train_task(
     on_phase("calibrating")
     kind = model_kind(model.config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    prior = (
-        encode(list(prior_records), tokenizer, kind, config.max_length)
-        if get_strategy(config.strategy).spec.needs_prior_tasks and prior_records
+    needs_prior = get_strategy(config.strategy).spec.needs_prior_tasks
+    prior = encode(list(prior_records), tokenizer, kind, config.max_length) if needs_prior and prior_records else []
+    reference = (
+        encode(reference_records(reference_texts, tokenizer), tokenizer, kind, config.max_length)
+        if needs_prior and reference_texts
         else []
     )
     valid = encode(list(valid_records), tokenizer, kind, config.max_length) if valid_records else []
-    data = TaskData(encode(records, tokenizer, kind, config.max_length), prior, pad_id, kind, valid)
+    data = TaskData(encode(records, tokenizer, kind, config.max_length), prior, reference, pad_id, kind, valid)
     run = launch if config.devices > 1 else _in_this_process
     result = run(
         train_encoded,
@@ -126,7 +140,8 @@ def train_encoded(
     device = world.device
     model.to(device)
     shuffler = torch.Generator().manual_seed(config.seed)
-    context = Context(data.examples, data.prior, data.pad_id, device, shuffler, tasks_learned, on_phase)
+    context = Context(data.examples, data.prior, data.reference, data.pad_id, device, shuffler, tasks_learned,
+                      on_phase)
     prepared = get_strategy(config.strategy).prepare(model, config, context)
     prepared = world.distribute(prepared)
 

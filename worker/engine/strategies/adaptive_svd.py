@@ -32,12 +32,15 @@ class AdaptiveSvd:
     def prepare(self, model, config, context) -> Prepared:
         count = config.retention.calibration_batches * config.batch_size
         calibration = single_inputs(context.examples, count, context.pad_id, context.device, context.generator)
-        prior = []
-        if context.prior:
-            prior = single_inputs(context.prior, count * PRIOR_SAMPLES_PER_CALIBRATION_BATCH, context.pad_id,
-                                  context.device, context.generator)
+
+        def old(examples):  # drawn only when there are any, so the shuffler's state is as before
+            return single_inputs(examples, count * PRIOR_SAMPLES_PER_CALIBRATION_BATCH, context.pad_id,
+                                 context.device, context.generator) if examples else []
+
+        prior, reference = old(context.prior), old(context.reference)
         return prepare_adaptive_svd(model, config, calibration_inputs=calibration, prior_inputs=prior,
-                                    tasks_learned=context.tasks_learned, on_phase=context.on_phase)
+                                    reference_inputs=reference, tasks_learned=context.tasks_learned,
+                                    on_phase=context.on_phase)
 
 
 def input_covariances(model, targets: list[Target], inputs) -> dict[str, torch.Tensor]:
@@ -53,41 +56,55 @@ def input_covariances(model, targets: list[Target], inputs) -> dict[str, torch.T
     return {name: sums[name] / max(counts[name], 1) for name in sums}
 
 
-def kept_bases(target: Target, rank: int, covariance: torch.Tensor | None, config) -> dict:
+def old_inputs_basis(rank: int, covariance: torch.Tensor | None, reference: torch.Tensor | None,
+                     config) -> torch.Tensor | None:
+    """The input directions old data occupies, at most ``rank``: earlier tasks' first (up to ``energy``),
+    then the reference set's (up to ``reference_energy``), which may take at most ``reference_share`` of
+    ``rank``. The cap is what lets a lineage's first job, whose only old data is the reference set, still
+    learn: general text and a chat task share input directions, and keeping all of them would leave the
+    task little room. None: no old data at all."""
+    tasks = activation_basis(covariance, config.energy, cap=rank) if covariance is not None else None
+    if reference is None:
+        return tasks
+    general = activation_basis(reference, config.reference_energy, cap=round(config.reference_share * rank))
+    return general if tasks is None else union(tasks, general, cap=rank)
+
+
+def kept_bases(target: Target, rank: int, covariance: torch.Tensor | None, config,
+               reference: torch.Tensor | None = None) -> dict:
     """The kept output- and input-side bases of one matrix for the configured retention basis.
 
-    Every basis keeps the same budget of ``rank`` directions a side, so the bases differ only in which
-    directions they protect: the top singular ones, the ones old inputs occupy (up to ``energy``), or
-    those old inputs occupy first and top singular ones for the rest of the budget.
+    ``covariance``, ``reference``: of the target's inputs on earlier tasks and on the reference set.
+    Every basis keeps at most the same budget of ``rank`` directions a side, so the bases differ only in
+    which directions they protect: the top singular ones, the ones old inputs occupy, or those old
+    inputs occupy first and top singular ones for the rest of the budget.
     """
-    weight = target.weight.detach()
-    u, v = weight_bases(weight.T if target.transposed else weight, rank)
-    if covariance is None or config.basis == "weights":
-        return {"out": u, "in": v, "activation_rank": 0}
-    act = activation_basis(covariance, config.energy, cap=rank)
-    if config.basis == "activations":
+    act = None if config.basis == "weights" else old_inputs_basis(rank, covariance, reference, config)
+    if act is not None and config.basis == "activations":
         return {"out": None, "in": act, "activation_rank": act.shape[1]}
+    weight = target.weight.detach()  # its SVD only where the weights' directions are kept
+    u, v = weight_bases(weight.T if target.transposed else weight, rank)
+    if act is None:
+        return {"out": u, "in": v, "activation_rank": 0}
     return {"out": u, "in": union(act, v, cap=rank), "activation_rank": act.shape[1]}
 
 
 def prepare_adaptive_svd(
-    model, config, *, calibration_inputs, prior_inputs, tasks_learned: int, on_phase
+    model, config, *, calibration_inputs, prior_inputs, tasks_learned: int, on_phase, reference_inputs=()
 ) -> Prepared:
     retention = config.retention
     targets = find_targets(model, retention.target_regex)
     importance = cosine_importance(model, targets, calibration_inputs)
-    covariances = (
-        input_covariances(model, targets, prior_inputs)
-        if prior_inputs and retention.basis != "weights"
-        else {}
-    )
+    activations = retention.basis != "weights"
+    covariances = input_covariances(model, targets, prior_inputs) if prior_inputs and activations else {}
+    references = input_covariances(model, targets, reference_inputs) if reference_inputs and activations else {}
 
     on_phase("decomposing")
     projectors, matrices = {}, {}
     for target in targets:
         ratio = kept_ratio(importance[target.name], retention, tasks_learned)
         rank = kept_rank(min(target.shape), ratio)
-        bases = kept_bases(target, rank, covariances.get(target.name), retention)
+        bases = kept_bases(target, rank, covariances.get(target.name), retention, references.get(target.name))
         projector = MatrixProjector(bases["out"], bases["in"], transposed=target.transposed)
         projectors[target.weight] = projector
         matrices[target.name] = {
@@ -112,11 +129,11 @@ def prepare_adaptive_svd(
         model,
         optimizer,
         unchanged,
-        _retention_summary(matrices, retention, tasks_learned, covariances, projectors),
+        _retention_summary(matrices, retention, tasks_learned, bool(covariances or references), projectors),
     )
 
 
-def _retention_summary(matrices, retention, tasks_learned, covariances, projectors) -> dict:
+def _retention_summary(matrices, retention, tasks_learned, old_inputs: bool, projectors) -> dict:
     kept_fraction = [
         1 - (1 - m["kept_out"] / m["shape"][0]) * (1 - m["kept_in"] / m["shape"][1])
         for m in matrices.values()
@@ -126,7 +143,7 @@ def _retention_summary(matrices, retention, tasks_learned, covariances, projecto
         "matrices": matrices,
         "summary": {
             "mode": retention.mode,
-            "basis": retention.basis if covariances or retention.basis == "weights" else "weights",
+            "basis": retention.basis if old_inputs or retention.basis == "weights" else "weights",
             "tasks_learned": tasks_learned,
             "matrix_count": len(matrices),
             "mean_ratio": sum(m["ratio"] for m in matrices.values()) / len(matrices),

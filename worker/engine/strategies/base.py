@@ -32,6 +32,7 @@ class Context:
 
     examples: list[Example]  # the new task's records as token ids
     prior: list[Example]  # earlier tasks' examples; empty unless the spec's needs_prior_tasks
+    reference: list[Example]  # general text the lineage must keep handling (its reference set); likewise
     pad_id: int
     device: torch.device
     generator: torch.Generator  # the loop's seeded shuffler: draw from it, so runs stay reproducible
