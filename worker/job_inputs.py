@@ -8,6 +8,7 @@ import random
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.core.db.session import session_scope
 from app.core.db.tables import File, Job, JobEvent, Model, ModelVersion
@@ -52,11 +53,15 @@ class JobInputs:
     prior_records: list[dict] = field(default_factory=list)
 
 
-def _records_of(session, file_id: str) -> list[dict]:
+def _file_of(session: Session, file_id: str) -> File:
     row = session.get(File, file_id)
     if row is None:
         raise JobFailed("invalid_data", f"file {file_id} no longer exists", "training_file")
-    return read_records(local_file(row.sha256))
+    return row
+
+
+def _records_of(session: Session, file_id: str) -> list[dict]:
+    return read_records(local_file(_file_of(session, file_id).sha256))
 
 
 def _split(records: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
@@ -77,19 +82,19 @@ def _store_eval_split(records: list[dict]) -> str:
 
 def resolve(job: Job) -> JobInputs:
     with session_scope() as session:
-        model = session.get(Model, job.model_id)
-        head = model.head_version
+        # The lineage's row and its versions stay while this worker holds its lock (deletion only marks it).
+        head = session.get_one(Model, job.model_id).head_version
         if job.requested_version is not None and job.requested_version != head:
             raise JobFailed("lineage_moved", f"the job asked to train {job.model_id}:v{job.requested_version}, "
                             f"but the head is now v{head}; resubmit against the current head", "model")
-        base = session.scalar(select(ModelVersion).where(ModelVersion.model_id == job.model_id,
-                                                         ModelVersion.version == head))
-        origin = session.scalar(select(ModelVersion.checkpoint_uri).where(ModelVersion.model_id == job.model_id,
-                                                                          ModelVersion.version == 1))
+        base = session.scalars(select(ModelVersion).where(ModelVersion.model_id == job.model_id,
+                                                          ModelVersion.version == head)).one()
+        origin = session.scalars(select(ModelVersion.checkpoint_uri).where(ModelVersion.model_id == job.model_id,
+                                                                           ModelVersion.version == 1)).one()
         train = _records_of(session, job.training_file)
         if job.validation_file:
             eval_records = _records_of(session, job.validation_file)
-            eval_uri = get_storage().uri(file_key(session.get(File, job.validation_file).sha256))
+            eval_uri = get_storage().uri(file_key(_file_of(session, job.validation_file).sha256))
         else:
             train, eval_records = _split(train, job.seed)
             eval_uri = _store_eval_split(eval_records)

@@ -3,8 +3,7 @@ evaluation suites. Each result is logged as a metrics event; judging them is ``j
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from app.files.datasets import read_records
 from app.lineages.suites import SUITES, default_records
@@ -12,7 +11,11 @@ from worker import store
 from worker.cache import local_file
 from worker.job_inputs import JobInputs
 
-Emit = Callable[..., None]
+
+class Emit(Protocol):
+    """Log one event of the running job: ``store.add_event`` bound to the job's id."""
+
+    def __call__(self, message: str, *, type: str = ..., data: dict | None = ..., level: str = ...) -> None: ...
 
 
 def score(model, tokenizer, records, metric, labels, name: str, emit: Emit) -> dict:

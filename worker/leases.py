@@ -17,7 +17,7 @@ from typing import Self
 
 from sqlalchemy import or_, update
 
-from app.core.db.session import session_scope
+from app.core.db.session import rows_matched, session_scope
 from app.core.db.tables import Job, Model, utcnow
 from app.core.settings import get_settings
 
@@ -36,13 +36,13 @@ def _expiry():
 def try_lock_lineage(model_id: str, owner: str) -> bool:
     now = utcnow()
     with session_scope() as session:
-        result = session.execute(
+        taken = rows_matched(session, (
             update(Model)
             .where(Model.id == model_id,
                    or_(Model.lock_owner.is_(None), Model.lock_owner == owner, Model.lock_expires_at < now))
             .values(lock_owner=owner, lock_expires_at=_expiry())
-        )
-        return result.rowcount == 1
+        ))
+        return taken == 1
 
 
 def release_lineage(model_id: str, owner: str) -> None:
@@ -57,9 +57,9 @@ def renew(model_id: str, job_id: str | None, owner: str) -> bool:
     """Extend both leases; False when another worker has taken the lineage over."""
     with session_scope() as session:
         expiry = _expiry()
-        held = session.execute(
+        held = rows_matched(session, (
             update(Model).where(Model.id == model_id, Model.lock_owner == owner).values(lock_expires_at=expiry)
-        ).rowcount == 1
+        )) == 1
         if job_id is not None:
             session.execute(
                 update(Job).where(Job.id == job_id, Job.lease_owner == owner)

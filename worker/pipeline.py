@@ -8,6 +8,7 @@ import errno
 import gc
 import logging
 import time
+from typing import Any
 
 from app.core.faults import pause_at
 from app.core.logsafe import describe
@@ -26,8 +27,8 @@ from worker.results import results_file
 log = logging.getLogger("sculpt.worker")
 
 
-def _emit(job_id: str):
-    def emit(message: str, **kwargs) -> None:
+def _emit(job_id: str) -> job_scoring.Emit:
+    def emit(message: str, **kwargs: Any) -> None:
         store.add_event(job_id, message, **kwargs)
     return emit
 
@@ -76,7 +77,7 @@ def _load(model_id: str, version: int, uri: str, sha256: str | None):
                         "model") from exc
 
 
-def _score_on_origin(inputs: JobInputs, emit) -> None:
+def _score_on_origin(inputs: JobInputs, emit: job_scoring.Emit) -> None:
     """The new task's score on the lineage's original base (version 1), for forward transfer.
     Loaded and freed before the head is loaded, so two models never share memory."""
     if inputs.base_version == 1:
@@ -89,7 +90,7 @@ def _score_on_origin(inputs: JobInputs, emit) -> None:
     gc.collect()
 
 
-def _baseline(model, tokenizer, inputs: JobInputs, suites: dict[str, list[dict]], emit) -> None:
+def _baseline(model, tokenizer, inputs: JobInputs, suites: dict[str, list[dict]], emit: job_scoring.Emit) -> None:
     """Scores of the model before training: the new task (forward transfer) and, once per
     version, each evaluation suite, which later versions are compared against."""
     before = job_scoring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,

@@ -12,7 +12,7 @@ import threading
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.core.db.session import session_scope
+from app.core.db.session import rows_matched, session_scope
 from app.core.db.tables import Job, JobEvent, Worker, utcnow
 from app.core.settings import get_settings
 from app.workers.service import live_workers, waiting_for
@@ -26,8 +26,8 @@ def announce(name: str, queues: list[str]) -> None:
     """Insert or renew this worker's row (an UPDATE first, so it is one code path on PostgreSQL and SQLite)."""
     now = utcnow()
     with session_scope() as session:
-        renewed = session.execute(update(Worker).where(Worker.name == name)
-                                  .values(queues=queues, seen_at=now)).rowcount
+        renewed = rows_matched(session, update(Worker).where(Worker.name == name)
+                               .values(queues=queues, seen_at=now))
         if renewed:
             return
     try:
@@ -50,8 +50,8 @@ def refresh_waiting(name: str) -> int:
             if (job.progress or {}).get("waiting_for") == reason:
                 continue
             # Only while still queued: a worker that starts it meanwhile writes its own progress.
-            if session.execute(update(Job).where(Job.id == job.id, Job.status == "queued")
-                               .values(progress={**(job.progress or {}), "waiting_for": reason})).rowcount:
+            if rows_matched(session, update(Job).where(Job.id == job.id, Job.status == "queued")
+                            .values(progress={**(job.progress or {}), "waiting_for": reason})):
                 message = (f"The job cannot start yet: {reason}" if reason
                            else "A live worker can now take the job")
                 session.add(JobEvent(job_id=job.id, level="warn" if reason else "info", message=message,

@@ -56,7 +56,7 @@ def _message_may_be_lost(job: Job, now: datetime, period: float) -> bool:
 def requeue_orphans(queues: list[str] | None = None) -> list[str]:
     now = utcnow()
     period = get_settings().reconcile_seconds
-    sent = []
+    sent: list[str] = []
     with session_scope() as session:
         unheld = _unheld_lineages(session, now)
         if not unheld:

@@ -42,7 +42,9 @@ def _hand_off(model_id: str, queues: frozenset[str]) -> None:
     """Send the lineage's next job to its queue when this worker will not run it; if the broker is
     down, the reconciler of a worker on that queue sends it later."""
     next_id = store.next_pending(model_id)
-    if next_id is None or ((queue := store.job_queue(next_id)) in queues and not _shutting_down()):
+    if next_id is None or (queue := store.job_queue(next_id)) is None:
+        return  # nothing waits (or the job went with its lineage meanwhile)
+    if queue in queues and not _shutting_down():
         return
     try:
         send_job(next_id, queue)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.core.db.session import session_scope
+from app.core.db.session import rows_matched, session_scope
 from app.core.db.tables import Evaluation, File, HeadChange, Job, JobEvent, Model, ModelVersion, Task, utcnow
 from worker.errors import LeaseLost
 from worker.leases import _expiry
@@ -55,16 +55,16 @@ def start_attempt(job_id: str, owner: str) -> Job | None:
     """Take the job's lease; None when it ended or a live worker holds it."""
     now = utcnow()
     with session_scope() as session:
-        taken = session.execute(
+        taken = rows_matched(session, (
             update(Job)
             .where(Job.id == job_id, Job.status.in_(PENDING),
                    or_(Job.lease_owner.is_(None), Job.lease_owner == owner, Job.lease_expires_at < now))
             .values(status="running", phase="loading", lease_owner=owner, lease_expires_at=_expiry(),
                     heartbeat_at=now, attempts=Job.attempts + 1, started_at=now, progress={"phase": "loading"})
-        ).rowcount == 1
+        )) == 1
         if not taken:
             return None
-        job = session.scalar(select(Job).where(Job.id == job_id))
+        job = session.scalars(select(Job).where(Job.id == job_id)).one()
         session.expunge(job)
     return job
 
@@ -77,7 +77,7 @@ def set_base_version(job_id: str, version: int) -> None:
 
 def set_phase(job_id: str, phase: str) -> None:
     with session_scope() as session:
-        job = session.scalar(select(Job).where(Job.id == job_id))
+        job = session.scalars(select(Job).where(Job.id == job_id)).one()
         job.phase = phase
         job.progress = {**(job.progress or {}), "phase": phase}
     add_event(job_id, f"Phase: {phase}", data={"phase": phase})
@@ -115,7 +115,7 @@ def finish_job(job_id: str, status: str, message: str, *, error_code: str | None
     the same transaction and returns more job fields to set. The webhook goes out after the commit."""
     with session_scope() as session:
         fields = {**fields, **(record(session) if record else {})}
-        job = session.scalar(select(Job).where(Job.id == job_id))
+        job = session.scalars(select(Job).where(Job.id == job_id)).one()
         job.status, job.finished_at = status, utcnow()
         job.lease_owner = job.lease_expires_at = None
         job.error_code, job.error_param = error_code, error_param
@@ -141,8 +141,8 @@ def next_version(model_id: str) -> int:
 
 def version_metrics(model_id: str, version: int) -> dict:
     with session_scope() as session:
-        row = session.scalar(select(ModelVersion).where(ModelVersion.model_id == model_id,
-                                                        ModelVersion.version == version))
+        row = session.scalars(select(ModelVersion).where(ModelVersion.model_id == model_id,
+                                                         ModelVersion.version == version)).one()
         return dict(row.metrics or {})
 
 
@@ -167,16 +167,16 @@ def store_cell(model_id: str, version: int, task: str, metric: str, score: float
 def store_base_metrics(model_id: str, version: int, results: dict[str, dict]) -> None:
     """Suite results measured on a version before training from it (the baseline later versions meet)."""
     with session_scope() as session:
-        row = session.scalar(select(ModelVersion).where(ModelVersion.model_id == model_id,
-                                                        ModelVersion.version == version))
+        row = session.scalars(select(ModelVersion).where(ModelVersion.model_id == model_id,
+                                                         ModelVersion.version == version)).one()
         row.metrics = {**(row.metrics or {}), **results}
 
 
 def suite_files(model_id: str) -> dict[str, str]:
     """The lineage's own suite files: purpose -> sha256 of the stored bytes."""
     with session_scope() as session:
-        chosen = session.get(Model, model_id).suites or {}
-        return {purpose: session.get(File, file_id).sha256 for purpose, file_id in chosen.items()}
+        chosen = session.get_one(Model, model_id).suites or {}
+        return {purpose: session.get_one(File, file_id).sha256 for purpose, file_id in chosen.items()}
 
 
 def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: str, retention: dict,
@@ -189,7 +189,7 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
     result: dict[str, Any] = {}
 
     def write(session: Session) -> dict[str, Any]:
-        model = session.get(Model, inputs.model_id)
+        model = session.get_one(Model, inputs.model_id)
         if model.lock_owner != owner:
             raise LeaseLost(f"lineage {inputs.model_id} was taken over during job {job.id}")
         if model.head_version != inputs.base_version:

@@ -68,7 +68,7 @@ FLAG_WORDING = {"force=true": "--force"}
 def _json_flag(flag: str, text: str) -> dict:
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ClientError(f"{flag} takes a JSON object, e.g. '{{\"max_forgetting\": 0.1}}'; {text!r} is not JSON "
                           f"({exc.msg})") from None
     if not isinstance(value, dict):

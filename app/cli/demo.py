@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -93,7 +94,7 @@ def _print_results(client: httpx.Client, model_id: str) -> None:
     print(f"   BWT {bwt:+.3f}" if bwt is not None else "   BWT n/a")
 
 
-def _start_service(home: Path, model_roots: list[Path]) -> tuple[subprocess.Popen, int, object]:
+def _start_service(home: Path, model_roots: list[Path]) -> tuple[subprocess.Popen, int, BinaryIO]:
     port = _free_port()
     env = {**os.environ, "SCULPT_HOME": str(home), "SCULPT_MODEL_ROOTS": os.pathsep.join(map(str, model_roots))}
     for key in ("SCULPT_DATABASE_URL", "SCULPT_BROKER_URL", "SCULPT_ARTIFACT_ROOT"):

@@ -9,6 +9,7 @@ happened; neither the response nor the log carries a stack trace.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -88,7 +89,7 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
 
 
 def error_response(status: int, message: str, type_: str, param: str | None = None,
-                   code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+                   code: str | None = None, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(error_body(message, type_, param, code), status_code=status, headers=headers)
 
 

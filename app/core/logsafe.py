@@ -46,8 +46,9 @@ def job_context(job_id: str) -> Iterator[None]:
 
 class JobContext(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.job_id = getattr(record, "job_id", None) or _current_job
-        record.job = f" [{record.job_id}]" if record.job_id else ""
+        job_id = getattr(record, "job_id", None) or _current_job
+        record.job_id = job_id
+        record.job = f" [{job_id}]" if job_id else ""
         return True
 
 
@@ -57,8 +58,8 @@ class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
                 "level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        if getattr(record, "job_id", None):
-            line["job_id"] = record.job_id
+        if job_id := getattr(record, "job_id", None):
+            line["job_id"] = job_id
         return json.dumps(line, ensure_ascii=False)
 
 

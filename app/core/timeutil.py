@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 
+@overload
+def unix(moment: datetime) -> int: ...
+@overload
+def unix(moment: None) -> None: ...
+@overload
+def unix(moment: datetime | None) -> int | None: ...
 def unix(moment: datetime | None) -> int | None:
     if moment is None:
         return None

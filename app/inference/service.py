@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from app.core.db.tables import InferenceServer, Model, ModelVersion, utcnow
 from app.core.errors import ApiError, NotFound, ServiceUnavailable
+from app.core.inference_wire import GenerateRequest
 from app.core.settings import get_settings
 from app.inference.presenters import Reply, usage
 from app.inference.schemas import ChatCompletionRequest, CompletionRequest
@@ -59,7 +60,7 @@ class Plan:
     """A validated request, resolved to a version and the processes that may serve it."""
 
     reply: Reply
-    payload: dict
+    payload: GenerateRequest  # the body of the inference process's POST /generate
     servers: list[tuple[str, str]]  # (url, the token it requires)
     n: int
     stream: bool
@@ -122,21 +123,22 @@ def plan(session: Session, chat: bool, body: object) -> Plan:
     stops = request.stops()
     if len(stops) > 4 or not all(stops):
         raise ApiError("stop: up to 4 non-empty sequences", param="stop", code="invalid_value")
-    payload: dict = {"max_tokens": max_tokens or min(settings.inference_default_max_tokens,
-                                                     settings.inference_max_tokens),
-                     "temperature": request.temperature, "top_p": request.top_p, "stop": stops,
-                     "seed": request.seed, "n": request.n}
-    if chat:
-        payload["messages"] = [{"role": m.role, "content": m.text()} for m in request.messages]
-    else:
+    if not chat:
         prompts = [request.prompt] if isinstance(request.prompt, str) else request.prompt
         if len(prompts) != 1:
             raise ApiError("prompt: one prompt per request (use n for several answers)", param="prompt",
                            code="invalid_value")
-        payload["prompt"] = prompts[0]
     row = resolve(session, request.model)
     name = fine_tuned_model_name(row.model_id, row.version)
-    payload |= {"name": name, "checkpoint_uri": row.checkpoint_uri, "checkpoint_sha256": row.checkpoint_sha256}
+    payload: GenerateRequest = {
+        "name": name, "checkpoint_uri": row.checkpoint_uri, "checkpoint_sha256": row.checkpoint_sha256,
+        "max_tokens": max_tokens or min(settings.inference_default_max_tokens, settings.inference_max_tokens),
+        "temperature": request.temperature, "top_p": request.top_p, "stop": stops, "seed": request.seed,
+        "n": request.n}
+    if chat:
+        payload["messages"] = [{"role": m.role, "content": m.text()} for m in request.messages]
+    else:
+        payload["prompt"] = prompts[0]
     servers = live_servers(session, name)
     if not servers:
         raise ServiceUnavailable("No inference process is running; start one with `sculpt inference`",
@@ -191,7 +193,8 @@ class Upstream:
 
 
 def _upstream_error(event: dict) -> ApiError:
-    kind = {404: NotFound, 503: ServiceUnavailable}.get(event.get("status"), ApiError)
+    kinds: dict[int, type[ApiError]] = {404: NotFound, 503: ServiceUnavailable}
+    kind = kinds.get(event.get("status", 0), ApiError)
     error = kind(event.get("message") or "Generation failed", param="model" if kind is NotFound else None,
                  code=event.get("code"))
     if kind is ApiError and event.get("status", 400) >= 500:
@@ -225,9 +228,10 @@ async def open_upstream(plan: Plan) -> tuple[Upstream, dict]:
 
 async def collect(plan: Plan, upstream: Upstream, first: dict) -> dict:
     """The whole answer as one OpenAI object."""
-    texts, finishes, completion_tokens = [""] * plan.n, [None] * plan.n, 0
+    texts, completion_tokens = [""] * plan.n, 0
+    finishes: dict[int, str] = {}  # choice index -> finish_reason, once it finished
     try:
-        while None in finishes:
+        while len(finishes) < plan.n:
             event = await upstream.next_event()
             if event is None:
                 raise _gone("it closed the connection")
@@ -240,7 +244,8 @@ async def collect(plan: Plan, upstream: Upstream, first: dict) -> dict:
                 completion_tokens += event["completion_tokens"]
     finally:
         await upstream.close()
-    return plan.reply.completion(texts, finishes, usage(first["prompt_tokens"], completion_tokens))
+    return plan.reply.completion(texts, [finishes[i] for i in range(plan.n)],
+                                 usage(first["prompt_tokens"], completion_tokens))
 
 
 def _sse(data: dict | str) -> bytes:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.broker import send_job
+from app.core.db.session import rows_matched
 from app.core.db.tables import Job, JobEvent, ModelVersion, utcnow
 from app.core.enums import TERMINAL_STATUSES
 from app.core.errors import Conflict, NotFound, RateLimited, Unprocessable
@@ -230,9 +231,9 @@ def cancel_job(session: Session, job_id: str) -> Job:
     """Queued: cancelled at once. Running: flag it; the training loop ends it within a step."""
     job = get_job(session, job_id)
     now = utcnow()
-    stopped = session.execute(
+    stopped = rows_matched(session, (
         update(Job).where(Job.id == job_id, Job.status.in_(("validating_files", "queued")))
-        .values(status="cancelled", cancel_requested=True, finished_at=now)).rowcount
+        .values(status="cancelled", cancel_requested=True, finished_at=now)))
     if stopped:
         add_event(session, job_id, "Job cancelled before it started")
     else:

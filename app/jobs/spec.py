@@ -7,7 +7,7 @@ hyperparameters resolve through ``AUTO``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, overload
 
 from pydantic import Field, field_validator, model_validator
 
@@ -20,7 +20,14 @@ from app.lineages.gates import validate_gates
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 # What "auto" hyperparameters mean; the learning rate is continual.learning_rate (default: the strategy's)
 # times the multiplier.
-AUTO = {"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 1.0}
+class Auto(TypedDict):
+    n_epochs: int
+    batch_size: int
+    learning_rate_multiplier: float
+
+
+AUTO: Auto = {"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 1.0}
+Hyperparameter = Literal["n_epochs", "batch_size", "learning_rate_multiplier"]
 
 __all__ = ["AUTO", "NAME_PATTERN", "Continual", "Gates", "Hyperparameters", "LoraSettings", "Retention"]
 
@@ -67,7 +74,11 @@ class Hyperparameters(StrictModel):
             raise ValueError("must be in (0, 100], or 'auto'")
         return value
 
-    def resolved(self, name: str) -> int | float:
+    @overload
+    def resolved(self, name: Literal["n_epochs", "batch_size"]) -> int: ...
+    @overload
+    def resolved(self, name: Literal["learning_rate_multiplier"]) -> float: ...
+    def resolved(self, name: Hyperparameter) -> int | float:
         value = getattr(self, name)
         return AUTO[name] if value == "auto" else value
 

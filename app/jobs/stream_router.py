@@ -6,6 +6,8 @@ access logs); browsers read the stream with ``fetch`` rather than ``EventSource`
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
@@ -14,10 +16,11 @@ from app.jobs import stream as job_stream
 
 router = APIRouter(prefix="/fine_tuning/jobs", tags=["fine-tuning"])
 
-STREAM_DOC = {200: {"description": "`text/event-stream`: `message` and `metrics` events (with `id:`), "
-                                   "`progress` events (the job object) on every change; ends after the "
-                                   "job's terminal event.",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+# The stream's 200 in the OpenAPI document (FastAPI would describe it as JSON).
+STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"description": "`text/event-stream`: `message` and `metrics` events (with `id:`), `progress` events "
+                         "(the job object) on every change; ends after the job's terminal event.",
+          "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
 
 
 @router.get("/{job_id}/events/stream", response_class=StreamingResponse,

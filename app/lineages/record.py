@@ -29,7 +29,7 @@ def _forward_transfer(matrix: Matrix, before: Row | None, base: Row | None) -> f
         return None
     if before is None:
         # Row i-1 holds task i's score measured just before it was learned, when it was measured.
-        before = [None] + [matrix[i - 1][i] if i < len(matrix[i - 1]) else None for i in range(1, len(matrix))]
+        before = [None, *(matrix[i - 1][i] if i < len(matrix[i - 1]) else None for i in range(1, len(matrix)))]
     gains = [b - r for b, r in zip(before[1:], base[1:], strict=False) if b is not None and r is not None]
     return fmean(gains) if gains else None
 
@@ -46,15 +46,15 @@ def summarize(matrix: Matrix, before: Row | None = None, base: Row | None = None
     last = len(matrix) - 1
     final = matrix[last]
     acc = row_acc(final[: last + 1])
-    drops = [final[i] - matrix[i][i] for i in range(last)
-             if final[i] is not None and matrix[i][i] is not None]
+    drops = [score - learned for score, learned in zip(final, (matrix[i][i] for i in range(last)), strict=False)
+             if score is not None and learned is not None]
     # With one task there is nothing to forget: BWT is 0 by definition, not unknown.
     bwt = fmean(drops) if drops else (0.0 if last == 0 and acc is not None else None)
     forgetting: dict[int, float] = {}
     for i in range(last):
-        earlier = [matrix[row][i] for row in range(i, last) if matrix[row][i] is not None]
-        if earlier and final[i] is not None:
-            forgetting[i] = max(earlier) - final[i]
+        earlier = [s for s in (matrix[row][i] for row in range(i, last)) if s is not None]
+        if earlier and (score := final[i]) is not None:
+            forgetting[i] = max(earlier) - score
     return {"acc": acc, "bwt": bwt, "forgetting": forgetting, "fwt": _forward_transfer(matrix, before, base)}
 
 
@@ -70,11 +70,11 @@ def gate_measures(previous_rows: Matrix, new_row: Row) -> dict[str, float | None
     None where there is nothing to compare (then the gate is skipped).
     """
     learned_before = len(new_row) - 1
-    drops = []
+    drops: list[float] = []
     for i in range(learned_before):
-        earlier = [row[i] for row in previous_rows if i < len(row) and row[i] is not None]
-        if earlier and new_row[i] is not None:
-            drops.append(max(earlier) - new_row[i])
+        earlier = [s for s in (row[i] for row in previous_rows if i < len(row)) if s is not None]
+        if earlier and (score := new_row[i]) is not None:
+            drops.append(max(earlier) - score)
     previous_acc = row_acc(previous_rows[-1][:learned_before]) if previous_rows else None
     new_acc = row_acc(new_row)
     acc_drop = previous_acc - new_acc if previous_acc is not None and new_acc is not None else None

@@ -72,8 +72,8 @@ def ancestry(session: Session, model_id: str, version: int) -> list[int]:
     parents = dict(session.execute(select(ModelVersion.version, ModelVersion.parent_version)
                                    .where(ModelVersion.model_id == model_id)).all())
     chain = [version]
-    while parents.get(chain[-1]) is not None:
-        chain.append(parents[chain[-1]])
+    while (parent := parents.get(chain[-1])) is not None:
+        chain.append(parent)
     return chain[::-1]
 
 
@@ -193,8 +193,8 @@ def evaluations(session: Session, model_id: str, version: int | None = None) -> 
     training by jobs that then failed or were cancelled) are left out.
     """
     model = get_model(session, model_id)
-    shown = get_version(session, model_id, version) if version is not None else session.scalar(
-        select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.version == model.head_version))
+    shown = get_version(session, model_id, version) if version is not None else session.scalars(
+        select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.version == model.head_version)).one()
     tasks = learned_tasks(session, model_id, shown.version)
     every_task = list(session.scalars(select(Task).where(Task.model_id == model_id).order_by(Task.version)))
     names = list(dict.fromkeys([t.name for t in tasks] + [t.name for t in every_task]))
@@ -207,7 +207,7 @@ def evaluations(session: Session, model_id: str, version: int | None = None) -> 
     learning_rows = [[score.get((t.version, name)) for name in names] for t in tasks]
     parents = dict(session.execute(select(ModelVersion.version, ModelVersion.parent_version)
                                    .where(ModelVersion.model_id == model_id)).all())
-    before = [score.get((parents.get(t.version), t.name)) for t in tasks]
+    before = [None if (parent := parents.get(t.version)) is None else score.get((parent, t.name)) for t in tasks]
     base = [score.get((1, t.name)) for t in tasks]
     summary = summarize(learning_rows, before=before, base=base)
     shown_metrics = shown.metrics or {}

@@ -74,6 +74,7 @@ class CheckpointArchive:
             if segment.data is not None:
                 yield segment.data[begin - segment.offset:end - segment.offset]
             else:
+                assert segment.key is not None  # a segment holds inline bytes or a stored file's key
                 yield from self._file_chunks(segment.key, begin - segment.offset, end - begin)
 
     def _file_chunks(self, key: str, skip: int, length: int) -> Iterator[bytes]:

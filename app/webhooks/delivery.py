@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy import or_, select, update
 
-from app.core.db.session import session_scope
+from app.core.db.session import rows_matched, session_scope
 from app.core.db.tables import HeadChange, Job, Model, utcnow
 from app.core.enums import TERMINAL_STATUSES
 from app.core.logsafe import describe
@@ -29,35 +30,36 @@ from app.webhooks.transport import delivery_seconds, post_signed, url_problem
 log = logging.getLogger("sculpt.webhooks")
 HEAD_CHANGED = "model.head_changed"
 
-Table = type[Job] | type[HeadChange]
+# The two kinds of row a webhook is delivered for (a constrained TypeVar: each is checked on its own).
+Row = TypeVar("Row", Job, HeadChange)
 
 
-def _record(table: Table, key, outcome: dict) -> None:
+def _record(table: type[Row], key, outcome: dict) -> None:
     with session_scope() as session:
-        row = session.scalar(select(table).where(table.id == key).with_for_update())
+        row: Row = session.scalars(select(table).where(table.id == key).with_for_update()).one()
         row.webhook_deliveries = [*(row.webhook_deliveries or []), outcome]
 
 
-def _claim(table: Table, key, *due) -> bool:
+def _claim(table: type[Row], key, *due) -> bool:
     """Take the row's pending delivery for as long as a whole delivery can last; False if it is
     not pending (or not ``due``) or another process holds it."""
     now = utcnow()
     until = now + timedelta(seconds=delivery_seconds(get_settings()) + 60)
     with session_scope() as session:
-        claimed = session.execute(
+        claimed = rows_matched(session, (
             update(table).where(table.id == key, table.webhook_pending.is_(True), *due,
                                 or_(table.webhook_claimed_until.is_(None), table.webhook_claimed_until < now))
-            .values(webhook_claimed_until=until))
-        return claimed.rowcount == 1
+            .values(webhook_claimed_until=until)))
+        return claimed == 1
 
 
-def _finish(table: Table, key) -> None:
+def _finish(table: type[Row], key) -> None:
     with session_scope() as session:
         session.execute(update(table).where(table.id == key).values(webhook_pending=False,
                                                                    webhook_claimed_until=None))
 
 
-def _deliver(table: Table, key, url: str, body: bytes, made: int, what: str) -> bool:
+def _deliver(table: type[Row], key, url: str, body: bytes, made: int, what: str) -> bool:
     """POST ``body`` to ``url`` for a claimed row, going on from the attempts already made."""
     settings = get_settings()
     problem = url_problem(url, settings)  # the operator may have changed the allow-list since
@@ -75,7 +77,8 @@ def _deliver(table: Table, key, url: str, body: bytes, made: int, what: str) -> 
 def _terminal_body(job_id: str) -> tuple[str, bytes, int]:
     """(url, body, attempts already made) for a claimed job."""
     with session_scope() as session:
-        job = session.scalar(select(Job).where(Job.id == job_id))
+        job = session.scalars(select(Job).where(Job.id == job_id)).one()
+        assert job.webhook_url is not None  # a job's delivery is pending only when it was given a webhook_url
         return (job.webhook_url, json.dumps(job_object(job).model_dump(mode="json")).encode(),
                 len(job.webhook_deliveries or []))
 
@@ -103,7 +106,7 @@ def pending_deliveries() -> list[str]:
 def _head_change_body(change_id: int) -> tuple[str | None, bytes, int]:
     """(the lineage's webhook_url, the "model.head_changed" event, attempts already made)."""
     with session_scope() as session:
-        change = session.get(HeadChange, change_id)
+        change = session.get_one(HeadChange, change_id)
         url = session.scalar(select(Model.webhook_url).where(Model.id == change.model_id))
         data = head_change_object(change)
         event = {"object": "event", "type": HEAD_CHANGED, "id": data.id, "created_at": data.created_at,

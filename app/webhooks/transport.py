@@ -49,7 +49,7 @@ def _literal(host: str) -> IpAddress | None:
 
 
 def _allow_listed(parts: SplitResult, settings: Settings) -> bool:
-    host, port = parts.hostname.lower(), parts.port or DEFAULT_PORTS[parts.scheme]
+    host, port = _host(parts), parts.port or DEFAULT_PORTS[parts.scheme]
     allowed = settings.webhook_allowed_hosts
     return _netloc(host, port) in allowed or (host in allowed and port == DEFAULT_PORTS[parts.scheme])
 
@@ -64,6 +64,12 @@ def address_problem(address: IpAddress, settings: Settings) -> str | None:
     kind = ("loopback" if address.is_loopback else "link-local (where cloud metadata lives)" if address.is_link_local
             else "private" if address.is_private else "non-public")
     return f"{address}, a {kind} address (the operator may allow it with SCULPT_WEBHOOK_ALLOWED_NETWORKS)"
+
+
+def _host(parts: SplitResult) -> str:
+    # Only URLs url_problem has passed get here, and it refuses those without a host.
+    assert parts.hostname is not None
+    return parts.hostname.lower()
 
 
 def url_problem(url: str, settings: Settings) -> str | None:
@@ -101,13 +107,13 @@ class Target:
 def resolve_target(url: str, settings: Settings) -> Target:
     """Resolve an allowed URL's host now and check every address it has; WebhookRefused if one is not allowed."""
     parts = urlsplit(url)
-    host, port = parts.hostname.lower(), parts.port or DEFAULT_PORTS[parts.scheme]
+    host, port = _host(parts), parts.port or DEFAULT_PORTS[parts.scheme]
     literal = _literal(host)
     if literal is not None:
         addresses = [literal]  # the operator listed this very address: it is allowed as it stands
     else:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)  # OSError: a failed attempt, retried
-        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+        addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
         for address in addresses:
             problem = address_problem(address, settings)
             if problem:
@@ -137,6 +143,7 @@ def _attempt(client: httpx.Client, url: str, body: bytes, settings: Settings, nu
         outcome["error"] = f"host '{urlsplit(url).hostname}' did not resolve: {exc.strerror or exc}"[:300]
         return outcome
     timestamp = str(int(time.time()))
+    assert settings.webhook_secret is not None  # url_problem turns webhooks off without a secret
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "Sculpt-Timestamp": timestamp,
                "Sculpt-Signature": signature(settings.webhook_secret.get_secret_value(), timestamp, body),
                "Host": target.host_header}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +124,13 @@ class ProgressInfo:
     tokens_per_second: float
     epoch: float
     valid_loss: float | None = None  # on an epoch's last step, when there are validation records
+
+
+# The caller's hooks into a training run. Only the lead rank calls them; with several devices,
+# distributed.py relays them to the launching process.
+OnPhase = Callable[[str], None]  # a phase began: "calibrating", then "training"
+OnProgress = Callable[[ProgressInfo], None]  # after each optimizer step
+ShouldCancel = Callable[[], bool]  # asked after each step; True ends the run with TrainingCancelled
 
 
 @dataclass

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
 import torch
 import torch.multiprocessing as mp
@@ -31,8 +31,21 @@ from transformers.utils import logging as transformers_logging
 
 from app.core.logsafe import describe
 
-from .config import NonFiniteLoss, SettingsError, TrainConfig, TrainingCancelled, TrainResult
-from .world import joined
+from .config import (
+    NonFiniteLoss,
+    OnPhase,
+    OnProgress,
+    ProgressInfo,
+    SettingsError,
+    ShouldCancel,
+    TrainConfig,
+    TrainingCancelled,
+    TrainResult,
+)
+from .world import World, joined
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 log = logging.getLogger("sculpt.worker")
 
@@ -49,12 +62,39 @@ class RankFailed(RuntimeError):
     """A training process failed or died; the message says which one and why."""
 
 
+class TrainRank(Protocol):
+    """What each rank runs (``trainer.train_encoded``): train ``model`` as ``world``'s rank."""
+
+    def __call__(self, model: Any, data: Any, config: TrainConfig, *, world: World, tasks_learned: int,
+                 on_phase: OnPhase, on_progress: OnProgress | None,
+                 should_cancel: ShouldCancel | None) -> TrainResult: ...
+
+
+class RankOutcome(TypedDict):
+    """Rank 0's result, but for the weights (those go through ``trained.safetensors``)."""
+
+    retention: dict[str, Any]
+    steps: int
+    trained_tokens: int
+    final_loss: float
+
+
+# What the ranks send the launching process over the queue: rank 0 its phases, progress and outcome,
+# any rank its failure (pickled; the exception itself when the worker maps its type, else a RankFailed).
+RankMessage = (tuple[Literal["phase"], str] | tuple[Literal["progress"], ProgressInfo]
+               | tuple[Literal["done"], RankOutcome] | tuple[Literal["failed"], Exception])
+
+
+def _report(messages: Any, message: RankMessage) -> None:
+    messages.put(message)
+
+
 @dataclass
 class _Job:
     """What every rank needs; pickled once per rank."""
 
-    train: Any  # trainer.train_encoded, passed in so this module does not import the trainer
-    model_class: type
+    train: TrainRank  # trainer.train_encoded, passed in so this module does not import the trainer
+    model_class: type[PreTrainedModel]
     dtype: torch.dtype
     folder: str
     data: Any
@@ -78,7 +118,8 @@ def rank_devices(config: TrainConfig) -> list[torch.device]:
     return [torch.device("cuda", start + rank) for rank in range(config.devices)]
 
 
-def launch(train, model, data, config: TrainConfig, *, tasks_learned, on_phase, on_progress, should_cancel):
+def launch(train: TrainRank, model: Any, data: Any, config: TrainConfig, *, tasks_learned: int, on_phase: OnPhase,
+           on_progress: OnProgress | None, should_cancel: ShouldCancel | None) -> TrainResult:
     devices = rank_devices(config)
     # A fork server is a fresh interpreter that never touches CUDA, so forking ranks from it is safe; it imports
     # the engine once per worker process, so later jobs' ranks start in a moment.
@@ -119,7 +160,8 @@ def launch(train, model, data, config: TrainConfig, *, tasks_learned, on_phase, 
                        outcome["final_loss"], 0.0)
 
 
-def _supervise(processes, messages, stop, on_phase, on_progress, should_cancel) -> dict:
+def _supervise(processes, messages, stop, on_phase: OnPhase, on_progress: OnProgress | None,
+               should_cancel: ShouldCancel | None) -> RankOutcome:
     """Relay rank 0's reports until it is done; raise the first failure a rank reports or a rank's death."""
     while True:
         try:
@@ -219,7 +261,7 @@ def _rank_main(rank: int, devices: list[torch.device], job: _Job, messages, stop
     except Exception as exc:  # noqa: BLE001 - whatever it is, the caller must learn of it to end the job
         if not isinstance(exc, TrainingCancelled):
             log.error("training process %d of %d failed (%s)", rank, len(devices), describe(exc))
-        messages.put(("failed", _portable(exc, rank, len(devices))))
+        _report(messages, ("failed", _portable(exc, rank, len(devices))))
         sys.exit(1)
 
 
@@ -235,15 +277,16 @@ def _train_rank(world, job: _Job, messages, stop) -> None:
         job.config,
         world=world,
         tasks_learned=job.tasks_learned,
-        on_phase=(lambda phase: messages.put(("phase", phase))) if lead else (lambda _phase: None),
-        on_progress=(lambda info: messages.put(("progress", info))) if lead else None,
+        on_phase=(lambda phase: _report(messages, ("phase", phase))) if lead else (lambda _phase: None),
+        on_progress=(lambda info: _report(messages, ("progress", info))) if lead else None,
         should_cancel=stop.is_set if lead else None,
     )
     parameters = world.gather_parameters(result.model)  # a collective: every rank takes part
     if lead:
         save_file(parameters, str(Path(job.folder) / "trained.safetensors"))
-        messages.put(("done", {"retention": result.retention, "steps": result.steps,
-                               "trained_tokens": result.trained_tokens, "final_loss": result.final_loss}))
+        outcome: RankOutcome = {"retention": result.retention, "steps": result.steps,
+                                "trained_tokens": result.trained_tokens, "final_loss": result.final_loss}
+        _report(messages, ("done", outcome))
 
 
 def _portable(exc: Exception, rank: int, size: int) -> Exception:

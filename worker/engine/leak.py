@@ -37,7 +37,8 @@ def _train(module: nn.Module, optimizer, inputs, targets, steps: int) -> None:
         optimizer.zero_grad(set_to_none=True)
 
 
-def projected_adamw_leak(shape=(64, 64), rank=32, steps=200, lr=1e-3, weight_decay=0.01, seed=0) -> float:
+def projected_adamw_leak(shape: tuple[int, int] = (64, 64), rank: int = 32, steps: int = 200, lr: float = 1e-3,
+                         weight_decay: float = 0.01, seed: int = 0) -> float:
     weight, inputs, targets = _regression(*shape, seed)
     layer = nn.Linear(shape[1], shape[0], bias=False)
     layer.weight.data.copy_(weight)
@@ -53,7 +54,8 @@ def projected_adamw_leak(shape=(64, 64), rank=32, steps=200, lr=1e-3, weight_dec
     return leak(layer.weight.detach() - weight, u, v)
 
 
-def peft_osf_leak(shape=(64, 64), rank=32, steps=200, lr=1e-3, weight_decay=0.01, seed=0) -> float:
+def peft_osf_leak(shape: tuple[int, int] = (64, 64), rank: int = 32, steps: int = 200, lr: float = 1e-3,
+                  weight_decay: float = 0.01, seed: int = 0) -> float:
     """The same measurement for PEFT's OSF with ``rank`` frozen singular directions."""
     weight, inputs, targets = _regression(*shape, seed)
     holder = nn.Sequential(nn.Linear(shape[1], shape[0], bias=False))

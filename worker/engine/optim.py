@@ -8,7 +8,7 @@ state, and needs no copy of the weights: one transient update buffer per matrix 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch.distributed.tensor import DTensor
@@ -20,11 +20,15 @@ def _local(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to_local() if isinstance(tensor, DTensor) else tensor
 
 
+# What an update passes through before it lands (a subspace projection, e.g. ``MatrixProjector``).
+Projector = Callable[[torch.Tensor], torch.Tensor]
+
+
 class ProjectedAdamW(torch.optim.Optimizer):
     def __init__(
         self,
         params,
-        projectors: dict[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+        projectors: Mapping[torch.Tensor, Projector] | None = None,
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
@@ -68,7 +72,8 @@ class ProjectedAdamW(torch.optim.Optimizer):
 
 def decay_groups(named_params, weight_decay: float) -> list[dict]:
     """Weight decay on matrices only; biases and norm scales are not decayed (the usual practice)."""
-    decay, no_decay = [], []
+    decay: list[torch.Tensor] = []
+    no_decay: list[torch.Tensor] = []
     for _, param in named_params:
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .config import NonFiniteLoss, ProgressInfo, TrainConfig, TrainingCancelled, TrainResult
+from .config import (
+    NonFiniteLoss,
+    OnPhase,
+    OnProgress,
+    ProgressInfo,
+    ShouldCancel,
+    TrainConfig,
+    TrainingCancelled,
+    TrainResult,
+)
 from .data import Example, collate, count_tokens, encode, example_batches
 from .distributed import launch
 from .loading import model_kind
@@ -76,9 +85,9 @@ def train_task(
     prior_records=(),
     valid_records=(),
     reference_texts=(),
-    on_phase=None,
-    on_progress=None,
-    should_cancel=None,
+    on_phase: OnPhase | None = None,
+    on_progress: OnProgress | None = None,
+    should_cancel: ShouldCancel | None = None,
 ) -> TrainResult:
     config.validate()
     if not records:
@@ -122,9 +131,9 @@ def train_encoded(
     *,
     world: World,
     tasks_learned: int,
-    on_phase,
-    on_progress,
-    should_cancel,
+    on_phase: OnPhase,
+    on_progress: OnProgress | None,
+    should_cancel: ShouldCancel | None,
 ) -> TrainResult:
     """Prepare the strategy and train, as ``world``'s rank; the result's model is this rank's copy."""
     seed_everything(config.seed)

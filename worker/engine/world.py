@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -16,6 +17,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .data import IGNORE, Example
 from .sharding import shard
+
+if TYPE_CHECKING:
+    from .config import ShouldCancel
 
 # How long a rank waits in a collective for a peer (calibration and SVD run before the first one).
 COLLECTIVE_TIMEOUT = timedelta(minutes=30)
@@ -66,7 +70,7 @@ class World:
         dist.all_reduce(summed)
         return summed.tolist()
 
-    def should_stop(self, should_cancel) -> bool:
+    def should_stop(self, should_cancel: ShouldCancel | None) -> bool:
         """Rank 0 asks ``should_cancel``; every rank gets its answer, so all stop after the same step."""
         asked = self.rank == 0 and should_cancel is not None and should_cancel()
         if self.size == 1:

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from app.core.inference_wire import Event
 from app.core.logsafe import describe
 from app.core.settings import get_settings
 from worker.cache import local_checkpoint
@@ -32,7 +33,7 @@ from worker.records import render_chat
 
 log = logging.getLogger("sculpt.inference")
 
-Sink = Callable[[dict], None]
+Sink = Callable[[Event], None]  # where a request's events go, in the order they happen
 
 
 class GenerationError(Exception):
@@ -191,7 +192,8 @@ class Engine:
                 return []
         time.sleep(self.batch_wait_s)  # let requests sent at the same moment join this batch
         with self._ready:
-            key, batch, rows = self._pending[0].key, [], 0
+            key, rows = self._pending[0].key, 0
+            batch: list[Request] = []
             for request in list(self._pending):
                 if request.key == key and (not batch or rows + request.n <= self.max_batch):
                     batch.append(request)
@@ -216,7 +218,11 @@ class Engine:
         loaded = self.pool.get(batch[0])
         rows = []
         for request in batch:
-            text = request.prompt if request.messages is None else render_chat(request.messages, loaded.tokenizer)
+            if request.messages is None:
+                assert request.prompt is not None  # the API sends a prompt (completions) or messages (chat)
+                text = request.prompt
+            else:
+                text = render_chat(request.messages, loaded.tokenizer)
             try:
                 ids = fit_context(loaded.model, prompt_ids(loaded.tokenizer, text), request.max_tokens)
             except ValueError as exc:  # this request alone: the others in the batch still run

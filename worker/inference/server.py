@@ -31,6 +31,7 @@ from sqlalchemy import delete
 
 from app.core.db.session import new_session
 from app.core.db.tables import InferenceServer, utcnow
+from app.core.inference_wire import Event, GenerateRequest
 from app.core.logsafe import describe
 from app.core.settings import get_settings
 from worker.inference import engine as generation
@@ -95,9 +96,13 @@ def create_app(engine: generation.Engine, registration: Registration) -> FastAPI
     async def generate(request: Request) -> StreamingResponse | JSONResponse:
         if not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
             return JSONResponse({"error": "this inference process answers only the Sculpt API"}, status_code=401)
-        body = await request.json()
-        loop, events = asyncio.get_running_loop(), asyncio.Queue()
-        job = generation.Request(sink=lambda event: loop.call_soon_threadsafe(events.put_nowait, event), **body)
+        body: GenerateRequest = await request.json()
+        loop, events = asyncio.get_running_loop(), asyncio.Queue[Event]()
+
+        def sink(event: Event) -> None:  # called on the engine's thread
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        job = generation.Request(sink=sink, **body)
         engine.submit(job)
 
         async def lines() -> AsyncIterator[bytes]:

@@ -6,8 +6,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -98,3 +99,9 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def rows_matched(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE and return how many rows it matched. SQLAlchemy types ``Session.execute`` as
+    returning a ``Result``, which lacks ``rowcount``; for these statements it is a ``CursorResult``."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount

@@ -14,7 +14,7 @@ from app.jobs.strategies import StrategySpec
 from ..optim import decay_groups
 
 if TYPE_CHECKING:
-    from ..config import TrainConfig
+    from ..config import OnPhase, TrainConfig
     from ..data import Example
 
 
@@ -37,7 +37,7 @@ class Context:
     device: torch.device
     generator: torch.Generator  # the loop's seeded shuffler: draw from it, so runs stay reproducible
     tasks_learned: int
-    on_phase: Callable[[str], None]
+    on_phase: OnPhase
 
 
 class Strategy(Protocol):
