@@ -96,7 +96,7 @@ def _rank(rank: int, folder: str, sharding: str, cancel_at_step: int | None) -> 
     torch.set_num_threads(1)
     model, tokenizer = build_tiny_causal_lm()
     before = {t.name: t.weight.detach().clone() for t in find_targets(model)}
-    data = TaskData(encode(RECORDS, tokenizer, "causal", 512), [], tokenizer.pad_token_id, "causal")
+    data = TaskData(encode(RECORDS, tokenizer, "causal", 512), [], [], tokenizer.pad_token_id, "causal")
     asked = []
 
     def should_cancel():

@@ -38,8 +38,10 @@ class AdaptiveSvd:
                                  context.device, context.generator) if examples else []
 
         # The reference set stands in for old data only where there is none (a lineage's first job): with
-        # earlier tasks' inputs too it took the capacity a tiny model needs for the next task.
-        prior, reference = old(context.prior), old(context.reference) if not context.prior else []
+        # earlier tasks' inputs too it took the capacity a tiny model needs for the next task. A share of 0
+        # (the default) leaves a first job on the weights basis.
+        use_reference = not context.prior and config.retention.reference_share > 0
+        prior, reference = old(context.prior), old(context.reference) if use_reference else []
         return prepare_adaptive_svd(model, config, calibration_inputs=calibration, prior_inputs=prior,
                                     reference_inputs=reference, tasks_learned=context.tasks_learned,
                                     on_phase=context.on_phase)
