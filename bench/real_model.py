@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli.real_model import GGUF_NAME, MODELS, Unavailable, cache_dir, gguf_file
+from app.cli.real_model import GGUF_NAME, MODELS, Unavailable, cache_dir, gguf_file, gguf_in
 
-__all__ = ["GGUF_NAME", "MODELS", "Unavailable", "cache_dir", "gguf_file", "model_folder"]
+__all__ = ["GGUF_NAME", "MODELS", "Unavailable", "cache_dir", "gguf_file", "gguf_in", "model_folder"]
 
 
 def model_folder(root: Path | None = None) -> Path:

@@ -47,13 +47,15 @@ def _shown(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def run_suites(model, tokenizer, data: dict[str, list[dict]], emit: Emit) -> dict[str, dict]:
-    """suite name -> its results on the model, for the suites in ``data``."""
+def run_suites(model, tokenizer, data: dict[str, list[dict]], emit: Emit,
+               baselines: dict[str, dict] | None = None) -> dict[str, dict]:
+    """suite name -> its results on the model, for the suites in ``data``; ``baselines``: each suite's
+    results on the lineage's base (None when the model is the base)."""
     from worker.evaluation.suites import runner
 
     results = {}
     for name, records in data.items():
-        results[name] = result = runner(name)(model, tokenizer, records)
+        results[name] = result = runner(name)(model, tokenizer, records, (baselines or {}).get(name))
         emit(f"Suite {name}: " + ", ".join(f"{key} {_shown(value)}" for key, value in result.items()
                                            if not isinstance(value, list | dict)),
              type="metrics", data={"suite": name, **result})

@@ -139,11 +139,11 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
 
     on_phase("evaluating")
     scores = job_scoring.score_tasks(trained.model, tokenizer, inputs, emit)
-    suite_results = job_scoring.run_suites(trained.model, tokenizer, suites, emit)
+    base_metrics = store.version_metrics(inputs.model_id, inputs.ancestry[0])
+    suite_results = job_scoring.run_suites(trained.model, tokenizer, suites, emit, base_metrics)
     # The gates were resolved once, when the job was submitted (continual.gates shows them).
     evaluation = job_eval.evaluate(inputs, scores, suite_results,
-                                   store.ancestry_cells(inputs.model_id, inputs.ancestry[1:]),
-                                   store.version_metrics(inputs.model_id, inputs.ancestry[0]),
+                                   store.ancestry_cells(inputs.model_id, inputs.ancestry[1:]), base_metrics,
                                    (job.continual or {}).get("gates") or {})
     if reporter.should_cancel():
         raise _cancelled()

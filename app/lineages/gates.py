@@ -26,6 +26,11 @@ def gates_known() -> dict[str, Gate]:
 GATE_NAMES = tuple(gates_known())
 
 
+def default_gates() -> dict[str, float]:
+    """The gates of a lineage registered without naming any: each gate's declared default."""
+    return {name: gate.default for name, gate in gates_known().items() if gate.default is not None}
+
+
 def validate_gates(gates: dict[str, Any]) -> dict[str, float]:
     """Return the gates with float thresholds; raise ValueError naming the first bad key or value.
 

@@ -6,6 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.schemas import StrictModel
 from app.jobs.schemas import Gates
+from app.lineages.gates import default_gates
+from app.lineages.suites import MIN_BASE_RIGHT
 
 LINEAGE_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$"
 # The fields that name one suite's file each, from before suites were a map: field -> file purpose.
@@ -32,7 +34,11 @@ class ModelCreate(StrictModel):
     id: str = Field(pattern=LINEAGE_ID_PATTERN, description="The lineage id; no ':' (that separates versions).")
     base_model: str = Field(min_length=1, max_length=1024,
                             description="A local Hugging Face directory inside the allowed roots, or a hub id.")
-    gates: Gates | None = Field(None, description="Default gates for this lineage's jobs.")
+    gates: Gates | None = Field(None, description="Default gates for this lineage's jobs. Left out: the default "
+                                "set, " + ", ".join(f"{k} {v}" for k, v in default_gates().items())
+                                + f" (skipped where the base answers under {MIN_BASE_RIGHT} of the general "
+                                "questions right); "
+                                "{} for none.")
     reference_file: str | None = Field(None, min_length=1, max_length=64,
                                        description="A 'reference' file: texts for general-ability perplexity "
                                                    "(default: a built-in set).")

@@ -15,6 +15,7 @@ from app.core.settings import get_settings
 from app.core.storage import get_storage
 from app.files.service import usable_file
 from app.lineages.base_models import check_base_model
+from app.lineages.gates import default_gates
 from app.lineages.record import summarize
 from app.lineages.suites import SUITES, by_purpose
 
@@ -33,11 +34,13 @@ def suite_files(session: Session, chosen: dict[str, tuple[str, str]]) -> dict[st
 
 def register_model(session: Session, model_id: str, base_model: str, actor: str, *, gates: dict | None = None,
                    suites: dict[str, tuple[str, str]] | None = None) -> Model:
-    """A new lineage whose version 1 is the base, unchanged, and is its head."""
+    """A new lineage whose version 1 is the base, unchanged, and is its head. ``gates`` None: the default
+    gate set (``{}``: none)."""
     reference = check_base_model(base_model, get_settings())
     if session.get(Model, model_id) is not None:
         raise Conflict(f"Model '{model_id}' already exists", param="id", code="model_exists")
-    model = Model(id=model_id, base_model=reference, head_version=1, gates=gates or {},
+    model = Model(id=model_id, base_model=reference, head_version=1,
+                  gates=default_gates() if gates is None else gates,
                   suites=suite_files(session, suites or {}))
     session.add(model)
     session.flush()

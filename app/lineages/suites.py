@@ -29,6 +29,8 @@ class Gate:
     at_most: bool  # True: the measure must stay at or below the threshold
     in_range: Callable[[float], bool]  # which thresholds make sense
     wording: str  # those thresholds, for the error message
+    # The threshold a lineage registered without naming its gates gets (None: not in the default set).
+    default: float | None = None
 
 
 def unit_interval(value: float) -> bool:
@@ -134,18 +136,26 @@ def general_answers_shape(record: dict) -> tuple[str | None, str | None]:
 
 # Answers that went wrong, kept with a version's result for people to read (the dashboard shows them).
 CHANGED_EXAMPLES = 5
+# Below this many right answers of the base the share is too coarse to judge (one answer moves it by
+# more than 0.1), so general_kept is not measured and its gate is skipped: a small model built from
+# scratch answers none of the built-in questions.
+MIN_BASE_RIGHT = 10
+# The default gate: plain fine-tuning of SmolLM2-135M on four chat tasks kept 0.32 of the base's right
+# answers, the method 0.9 and more (bench/RESULTS.md, "Default min_general_kept").
+DEFAULT_MIN_GENERAL_KEPT = 0.7
 
 
 def _general_kept(result: dict, baseline: dict | None) -> dict[str, Any]:
-    """The share of the base's right answers still right (None when the base got none right, or was
-    scored on another suite), with a few of the answers that went wrong beside the base's."""
+    """The share of the base's right answers still right (None when the base got fewer than
+    MIN_BASE_RIGHT right, or was scored on another suite), with a few of the answers that went wrong
+    beside the base's."""
     base = baseline or {}
     base_right, right = base.get("right"), result.get("right") or []
     if base_right is None or len(base_right) != len(right):
         return {"general_kept": None}
     held = [i for i, ok in enumerate(base_right) if ok]
     lost = [i for i in held if not right[i]]
-    return {"general_kept": (len(held) - len(lost)) / len(held) if held else None,
+    return {"general_kept": (len(held) - len(lost)) / len(held) if len(held) >= MIN_BASE_RIGHT else None,
             "base_right": len(held), "lost": len(lost),
             "changed": [{"prompt": result["prompts"][i], "base": base["answers"][i], "answer": result["answers"][i]}
                         for i in lost[:CHANGED_EXAMPLES]]}
@@ -166,6 +176,7 @@ SAFETY = register(Suite(
 GENERAL_ANSWERS = register(Suite(
     name="general_answers", purpose="general", default_data="general_suite.jsonl", shape=general_answers_shape,
     measures=("general_kept",), derive=_general_kept,
-    gates=(Gate("min_general_kept", "general_kept", False, unit_interval, "between 0 and 1"),),
+    gates=(Gate("min_general_kept", "general_kept", False, unit_interval, "between 0 and 1",
+                default=DEFAULT_MIN_GENERAL_KEPT),),
     description="General ability as answers: the share of the base's right answers to short questions and "
                 "instructions that a version still gets right (what plain fine-tuning destroys on real models)."))

@@ -86,6 +86,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--basis", choices=["weights", "activations", "both"],
                         help="adaptive_svd's retention basis (default: the engine's, activations)")
     parser.add_argument("--energy", type=float, help="adaptive_svd's activation energy (default: the engine's)")
+    parser.add_argument("--reference-share", type=float,
+                        help="adaptive_svd's retention.reference_share: the reference set's cap on the kept rank")
+    parser.add_argument("--reference-energy", type=float, help="adaptive_svd's retention.reference_energy")
     parser.add_argument("--hidden", type=int, default=64, help="the tiny Llama's width (2 layers, MLP 2x)")
     parser.add_argument("--base-epochs", type=int, default=30, help="epochs the base spends on the general task")
     parser.add_argument("--threads", type=int, help="torch CPU threads (tiny 1, real 2)")
@@ -194,7 +197,9 @@ def _write(out: Path, result: dict) -> None:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    retention = {k: v for k, v in (("basis", args.basis), ("energy", args.energy)) if v is not None}
+    retention = {k: v for k, v in (("basis", args.basis), ("energy", args.energy),
+                                   ("reference_share", args.reference_share),
+                                   ("reference_energy", args.reference_energy)) if v is not None}
     settings = TrainSettings(args.epochs, args.lr, args.batch_size, args.replay_per_task, args.device, retention)
     base, tokenizer, general, check_general, base_summary = _base(args, settings)
     general_before = base_summary["general"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from app.lineages.gates import default_gates
+from app.lineages.suites import DEFAULT_MIN_GENERAL_KEPT
 from tests.worker.harness import jsonl, records, submit, upload, wait_for
 
 
@@ -71,7 +73,18 @@ def test_suites_and_gates_reject_bad_input_and_change_nothing(sqlite_client, tin
     unknown = client.put("/v1/models/b/gates", json={"max_vibes": 0.1})
     assert unknown.status_code == 422
     model = client.get("/v1/models/b").json()
-    assert model["gates"] == {} and model["safety_file"] is None
+    assert model["gates"] == default_gates() and model["safety_file"] is None
+
+
+def test_a_lineage_registered_without_gates_guards_general_ability_and_can_opt_out(sqlite_client, tiny_base):
+    client = sqlite_client
+    guarded = client.post("/v1/models", json={"id": "guarded", "base_model": str(tiny_base)}).json()
+    assert guarded["gates"] == {"min_general_kept": DEFAULT_MIN_GENERAL_KEPT}
+    opted_out = client.post("/v1/models", json={"id": "open", "base_model": str(tiny_base), "gates": {}}).json()
+    assert opted_out["gates"] == {}
+    named = client.post("/v1/models", json={"id": "own", "base_model": str(tiny_base),
+                                            "gates": {"max_forgetting": 0.2}}).json()
+    assert named["gates"] == {"max_forgetting": 0.2}  # naming gates replaces the default set
 
 
 def test_a_job_is_judged_by_the_gates_resolved_when_it_was_submitted(sqlite_client, tiny_base, workers):

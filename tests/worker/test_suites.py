@@ -21,7 +21,7 @@ def toy_suite():
         derive=lambda result, base: {"toy_vocab_ratio": result["toy_vocab"] / base["toy_vocab"] if base else None}))
 
     @runs("toy")
-    def run(model, tokenizer, rows):
+    def run(model, tokenizer, rows, baseline):
         return {"toy_records": len(rows), "toy_vocab": tokenizer.vocab_size}
 
     yield suite

@@ -31,16 +31,27 @@ def accepted(answer: str, accept: list[str]) -> bool:
     return any(re.search(rf"(?<![a-z0-9]){re.escape(word.lower())}(?:s|es)?(?![a-z0-9])", text) for word in accept)
 
 
-def answer_suite(model: Any, tokenizer: Any, suite: list[dict[str, Any]], *, batch_size: int = 16,
-                 max_new_tokens: int = GENERAL_MAX_NEW_TOKENS) -> dict[str, Any]:
-    """{"accuracy", "n", "seconds", "right": [bool], "prompts": [str], "answers": [str]}, one per item."""
+def answer_suite(model: Any, tokenizer: Any, suite: list[dict[str, Any]], *, asked: list[int] | None = None,
+                 batch_size: int = 16, max_new_tokens: int = GENERAL_MAX_NEW_TOKENS) -> dict[str, Any]:
+    """{"accuracy", "n", "asked", "seconds", "right", "prompts", "answers"}, the lists one entry per item.
+
+    ``asked``: the indices of the items to ask (default: all). The others' ``right`` and ``answers`` are
+    None, and ``accuracy`` (over every item) is None unless all were asked.
+    """
     if not suite:
         raise ValueError("the general-ability suite is empty")
     started = time.perf_counter()
-    prompts = [suite_prompt({"messages": [{"role": "user", "content": item["prompt"]}]}, tokenizer)
-               for item in suite]
-    answers = [_printable(a) for a in generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
-                                                 batch_size=batch_size)]
-    right = [accepted(a, item["accept"]) for a, item in zip(answers, suite, strict=True)]
-    return {"accuracy": sum(right) / len(right), "n": len(right), "seconds": time.perf_counter() - started,
+    asked = list(range(len(suite))) if asked is None else asked
+    prompts = [suite_prompt({"messages": [{"role": "user", "content": suite[i]["prompt"]}]}, tokenizer)
+               for i in asked]
+    answers: list[str | None] = [None] * len(suite)
+    right: list[bool | None] = [None] * len(suite)
+    if prompts:
+        generated = generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        for i, text in zip(asked, generated, strict=True):
+            answers[i] = answer = _printable(text)
+            right[i] = accepted(answer, suite[i]["accept"])
+    everything = len(asked) == len(suite)
+    return {"accuracy": sum(bool(ok) for ok in right) / len(suite) if everything else None, "n": len(suite),
+            "asked": len(asked), "seconds": time.perf_counter() - started,
             "right": right, "prompts": [item["prompt"] for item in suite], "answers": answers}

@@ -13,8 +13,9 @@ from app.lineages.suites import SUITES
 
 
 class RunSuite(Protocol):
-    def __call__(self, model: Any, tokenizer: Any, records: list[dict]) -> dict[str, Any]:
-        """The suite's results on the model (numbers, JSON-safe); raise JobFailed when they cannot count."""
+    def __call__(self, model: Any, tokenizer: Any, records: list[dict], baseline: dict | None) -> dict[str, Any]:
+        """The suite's results on the model (numbers, JSON-safe); raise JobFailed when they cannot count.
+        ``baseline``: the suite's results on the lineage's base, None when the model is the base or unscored."""
         ...
 
 
