@@ -51,6 +51,7 @@ class JobInputs:
     learned: list[LearnedTask] = field(default_factory=list)
     ancestry: list[int] = field(default_factory=list)
     prior_records: list[dict] = field(default_factory=list)
+    replay_records: list[dict] = field(default_factory=list)  # continual.replay: trained on with the new task
 
 
 def _file_of(session: Session, file_id: str) -> File:
@@ -73,6 +74,14 @@ def _split(records: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
     n_eval = max(1, round(len(records) * EVAL_FRACTION))
     held = set(order[:n_eval])
     return ([r for i, r in enumerate(records) if i not in held], [records[i] for i in sorted(held)])
+
+
+def replay_sample(records: list[dict], held_out: list[dict], count: int, seed: str) -> list[dict]:
+    """``count`` of an earlier task's training records, seeded, none of them one of its held-out records:
+    training on those would make the task's later scores look remembered when they were taught again."""
+    held = {json.dumps(r, sort_keys=True) for r in held_out}
+    pool = [r for r in records if json.dumps(r, sort_keys=True) not in held]
+    return random.Random(seed).sample(pool, min(count, len(pool)))
 
 
 def _store_eval_split(records: list[dict]) -> str:
@@ -112,13 +121,16 @@ def resolve(job: Job) -> JobInputs:
         learned = [LearnedTask(t.name, t.position, t.version, t.metric, t.labels,
                                read_records(local_file_at(t.eval_uri)), t.training_file) for t in tasks]
         prior: list[dict] = []
+        replayed: list[dict] = []
         for task in learned:
             records = _records_of(session, task.train_file)
             prior += random.Random(job.seed).sample(records, min(PRIOR_SAMPLES_PER_TASK, len(records)))
+            replayed += replay_sample(records, task.eval_records, continual.get("replay") or 0,
+                                      f"{job.seed}:{task.name}")
         return JobInputs(
             model_id=job.model_id, base_version=head, base_uri=base.checkpoint_uri,
             base_sha256=base.checkpoint_sha256, origin_uri=origin, task_name=task_name,
             metric=continual.get("metric") or "exact_match", labels=continual.get("labels"),
             train_records=train, eval_records=eval_records, eval_uri=eval_uri,
-            learned=learned, ancestry=ancestry, prior_records=prior,
+            learned=learned, ancestry=ancestry, prior_records=prior, replay_records=replayed,
         )

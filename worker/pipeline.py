@@ -129,7 +129,11 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     started = time.monotonic()
     # The reference set (general text) is old data too: the only old data a lineage's first job has.
     reference = [record["text"] for record in suites.get(GENERAL.name, [])]
-    trained = train_task(model, tokenizer, inputs.train_records, config, tasks_learned=len(inputs.learned),
+    if inputs.replay_records:
+        emit(f"Replaying {len(inputs.replay_records)} training records of {len(inputs.learned)} earlier task(s) "
+             "alongside the new task (continual.replay)", data={"replay_records": len(inputs.replay_records)})
+    trained = train_task(model, tokenizer, inputs.train_records + inputs.replay_records, config,
+                         tasks_learned=len(inputs.learned),
                          prior_records=inputs.prior_records, reference_texts=reference, on_phase=on_phase,
                          valid_records=inputs.eval_records if job.validation_file else (),
                          on_progress=reporter.on_progress, should_cancel=reporter.should_cancel)

@@ -309,7 +309,8 @@ def jobs_create(client: SculptClient, args) -> int:
                                                         ("learning_rate_multiplier", args.lr_multiplier))
                        if value is not None}
     continual = {name: value for name, value in (("task", args.task), ("strategy", args.strategy),
-                                                 ("learning_rate", args.learning_rate)) if value is not None}
+                                                 ("learning_rate", args.learning_rate), ("replay", args.replay))
+                 if value is not None}
     if args.gates:
         continual["gates"] = _json_flag("--gates", args.gates)
     body = {"model": args.model, "validation_file": args.validation_file, "seed": args.seed, "suffix": args.suffix,
@@ -505,6 +506,8 @@ def add_client_commands(sub) -> None:
     create.add_argument("--task", help="the task's name (default: suffix, else the file id)")
     create.add_argument("--strategy", help="how to train: one of the server's strategies (GET /v1/capabilities)")
     create.add_argument("--learning-rate", type=float)
+    create.add_argument("--replay", type=int, metavar="N",
+                        help="also train on N records of each task the lineage learned before (rehearsal)")
     create.add_argument("--epochs", type=int)
     create.add_argument("--batch-size", type=int)
     create.add_argument("--lr-multiplier", type=float)

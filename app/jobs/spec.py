@@ -118,6 +118,10 @@ class Continual(SettingsModel):
     learning_rate: float | None = Field(None, gt=0.0, le=1.0, strict=True,
                                         description="The peak learning rate; default: the strategy's own "
                                                     "(GET /v1/capabilities), written on the job.")
+    replay: int = Field(0, ge=0, le=1000, strict=True,
+                        description="Rehearsal: this many training records of each task the lineage learned "
+                                    "before (never its held-out records) are mixed into this job's training; "
+                                    "0 (default) for none. Works with every strategy.")
     gates: Gates | None = None
     metric: Literal[METRICS] = "exact_match"  # type: ignore[valid-type]
     labels: list[str] | None = Field(None, min_length=2, max_length=100,

@@ -56,7 +56,8 @@ MODEL_DEFAULTS = {
     TINY: {"train_size": 32, "held_out": 24, "epochs": 30, "lr": 5e-3, "threads": 1, "general_items": None,
            "strategies": STRATEGIES},
     **{name: {"train_size": 32, "held_out": 16, "epochs": 2, "lr": None, "threads": 2, "general_items": 40,
-              "strategies": ("full", "lora", "adaptive_svd", "peft_osf", "replay")} for name in MODELS},
+              "strategies": ("full", "lora", "adaptive_svd", "adaptive_svd_replay", "peft_osf", "replay")}
+       for name in MODELS},
 }
 
 
@@ -105,8 +106,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name, value in defaults.items():
         if name != "strategies" and getattr(args, name) is None:
             setattr(args, name, value)
-    if args.model != TINY and (args.stream or args.via_api):
-        parser.error(f"--model {args.model} has its own stream and runs in this process (no --stream, --via-api)")
+    if args.model != TINY and args.stream:
+        parser.error(f"--model {args.model} has its own stream (no --stream)")
     args.stream = args.stream or "short"
     if args.task_count is not None and args.task_count < 1:
         parser.error("--task-count must be at least 1")

@@ -7,6 +7,9 @@
   strategy registered here, so it trains in the engine's loop like the others.
 - ``replay``: ``full`` with a replay buffer: ``replay_per_task`` training records of each earlier task
   (and of the general task) mixed into the new task's records; the classic strong baseline.
+- ``adaptive_svd_replay``: the method with the service's rehearsal (``continual.replay``):
+  ``replay_per_task`` training records of each earlier task mixed in (the service keeps no general
+  records to replay).
 
 Every strategy sees the same data sources, as the service gives them: the engine's ``adaptive_svd`` gets
 as ``prior_records`` up to ``PRIOR_PER_TASK`` inputs of each earlier task (the service passes 32 of each)
@@ -30,7 +33,7 @@ from worker.engine.targets import find_targets
 
 PRIOR_PER_TASK = 32  # like the service (worker/job_inputs.py PRIOR_SAMPLES_PER_TASK)
 
-STRATEGIES = ("full", "lora", "adaptive_svd", "adaptive_svd_fixed", "peft_osf", "replay")
+STRATEGIES = ("full", "lora", "adaptive_svd", "adaptive_svd_fixed", "adaptive_svd_replay", "peft_osf", "replay")
 
 
 @dataclass
@@ -44,7 +47,7 @@ class TrainSettings:
 
 
 def _config(strategy: str, settings: TrainSettings, seed: int) -> TrainConfig:
-    engine_strategy = {"adaptive_svd_fixed": "adaptive_svd", "replay": "full"}
+    engine_strategy = {"adaptive_svd_fixed": "adaptive_svd", "adaptive_svd_replay": "adaptive_svd", "replay": "full"}
     fixed = {"mode": "fixed"} if strategy == "adaptive_svd_fixed" else {}
     return TrainConfig(
         strategy=engine_strategy.get(strategy, strategy),
@@ -76,6 +79,8 @@ def learn(strategy: str, model, tokenizer, records: list[dict], earlier: list[li
         buffer = [r for old in [general, *earlier] for r in _sample(old, settings.replay_per_task, rng)]
         return train_task(model, tokenizer, records + buffer, config).model
     prior = [r for old in earlier for r in _sample(old, PRIOR_PER_TASK, rng)]
+    if strategy == "adaptive_svd_replay":
+        records = records + [r for old in earlier for r in _sample(old, settings.replay_per_task, rng)]
     return train_task(model, tokenizer, records, config, tasks_learned=len(earlier), prior_records=prior,
                       reference_texts=[reference_text(r) for r in general]).model
 

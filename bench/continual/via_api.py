@@ -2,11 +2,13 @@
 
 Per strategy and seed: register a lineage whose base is the harness's base model (saved to a folder
 the service may read: inside its SCULPT_MODEL_ROOTS), with the general task's held-out texts as its
-reference set; then per task upload the train split (``fine-tune``) and the held-out split (as the
-job's ``validation_file``), create the job with the ``continual`` options, and wait for it to finish
-before the next. At the end read ``GET /v1/models/{id}/evaluations``: the matrix, ACC, BWT, FWT and
-forgetting are the service's own. The service measures general ability as reference perplexity, so
-``general_drift`` is None here and ``general`` carries the perplexity ratio (after / base) instead.
+reference set (a real model: the service's built-in suites), and no gates, so every strategy's chain
+is its own whatever a gate would say; then per task upload the train split (``fine-tune``) and the
+held-out split (as the job's ``validation_file``), create the job with the ``continual`` options, and
+wait for it to finish before the next. At the end read ``GET /v1/models/{id}/evaluations`` of the last
+version: the matrix, ACC, BWT, FWT and forgetting are the service's own; each version's metrics give
+``general_kept``, the perplexity ratio and the general suite's seconds, as the service measured them.
+``general_drift`` is None here.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from bench.continual.report import mean_of
 from bench.continual.strategies import TrainSettings
 from bench.continual.streams import Task
 
-API_STRATEGIES = ("adaptive_svd", "adaptive_svd_fixed", "full", "lora")
+# The harness's strategies as a job's continual options: (the service's strategy, what else it sets).
+API_STRATEGIES = {"adaptive_svd": ("adaptive_svd", {}), "adaptive_svd_fixed": ("adaptive_svd", {"mode": "fixed"}),
+                  "adaptive_svd_replay": ("adaptive_svd", {"replay": True}), "full": ("full", {}),
+                  "lora": ("lora", {}), "replay": ("full", {"replay": True})}
 
 
 class ApiError(RuntimeError):
@@ -49,11 +54,13 @@ def _upload(client: httpx.Client, records: list[dict], purpose: str, filename: s
 
 
 def _continual(strategy: str, task: str, settings: TrainSettings) -> dict:
-    options = {"task": task, "strategy": "adaptive_svd" if strategy == "adaptive_svd_fixed" else strategy,
-               "learning_rate": settings.lr}
-    retention = {**settings.retention, **({"mode": "fixed"} if strategy == "adaptive_svd_fixed" else {})}
-    if retention and options["strategy"] == "adaptive_svd":
+    service_strategy, extra = API_STRATEGIES[strategy]
+    options: dict = {"task": task, "strategy": service_strategy, "learning_rate": settings.lr}
+    retention = {**settings.retention, **({"mode": extra["mode"]} if "mode" in extra else {})}
+    if retention and service_strategy == "adaptive_svd":
         options["retention"] = retention
+    if extra.get("replay"):
+        options["replay"] = settings.replay_per_task
     return options
 
 
@@ -72,13 +79,14 @@ def run_stream_via_api(client: httpx.Client, strategy: str, base_dir: Path, gene
                        settings: TrainSettings, seed: int, *, job_timeout: float = 1800,
                        poll: float = 1.0) -> dict:
     if strategy not in API_STRATEGIES:
-        raise ApiError(f"strategy {strategy!r} cannot run through the service; choose from {API_STRATEGIES}")
+        raise ApiError(f"strategy {strategy!r} cannot run through the service; choose from {list(API_STRATEGIES)}")
     model_id = f"bench-{strategy.replace('_', '-')}-s{seed}-{secrets.token_hex(3)}"
-    reference = [{"text": r["prompt"] + r["completion"]} for r in general.held_out]
+    lineage = {"id": model_id, "base_model": str(Path(base_dir).resolve()), "gates": {}}
+    if general.held_out:
+        reference = [{"text": r["prompt"] + r["completion"]} for r in general.held_out]
+        lineage["reference_file"] = _upload(client, reference, "reference", "general-reference.jsonl")
     started = time.monotonic()
-    _json(client.post("/v1/models", json={
-        "id": model_id, "base_model": str(Path(base_dir).resolve()),
-        "reference_file": _upload(client, reference, "reference", "general-reference.jsonl")}))
+    _json(client.post("/v1/models", json=lineage))
     versions, job_seconds = [], 0.0
     for task in tasks:
         train = _upload(client, task.train, "fine-tune", f"{task.name}-train.jsonl")
@@ -92,9 +100,22 @@ def run_stream_via_api(client: httpx.Client, strategy: str, base_dir: Path, gene
             raise ApiError(f"job {job['id']} for task {task.name} ended {job['status']}: {job.get('error')}")
         versions.append(job["result"]["version"])
         job_seconds += job["finished_at"] - job["created_at"]
-    record = _json(client.get(f"/v1/models/{model_id}/evaluations"))
-    return from_evaluations(record, [t.name for t in tasks], versions, seed,
-                            wall_seconds=time.monotonic() - started, job_seconds=job_seconds, model_id=model_id)
+    record = _json(client.get(f"/v1/models/{model_id}/evaluations", params={"version": versions[-1]}))
+    metrics = [_json(client.get(f"/v1/models/{model_id}/versions/{v}"))["metrics"] for v in versions]
+    run = from_evaluations(record, [t.name for t in tasks], versions, seed,
+                           wall_seconds=time.monotonic() - started, job_seconds=job_seconds, model_id=model_id)
+    return {**run, **general_figures(metrics)}
+
+
+def general_figures(metrics: list[dict]) -> dict:
+    """What the service measured of general ability on each version (``metrics``: one per task, in order)."""
+    answers = [m.get("general_answers") or {} for m in metrics]
+    after = {"general_kept": [a.get("general_kept") for a in answers],
+             "perplexity_ratio": [(m.get("general") or {}).get("perplexity_ratio") for m in metrics],
+             "general_seconds": [a.get("seconds") for a in answers]}
+    return {"general_after_each_task": after, "general_kept": after["general_kept"][-1],
+            "perplexity_ratio": after["perplexity_ratio"][-1],
+            "general_seconds": mean_of(s for s in after["general_seconds"] if s is not None)}
 
 
 def from_evaluations(record: dict, task_names: list[str], versions: list[int], seed: int, *,

@@ -129,6 +129,8 @@ def test_via_api_runs_the_stream_through_a_live_service_and_reads_its_matrix(
     assert run["acc"] == pytest.approx((matrix[1][0] + matrix[1][1]) / 2)
     assert run["bwt"] == pytest.approx(matrix[1][0] - matrix[0][0])
     assert run["general"]["perplexity_ratio"] > 0
+    assert run["perplexity_ratio"] == run["general_after_each_task"]["perplexity_ratio"][-1] > 0
+    assert run["general_kept"] is None  # a tiny model answers too few general questions to measure it
     assert run["train_seconds"] > 0
 
     import httpx
@@ -165,10 +167,23 @@ def test_the_real_model_runs_its_chat_stream_with_each_strategys_own_learning_ra
     args = harness.parse_args(["--model", "smollm2-135m"])
     assert [t.name for t in args.streams[0]] == ["tickets", "contacts", "dates", "dock"]
     assert all((len(t.train), len(t.held_out)) == (32, 16) for t in args.streams[0])
-    assert args.strategies == ["full", "lora", "adaptive_svd", "peft_osf", "replay"]
+    assert args.strategies == ["full", "lora", "adaptive_svd", "adaptive_svd_replay", "peft_osf", "replay"]
     settings = harness.TrainSettings(args.epochs, args.lr, args.batch_size, args.replay_per_task)
     assert _config("lora", settings, 0).learning_rate == 1e-3 and _config("replay", settings, 0).learning_rate == 1e-4
     assert harness.parse_args(["--model", "smollm2-135m", "--lr", "0.01"]).lr == 0.01
-    for refused in (["--stream", "long"], ["--via-api", "http://127.0.0.1:1"]):
-        with pytest.raises(SystemExit):
-            harness.parse_args(["--model", "smollm2-135m", *refused])
+    with pytest.raises(SystemExit):
+        harness.parse_args(["--model", "smollm2-135m", "--stream", "long"])
+    assert harness.parse_args(["--model", "smollm2-135m", "--via-api", "http://127.0.0.1:1"]).via_api
+
+
+def test_through_the_service_replay_is_the_jobs_rehearsal_option():
+    from bench.continual.strategies import TrainSettings
+    from bench.continual.via_api import _continual
+
+    settings = TrainSettings(2, None, 8, replay_per_task=4)
+    assert _continual("adaptive_svd_replay", "t", settings) == {
+        "task": "t", "strategy": "adaptive_svd", "learning_rate": None, "replay": 4}
+    replay = _continual("replay", "t", settings)
+    assert replay["strategy"] == "full" and replay["replay"] == 4
+    assert "replay" not in _continual("adaptive_svd", "t", settings)
+    assert _continual("adaptive_svd_fixed", "t", settings)["retention"] == {"mode": "fixed"}

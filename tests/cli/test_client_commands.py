@@ -85,11 +85,12 @@ def test_strategy_choices_are_the_servers(capsys, live_url, base_model_dir, data
     specs.register(specs.StrategySpec("norms_only", "A strategy only this test's server has."))
     try:  # a plug-in of the server is a choice, though this client has no copy of its name
         code, out, err = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", str(dataset),
-                             "--strategy", "norms_only", "--json")
+                             "--strategy", "norms_only", "--replay", "3", "--json")
     finally:
         specs.unregister("norms_only")
     assert code == 0, err
     assert json.loads(out)["continual"]["strategy"] == "norms_only"
+    assert json.loads(out)["continual"]["replay"] == 3  # rehearsal works with every strategy
 
 
 def test_a_key_is_sent_and_a_wrong_one_refused(capsys, live_url, monkeypatch):
