@@ -50,7 +50,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check app worker tests bench migrations
 
-# mypy over app and worker (pyproject [tool.mypy]); not yet clean, so not yet part of lint and CI.
+# mypy over app and worker (pyproject [tool.mypy]); .ci/run runs it after lint.
 typecheck: install
 	$(BIN)/mypy
 

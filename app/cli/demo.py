@@ -37,7 +37,6 @@ MODEL_ID = "demo-bot"
 # --real: two of the chat tasks, small enough for the whole run (4 jobs) to take about 10 minutes on 2 cores.
 REAL_MODEL_ID, REAL_DEMO_TASKS = "demo-smol", ("tickets", "contacts")
 REAL_TRAIN, REAL_HELD_OUT = 32, 16
-REAL_GENERAL_EVERY = 3  # every third built-in general question: a third of the suite's cost per version
 
 
 def _free_port() -> int:
@@ -140,15 +139,16 @@ def _tiny_demo(client: httpx.Client, home: Path) -> None:
 def _real_demo(client: httpx.Client, model_file: Path) -> None:
     """Two chat tasks on SmolLM2-135M-Instruct, twice from the same base: with Sculpt's default strategy
     and with plain ``full`` fine-tuning, every setting else the same; then what each kept of the base's
-    general answers."""
-    general = default_records(GENERAL_ANSWERS)[::REAL_GENERAL_EVERY]
-    suite = _upload(client, "general", "general.jsonl", _jsonl(general))
+    general answers, and what the default gate says of each."""
     lineages = {REAL_MODEL_ID: None, f"{REAL_MODEL_ID}-full": "full"}
-    for model_id in lineages:
-        _check(client.post("/v1/models", json={"id": model_id, "base_model": str(model_file),
-                                               "suites": {"general": suite}}))
-    print(f"Registered lineages {', '.join(map(repr, lineages))} from {model_file.name}; general ability is "
-          f"scored on {len(general)} of the {len(default_records(GENERAL_ANSWERS))} built-in general questions.\n")
+    # The default lineage gets the default gate set; full's has none, so its chain is plain full
+    # fine-tuning's whatever a gate would say (a rejected version would not be trained on).
+    gates = _check(client.post("/v1/models", json={"id": REAL_MODEL_ID, "base_model": str(model_file)}))["gates"]
+    _check(client.post("/v1/models", json={"id": f"{REAL_MODEL_ID}-full", "base_model": str(model_file),
+                                           "gates": {}}))
+    print(f"Registered lineages {', '.join(map(repr, lineages))} from {model_file.name}; {REAL_MODEL_ID!r} has "
+          f"the default gates {gates}, {REAL_MODEL_ID + '-full'!r} none. General ability: the "
+          f"{len(default_records(GENERAL_ANSWERS))} built-in general questions.\n")
     files = {task: [_upload(client, "fine-tune", f"{task}-{part}.jsonl", _jsonl(records))
                     for part, records in (("train", rows[:REAL_TRAIN]), ("valid", rows[REAL_TRAIN:]))]
              for task in REAL_DEMO_TASKS
@@ -162,13 +162,18 @@ def _real_demo(client: httpx.Client, model_file: Path) -> None:
                                             "continual": continual})
     for model_id in lineages:
         _print_results(client, model_id)
-    print("\nGeneral ability kept (the share of the base's right answers still right, from each head):")
+    threshold = gates.get("min_general_kept")
+    print("\nGeneral ability kept (the share of the base's right answers still right, by each lineage's last "
+          "version):")
     for model_id, strategy in lineages.items():
-        answers = _head_metrics(client, model_id).get("general_answers") or {}
+        answers = _last_version(client, model_id)["metrics"].get("general_answers") or {}
         kept = answers.get("general_kept")
+        verdict = ("" if kept is None or threshold is None else
+                   f"   the default gate (min_general_kept {threshold}) "
+                   + ("passes it" if kept >= threshold else "would reject it"))
         print(f"  {model_id:<18} {strategy or 'default':<13} "
               + (f"{kept:.2f} ({answers.get('base_right', 0) - answers.get('lost', 0)} of "
-                 f"{answers.get('base_right')})" if kept is not None else "n/a"))
+                 f"{answers.get('base_right')}){verdict}" if kept is not None else "n/a"))
         for change in (answers.get("changed") or [])[:2]:
             print(f"      {change['prompt'][:48]!r}: {change['base'][:32]!r} → {change['answer'][:32]!r}")
 
@@ -177,9 +182,9 @@ def _jsonl(rows: list[dict]) -> bytes:
     return "".join(json.dumps(row) + "\n" for row in rows).encode()
 
 
-def _head_metrics(client: httpx.Client, model_id: str) -> dict:
+def _last_version(client: httpx.Client, model_id: str) -> dict:
     versions = _check(client.get(f"/v1/models/{model_id}/versions"))["data"]
-    return next(v["metrics"] for v in versions if v["is_head"]) or {}
+    return max(versions, key=lambda v: v["version"])
 
 
 def run_demo(home: Path, real: bool = False) -> None:

@@ -226,20 +226,31 @@ async def open_upstream(plan: Plan) -> tuple[Upstream, dict]:
                              headers={"Retry-After": "5"})
 
 
+async def _answer(upstream: Upstream, n: int) -> AsyncIterator[dict]:
+    """The answer's ``delta`` and ``finish`` events until all ``n`` choices finished; a closed
+    connection or an ``error`` event raises its ApiError."""
+    open_choices = n
+    while open_choices:
+        event = await upstream.next_event()
+        if event is None:
+            raise _gone("it closed the connection")
+        if event["type"] == "error":
+            raise _upstream_error(event)
+        if event["type"] == "finish":
+            open_choices -= 1
+        if event["type"] in ("delta", "finish"):
+            yield event
+
+
 async def collect(plan: Plan, upstream: Upstream, first: dict) -> dict:
     """The whole answer as one OpenAI object."""
     texts, completion_tokens = [""] * plan.n, 0
     finishes: dict[int, str] = {}  # choice index -> finish_reason, once it finished
     try:
-        while len(finishes) < plan.n:
-            event = await upstream.next_event()
-            if event is None:
-                raise _gone("it closed the connection")
-            if event["type"] == "error":
-                raise _upstream_error(event)
+        async for event in _answer(upstream, plan.n):
             if event["type"] == "delta":
                 texts[event["index"]] += event["text"]
-            elif event["type"] == "finish":
+            else:
                 finishes[event["index"]] = event["reason"]
                 completion_tokens += event["completion_tokens"]
     finally:
@@ -256,21 +267,15 @@ async def stream(plan: Plan, upstream: Upstream, first: dict) -> AsyncIterator[b
     """Server-sent events as OpenAI sends them: chunks, then ``data: [DONE]``; a failure after the
     stream began is an ``error`` object (the openai client raises it)."""
     reply, extra = plan.reply, plan.include_usage
-    open_choices, completion_tokens = plan.n, 0
+    completion_tokens = 0
     try:
         if reply.chat:
             for index in range(plan.n):
                 yield _sse(reply.chunk(index, role=True, with_usage=extra))
-        while open_choices:
-            event = await upstream.next_event()
-            if event is None:
-                raise _gone("it closed the connection")
-            if event["type"] == "error":
-                raise _upstream_error(event)
+        async for event in _answer(upstream, plan.n):
             if event["type"] == "delta":
                 yield _sse(reply.chunk(event["index"], text=event["text"], with_usage=extra))
-            elif event["type"] == "finish":
-                open_choices -= 1
+            else:
                 completion_tokens += event["completion_tokens"]
                 yield _sse(reply.chunk(event["index"], finish=event["reason"], with_usage=extra))
         if extra:
