@@ -12,7 +12,11 @@ from tests.api.helpers import assert_error, create_job
 from tests.worker.harness import records, submit, upload, wait_for
 from worker.checkpoints import verify_checkpoint
 
-TOLERANCE = 1e-5  # as in tests/engine/test_distributed.py
+# Looser than tests/engine/test_distributed.py's 1e-5: the kept basis includes the reference set's smallest
+# directions (reference_energy 0.99), which the last bits of the calibration's activations move, and one
+# process computes them with two threads where each of two processes has one. A batch split or gradient
+# average gone wrong moves weights by about the learning rate (3e-3).
+TOLERANCE = 1e-4
 
 
 def _weights(client, model: str, version: int) -> dict:

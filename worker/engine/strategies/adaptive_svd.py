@@ -37,10 +37,9 @@ class AdaptiveSvd:
             return single_inputs(examples, count * PRIOR_SAMPLES_PER_CALIBRATION_BATCH, context.pad_id,
                                  context.device, context.generator) if examples else []
 
-        # The reference set stands in for old data only where there is none (a lineage's first job): with
-        # earlier tasks' inputs too it took the capacity a tiny model needs for the next task. A share of 0
-        # (the default) leaves a first job on the weights basis.
-        use_reference = not context.prior and config.retention.reference_share > 0
+        # The reference set (general ability) is old data on every job, not only a first job's: kept on the
+        # first job only, a real model's general answers wore away over the later tasks (bench/RESULTS.md).
+        use_reference = config.retention.reference_share > 0
         prior, reference = old(context.prior), old(context.reference) if use_reference else []
         return prepare_adaptive_svd(model, config, calibration_inputs=calibration, prior_inputs=prior,
                                     reference_inputs=reference, tasks_learned=context.tasks_learned,
