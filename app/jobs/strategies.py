@@ -42,7 +42,8 @@ class Retention(SettingsModel):
     energy: float | None = Field(0.9, gt=0.0, le=1.0,
                                  description="Activation-covariance energy to keep (activations basis).")
     # On SmolLM2-135M-Instruct's four-task stream 0.5 on every job kept 0.94 of the base's right general
-    # answers (full fine-tuning 0.25) at the best ACC; on the first job only, 0.xx (bench/RESULTS.md).
+    # answers (full fine-tuning 0.25) at ACC 0.81; on the first job only 0.87 (bench/RESULTS.md). A tiny
+    # model built from scratch whose reference set is its tasks' own inputs learns less with it.
     reference_share: float | None = Field(
         0.5, ge=0.0, le=1.0,
         description="Most of the kept rank the lineage's reference set (general text, as user turns for a chat "

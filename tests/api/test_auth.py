@@ -6,6 +6,7 @@ from datetime import timedelta
 from app.core.db.session import new_session
 from app.http.auth import open_bind_refusal
 from app.keys import service as keys
+from app.lineages.gates import default_gates
 from tests.api.helpers import assert_error, create_job, register, upload_ok
 
 
@@ -218,7 +219,7 @@ def test_a_train_key_trains_but_cannot_touch_lineages_or_delete(client, base_mod
     assert_error(client.delete(f"/v1/files/{file_id}"), 403)
     assert_error(client.put("/v1/models/m/gates", json={"max_forgetting": 0.5}), 403)
     assert client.get(f"/v1/files/{file_id}").status_code == 200  # nothing was deleted
-    assert client.get("/v1/models/m").json().get("gates") in (None, {})
+    assert client.get("/v1/models/m").json()["gates"] == default_gates()  # unchanged
 
 
 def test_keys_are_managed_over_the_api_by_admin_keys(client):

@@ -7,6 +7,7 @@ from sqlalchemy import select, update
 
 from app.core.db.session import session_scope
 from app.core.db.tables import Job, JobEvent, ModelVersion
+from app.lineages.gates import default_gates
 from tests.api.helpers import assert_error, create_job, register, upload_ok
 
 
@@ -27,7 +28,7 @@ def test_create_and_get_job(client, base_model_dir):
     assert (job["model"], job["status"], job["training_file"], job["seed"]) == ("m", "queued", training, 7)
     assert job["hyperparameters"] == {"n_epochs": 2, "batch_size": "auto", "learning_rate_multiplier": "auto"}
     assert job["continual"]["task"] == "adds" and job["continual"]["strategy"] == "full"
-    assert job["continual"]["gates"] == {"max_forgetting": 0.1}
+    assert job["continual"]["gates"] == {**default_gates(), "max_forgetting": 0.1}  # over the lineage's
     assert job["metadata"] == {"pipeline": "nightly"} and job["fine_tuned_model"] is None
     assert job["error"] is None and job["finished_at"] is None and isinstance(job["created_at"], int)
     assert client.get(f"/v1/fine_tuning/jobs/{job['id']}").json() == job
