@@ -73,9 +73,11 @@ def test_a_gguf_base_trains_into_a_plain_version_that_keeps_general_answers(sqli
     rows = [{"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": f"#{label}"}]}
             for text, label in TICKETS]
     workers(1)
+    # Six steps of eight records: at the default 1e-4 the method, which keeps the directions general
+    # questions use, moved the answers' start but not to the format; at 3e-4 the format took hold.
     body = {"model": "smol", "training_file": upload(client, rows), "seed": 0,
             "hyperparameters": {"n_epochs": 3, "batch_size": 4},
-            "continual": {"task": "tickets"}}
+            "continual": {"task": "tickets", "learning_rate": 3e-4}}
     response = client.post("/v1/fine_tuning/jobs", json=body)
     assert response.status_code == 201, response.text
     job_id = response.json()["id"]
