@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.core.enums import JOB_STATUSES, METRICS, PHASES, SHARDINGS, TERMINAL_STATUSES
 from app.jobs import strategies
-from app.lineages.gates import GATE_NAMES
+from app.lineages.gates import GATE_NAMES, default_gates
 
 
 class StrategyCapability(BaseModel):
@@ -31,6 +31,7 @@ class Capabilities(BaseModel):
     statuses: list[str]
     terminal_statuses: list[str]
     gates: list[str]
+    default_gates: dict[str, float] = Field(description="The gates of a lineage registered without naming any.")
     shardings: list[str]
 
 
@@ -43,4 +44,4 @@ def capabilities() -> Capabilities:
                     for s in strategies.specs()],
         default_strategy=strategies.DEFAULT_STRATEGY, metrics=list(METRICS), phases=list(PHASES),
         statuses=list(JOB_STATUSES), terminal_statuses=list(TERMINAL_STATUSES), gates=list(GATE_NAMES),
-        shardings=list(SHARDINGS))
+        default_gates=default_gates(), shardings=list(SHARDINGS))

@@ -30,6 +30,7 @@ def test_capabilities_list_what_the_spec_accepts(sqlite_client, base_model_dir, 
     assert capabilities["default_strategy"] == request["$defs"]["Continual"]["properties"]["strategy"]["default"]
     assert capabilities["metrics"] == _enum(request, "Continual", "metric")
     assert capabilities["gates"] == list(request["$defs"]["Gates"]["properties"])
+    assert capabilities["default_gates"] == {"min_general_kept": 0.8}
     assert capabilities["statuses"] == _enum(JobObject.model_json_schema(), "JobObject", "status")
     assert set(capabilities["terminal_statuses"]) < set(capabilities["statuses"])
     assert capabilities["phases"][0] == "loading" and "training" in capabilities["phases"]
@@ -41,6 +42,7 @@ def test_capabilities_list_what_the_spec_accepts(sqlite_client, base_model_dir, 
     assert lora["default_learning_rate"] > full["default_learning_rate"]
 
     register(client, "m", base_model_dir)
+    assert client.get("/v1/models/m").json()["gates"] == capabilities["default_gates"]
     training = upload_ok(client)
     for strategy in capabilities["strategies"]:  # every one listed is accepted, with its settings field
         settings = {strategy["settings_field"]: {}} if strategy["settings_field"] else {}
