@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install chromium demo demo-real serve worker test test-fast bench lint typecheck clean
+.PHONY: install chromium demo demo-tiny serve worker test test-fast bench lint typecheck clean
 
 install: $(STAMP)
 
@@ -27,12 +27,13 @@ chromium:
 	            || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } \
 	  || echo "note: no Chromium installed (needs root and apt-get); the dashboard browser test will be skipped"
 
+# The method on a real model: SmolLM2-135M-Instruct, default strategy beside plain full fine-tuning.
 demo: install
 	$(BIN)/sculpt demo
 
-# The method on a real model: SmolLM2-135M-Instruct, default strategy beside plain full fine-tuning.
-demo-real: install
-	$(BIN)/sculpt demo --real
+# The product on a tiny model built in code (no download).
+demo-tiny: install
+	$(BIN)/sculpt demo --tiny
 
 serve: install
 	$(BIN)/sculpt serve

