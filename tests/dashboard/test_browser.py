@@ -102,6 +102,7 @@ def test_upload_train_and_watch_in_the_browser(browser_page, live_url, tiny_base
     page.get_by_label("Epochs").fill("2")
     page.get_by_label("Batch size").fill("4")
     page.get_by_label("Learning rate").fill("0.003")
+    page.get_by_label("Replay per earlier task").fill("2")
     shot(page, "03-new-job")
     # Training a tiny model can finish between two of the page's polls; holding the job at the
     # start of training for a few seconds makes the "training N%" state one the page must show.
@@ -109,6 +110,8 @@ def test_upload_train_and_watch_in_the_browser(browser_page, live_url, tiny_base
     page.get_by_role("button", name="Start job").click()
     expect(page).to_have_url(re.compile(r"#/jobs/ftjob-"))
     job_id = page.url.rsplit("/", 1)[1]
+    created = httpx.get(f"{live_url}/v1/fine_tuning/jobs/{job_id}", headers={"Authorization": f"Bearer {key}"})
+    assert created.json()["continual"]["replay"] == 2  # the form's rehearsal setting reached the job
 
     # Every state the bar shows, however briefly: polling the DOM could miss a short phase.
     page.evaluate(RECORD_BAR_STATES)

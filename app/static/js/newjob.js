@@ -54,6 +54,8 @@ export async function newJobPage(main, _params, signal) {
   const epochs = h("input", { name: "n_epochs", type: "number", min: "1", max: "100", placeholder: "auto" });
   const batch = h("input", { name: "batch_size", type: "number", min: "1", max: "1024", placeholder: "auto" });
   const rate = h("input", { name: "learning_rate", type: "number", step: "any", min: "0", placeholder: "default" });
+  const replay = h("input", { name: "replay", type: "number", min: "0", max: "1000", placeholder: "0",
+    title: "Records of each earlier task to train on again (rehearsal)" });
   const jobError = h("p", { class: "error", role: "alert", id: "job-error" });
 
   const start = async (event) => {
@@ -64,6 +66,7 @@ export async function newJobPage(main, _params, signal) {
     if (batch.value) hyperparameters.batch_size = Number(batch.value);
     const continual = { task: task.value, strategy: strategy.value };
     if (rate.value) continual.learning_rate = Number(rate.value);
+    if (replay.value) continual.replay = Number(replay.value);
     try {
       const job = await api("/v1/fine_tuning/jobs", { method: "POST", body: {
         model: model.value, training_file: trainingFile.value, hyperparameters, continual } });
@@ -87,6 +90,6 @@ export async function newJobPage(main, _params, signal) {
           field("job-model", "Model lineage", model), field("job-file", "Training dataset", trainingFile),
           field("job-task", "Task name", task), field("job-strategy", "Strategy", strategy),
           field("job-epochs", "Epochs", epochs), field("job-batch", "Batch size", batch),
-          field("job-lr", "Learning rate", rate)),
+          field("job-lr", "Learning rate", rate), field("job-replay", "Replay per earlier task", replay)),
         h("div", { class: "actions" }, h("button", { type: "submit" }, "Start job")), jobError)));
 }
