@@ -379,9 +379,11 @@ def eval_show(client: SculptClient, args) -> int:
     print(f"\nACC {output.score(record['acc'])}   BWT {output.score(record['bwt'])}")
     if record["forgetting"]:
         print("forgetting  " + "  ".join(f"{t} {output.score(f)}" for t, f in record["forgetting"].items()))
-    for title in ("general", "safety"):
-        if record[title]:
-            print(f"{title:<11} " + "  ".join(f"{k} {output.cell(v)}" for k, v in record[title].items()))
+    for name, figures in record.get("suites", {}).items():  # every suite's, general answers' included
+        print(f"{name:<15} " + "  ".join(f"{k} {output.cell(v)}" for k, v in figures.items()
+                                         if not isinstance(v, list | dict)))
+        for change in figures.get("changed") or []:
+            print(f"  lost: {change['prompt'][:50]!r} {change['base'][:30]!r} -> {change['answer'][:30]!r}")
     return 0
 
 

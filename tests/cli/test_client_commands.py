@@ -138,6 +138,9 @@ def test_watch_exits_zero_on_success_and_non_zero_on_failure(capsys, live_url, t
     assert code == 0 and lines[0].split() == ["VERSION", "ALPHA"]
     assert [line.split()[0] for line in lines[1:3]] == ["v1", "v2"]  # the base's baseline, then the new version
     assert "ACC " in out and "BWT " in out
+    assert any(line.startswith("general ") and "perplexity_ratio" in line for line in lines)
+    # A tiny model's base answers none of the general questions, so later versions are asked none.
+    assert any(line.startswith("general_answers ") and "base_right 0" in line and "asked 0" in line for line in lines)
 
     code, out, _ = run(capsys, live_url, "models", "rollback", "bot", "--reason", "v2 regressed")
     assert code == 0 and "head is now v1" in out
