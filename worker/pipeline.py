@@ -127,7 +127,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
         pause_at(phase)
 
     started = time.monotonic()
-    # The reference set (general text) is old data too: the only old data a lineage's first job has.
+    # The reference set (general text) is old data too, on every job: what general ability the base has.
     reference = [record["text"] for record in suites.get(GENERAL.name, [])]
     if inputs.replay_records:
         emit(f"Replaying {len(inputs.replay_records)} training records of {len(inputs.learned)} earlier task(s) "
