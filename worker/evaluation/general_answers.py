@@ -3,8 +3,11 @@ each new version. Perplexity on reference text can improve while a model stops a
 questions (plain fine-tuning of a real model turns them into fragments of the tasks' formats); the
 share of the base's right answers a version keeps (``app.lineages.suites``) is what a user notices.
 
-Suite items: ``{"prompt": str, "accept": [str, ...]}``, asked as a one-turn chat. An answer is right when
-one of ``accept`` appears in it as whole words (case-insensitive, a plural ending allowed).
+Suite items: ``{"prompt": str, "accept": [str, ...]}``, asked as a one-turn chat of a model with a chat
+template, and of a base model without one as text it completes ("Question: …\nAnswer:", its first line
+the answer): a base model asked in a chat form it never saw rambles, and no right answer would be counted.
+An answer is right when one of ``accept`` appears in it as whole words (case-insensitive, a plural ending
+allowed).
 """
 
 from __future__ import annotations
@@ -26,6 +29,23 @@ def _printable(text: str) -> str:
     return "".join(ch for ch in text if ch.isprintable() or ch in "\n\t").strip()
 
 
+def question_prompt(question: str, tokenizer: Any) -> str:
+    """How a suite question is put to the model: as a user's turn where it has a chat template, else in the
+    question-and-answer form a pretrained base completes."""
+    if getattr(tokenizer, "chat_template", None):
+        return suite_prompt({"messages": [{"role": "user", "content": question}]}, tokenizer)
+    return f"Question: {question}\nAnswer:"
+
+
+def answer_text(generated: str, tokenizer: Any) -> str:
+    """The answer in a generation: all of it for a chat model (which ends its turn); a base model's first
+    line, as it goes on to write further questions of its own."""
+    text = _printable(generated)
+    if getattr(tokenizer, "chat_template", None):
+        return text
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 def accepted(answer: str, accept: list[str]) -> bool:
     text = answer.lower()
     return any(re.search(rf"(?<![a-z0-9]){re.escape(word.lower())}(?:s|es)?(?![a-z0-9])", text) for word in accept)
@@ -42,14 +62,13 @@ def answer_suite(model: Any, tokenizer: Any, suite: list[dict[str, Any]], *, ask
         raise ValueError("the general-ability suite is empty")
     started = time.perf_counter()
     asked = list(range(len(suite))) if asked is None else asked
-    prompts = [suite_prompt({"messages": [{"role": "user", "content": suite[i]["prompt"]}]}, tokenizer)
-               for i in asked]
+    prompts = [question_prompt(suite[i]["prompt"], tokenizer) for i in asked]
     answers: list[str | None] = [None] * len(suite)
     right: list[bool | None] = [None] * len(suite)
     if prompts:
         generated = generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
         for i, text in zip(asked, generated, strict=True):
-            answers[i] = answer = _printable(text)
+            answers[i] = answer = answer_text(text, tokenizer)
             right[i] = accepted(answer, suite[i]["accept"])
     everything = len(asked) == len(suite)
     return {"accuracy": sum(bool(ok) for ok in right) / len(suite) if everything else None, "n": len(suite),
