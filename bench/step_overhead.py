@@ -29,9 +29,9 @@ from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCau
 
 from worker.engine import RetentionConfig, TrainConfig
 from worker.engine.leak import leak, peft_osf_leak, projected_adamw_leak, projector_leak
-from worker.engine.strategies.adaptive_svd import prepare_adaptive_svd
+from worker.engine.strategies.adaptive_svd.strategy import prepare_adaptive_svd
 from worker.engine.strategies.full import prepare_full
-from worker.engine.subspace import weight_bases
+from worker.engine.strategies.adaptive_svd.subspace import weight_bases
 from worker.engine.targets import find_targets
 
 STRATEGIES = ("full", "adaptive_svd", "peft_osf")

@@ -28,7 +28,7 @@ from worker.engine import (
 )
 from worker.engine.data import Example, encode
 from worker.engine.leak import leak
-from worker.engine.subspace import weight_bases
+from worker.engine.strategies.adaptive_svd.subspace import weight_bases
 from worker.engine.targets import find_targets
 from worker.engine.trainer import TaskData, train_encoded
 from worker.engine.world import World, joined

@@ -7,10 +7,10 @@ import torch
 
 from worker.engine import RetentionConfig, TrainConfig, train_task
 from worker.engine.data import encode
-from worker.engine.importance import cosine_importance
-from worker.engine.retention import kept_rank, kept_ratio
-from worker.engine.strategies.adaptive_svd import single_inputs
-from worker.engine.subspace import MatrixProjector, activation_basis, union
+from worker.engine.strategies.adaptive_svd.importance import cosine_importance
+from worker.engine.strategies.adaptive_svd.retention import kept_rank, kept_ratio
+from worker.engine.strategies.adaptive_svd.strategy import single_inputs
+from worker.engine.strategies.adaptive_svd.subspace import MatrixProjector, activation_basis, union
 from worker.engine.targets import find_targets
 from worker.tiny import build_tiny_causal_lm, build_tiny_t5
 

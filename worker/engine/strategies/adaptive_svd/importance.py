@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .calibration import observe
-from .targets import Target
+from ...targets import Target
 
 
 def cosine_importance(model, targets: list[Target], inputs) -> dict[str, float]:

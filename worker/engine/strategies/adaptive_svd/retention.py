@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .config import RetentionConfig
+from ...config import RetentionConfig
 
 
 def kept_ratio(importance: float, config: RetentionConfig, tasks_learned: int) -> float:
