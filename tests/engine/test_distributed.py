@@ -18,10 +18,10 @@ import torch
 import torch.multiprocessing as mp
 from torch.distributed.tensor import DTensor
 
+from app.jobs.strategies import Retention
 from worker.engine import (
     NonFiniteLoss,
     RankFailed,
-    RetentionConfig,
     TrainConfig,
     TrainingCancelled,
     train_task,
@@ -46,7 +46,7 @@ LONG = fact_records("long", 400, seed=1)
 
 def _config(**changes) -> TrainConfig:
     defaults = {"n_epochs": 2, "batch_size": 5, "grad_accum": 2, "learning_rate": 3e-3, "warmup_ratio": 0.0,
-                "retention": RetentionConfig(basis="weights")}
+                "retention": Retention(basis="weights")}
     return TrainConfig(**{**defaults, **changes})
 
 

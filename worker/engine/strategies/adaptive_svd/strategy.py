@@ -13,7 +13,6 @@ from app.jobs import strategies as specs
 from ...data import collate
 from ...targets import Target, find_targets
 from ..base import Prepared, decay_groups, unchanged
-from ..registry import register
 from .calibration import observe
 from .distributed import RowShardedProjector, share_bases
 from .importance import cosine_importance
