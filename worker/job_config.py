@@ -20,7 +20,7 @@ def train_config(hyperparameters: dict | None, continual: dict | None, *, seed: 
     hyper = Hyperparameters.model_validate(hyperparameters or {})
     spec = Continual.model_validate(continual or {})
     # Never null once validated: a null is the field's default, and the learning rate the strategy's.
-    assert spec.learning_rate is not None and spec.devices is not None and spec.sharding is not None
+    assert spec.learning_rate is not None and spec.sharding is not None
     return TrainConfig(
         strategy=spec.strategy,
         n_epochs=hyper.resolved("n_epochs"),

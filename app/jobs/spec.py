@@ -103,6 +103,14 @@ class Gates(BaseModel):
         return validate_gates(data)  # unknown names and bad thresholds are refused; nulls dropped
 
 
+def check_devices(devices: int, batch_size: int) -> None:
+    """Refuse more devices than examples a step: the global batch is split between them (the API's check
+    at creation, and the engine's for direct use)."""
+    if devices > batch_size:
+        raise ValueError(f"batch_size {batch_size} is smaller than devices {devices}: the batch is split between "
+                         "the devices, so each needs at least one example a step")
+
+
 def _strategy_enum(schema: dict[str, Any]) -> None:
     # Read at schema time, so strategies registered after import (plug-ins) are listed too.
     schema["enum"] = list(strategies.names())
@@ -128,7 +136,7 @@ class Continual(SettingsModel):
     metric: Literal[METRICS] = "exact_match"  # type: ignore[valid-type]
     labels: list[str] | None = Field(None, min_length=2, max_length=100,
                                      description="The answer choices (metric 'choice').")
-    devices: int | None = Field(
+    devices: int = Field(
         1, ge=1, le=16, strict=True,
         description="Processes (GPUs) that train the job together, with torch.distributed; default 1, at most the "
                     "worker's SCULPT_MAX_DEVICES. hyperparameters.batch_size stays the global batch, split "

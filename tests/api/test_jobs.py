@@ -385,3 +385,16 @@ def test_retention_settings_the_engine_cannot_train_with_are_refused_at_creation
     assert_error(create_job(sqlite_client, "m", upload_ok(sqlite_client), continual={"retention": retention}), 422,
                  param=param)
     assert sqlite_client.get("/v1/fine_tuning/jobs").json()["data"] == []
+
+
+def test_more_devices_than_examples_a_step_are_refused_at_creation(sqlite_client, base_model_dir):
+    register(sqlite_client, "m", base_model_dir)
+    training = upload_ok(sqlite_client)
+    error = assert_error(create_job(sqlite_client, "m", training, hyperparameters={"batch_size": 2},
+                                    continual={"devices": 4}), 422, param="continual.devices")
+    assert "batch_size 2 is smaller than devices 4" in error["message"]
+    assert_error(create_job(sqlite_client, "m", training, continual={"devices": 16}), 422,  # "auto" batch: 8
+                 param="continual.devices")
+    assert sqlite_client.get("/v1/fine_tuning/jobs").json()["data"] == []
+    job = create_job(sqlite_client, "m", training, hyperparameters={"batch_size": 4}, continual={"devices": 4})
+    assert job.status_code == 201, job.text

@@ -52,11 +52,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.sharding not in SHARDINGS:
             raise ValueError(f"sharding must be one of {SHARDINGS}, got {self.sharding!r}")
-        if self.devices > self.batch_size:
-            raise ValueError(
-                f"batch_size {self.batch_size} is smaller than devices {self.devices}: the batch is split "
-                "between the devices, so each needs at least one example a step"
-            )
+        spec.check_devices(self.devices, self.batch_size)
         if self.devices > 1:
             strategies.check_sharding(implementation.spec, self.sharding)
         if self.learning_rate is None or not self.learning_rate > 0:
