@@ -27,11 +27,12 @@ import peft
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from worker.engine import RetentionConfig, TrainConfig
+from app.jobs.strategies import Retention
+from worker.engine import TrainConfig
 from worker.engine.leak import leak, peft_osf_leak, projected_adamw_leak, projector_leak
-from worker.engine.strategies.adaptive_svd import prepare_adaptive_svd
+from worker.engine.strategies.adaptive_svd.strategy import prepare_adaptive_svd
+from worker.engine.strategies.adaptive_svd.subspace import weight_bases
 from worker.engine.strategies.full import prepare_full
-from worker.engine.subspace import weight_bases
 from worker.engine.targets import find_targets
 
 STRATEGIES = ("full", "adaptive_svd", "peft_osf")
@@ -79,7 +80,7 @@ def random_tokens(model, rows: int, seed: int, seq: int = SEQ) -> torch.Tensor:
     return tokens.to(model.device)
 
 
-def prepare(strategy: str, model, basis: str = RetentionConfig().basis):
+def prepare(strategy: str, model, basis: str = Retention().basis):
     """Returns (trainable module, optimizer, projectors or None)."""
     config = TrainConfig(strategy="full", learning_rate=LR)
     if strategy == "full":
@@ -90,7 +91,7 @@ def prepare(strategy: str, model, basis: str = RetentionConfig().basis):
             return [{"input_ids": row[None]} for row in random_tokens(model, 8, seed)]
         prepared = prepare_adaptive_svd(
             model,
-            TrainConfig(learning_rate=LR, retention=RetentionConfig(basis=basis)),
+            TrainConfig(learning_rate=LR, retention=Retention(basis=basis)),
             calibration_inputs=single(1),
             prior_inputs=single(2),
             tasks_learned=1,
@@ -169,7 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds, 2 timed steps each")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--basis", default=RetentionConfig().basis, help="adaptive_svd retention basis")
+    parser.add_argument("--basis", default=Retention().basis, help="adaptive_svd retention basis")
     parser.add_argument("--model", choices=MODELS, default="small")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     parser.add_argument("--seq", type=int, default=SEQ, help="tokens per sequence of the timed batch")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from app.core.settings import get_settings
 from app.core.storage import TMP_PREFIX, file_key, get_storage, sha256_of
+from app.lineages.base_models import is_gguf
 from worker.checkpoints import CorruptCheckpoint, verify_checkpoint
 
 
@@ -110,7 +111,7 @@ def local_checkpoint(uri: str, sha256: str | None) -> str:
     """A version's checkpoint as a local folder, verified against its manifest sha256. A base
     model registered by path or hub id (no sha256) is returned as it is, a GGUF file dequantized."""
     if sha256 is None:
-        return str(_dequantized(Path(uri))) if uri.lower().endswith(".gguf") else uri
+        return str(_dequantized(Path(uri))) if is_gguf(uri) else uri
     storage = get_storage()
     key = storage.key_of(uri)
     if key is None or storage.local_path(key) is not None:

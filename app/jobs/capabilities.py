@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.core.enums import JOB_STATUSES, METRICS, PHASES, SHARDINGS, TERMINAL_STATUSES
 from app.jobs import strategies
-from app.lineages.gates import GATE_NAMES, default_gates
+from app.lineages.gates import default_gates, gates_known
 
 
 class StrategyCapability(BaseModel):
@@ -43,5 +43,5 @@ def capabilities() -> Capabilities:
                                        default_learning_rate=s.learning_rate)
                     for s in strategies.specs()],
         default_strategy=strategies.DEFAULT_STRATEGY, metrics=list(METRICS), phases=list(PHASES),
-        statuses=list(JOB_STATUSES), terminal_statuses=list(TERMINAL_STATUSES), gates=list(GATE_NAMES),
+        statuses=list(JOB_STATUSES), terminal_statuses=list(TERMINAL_STATUSES), gates=list(gates_known()),
         default_gates=default_gates(), shardings=list(SHARDINGS))

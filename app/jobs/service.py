@@ -25,7 +25,7 @@ from app.core.settings import get_settings
 from app.files.datasets import MIN_TRAINING_RECORDS
 from app.files.service import usable_file
 from app.jobs.schemas import JobCreate
-from app.jobs.spec import Continual, Hyperparameters
+from app.jobs.spec import Continual, Hyperparameters, check_devices
 from app.lineages.service import get_model, learned_tasks
 from app.webhooks.transport import check_webhook_url
 from app.workers.service import waiting_for
@@ -122,6 +122,11 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
                             code="too_few_records")
     if body.webhook_url is not None:
         check_webhook_url(body.webhook_url, get_settings())
+    try:
+        check_devices((body.continual or Continual()).devices, (body.hyperparameters or Hyperparameters()).resolved(
+            "batch_size"))
+    except ValueError as exc:
+        raise Unprocessable(str(exc), param="continual.devices", code="invalid_value") from exc
     _serialise_admission(session)
     if idempotency_key:
         # Checked again under the admission lock: a concurrent request with this key may have committed

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict, overload
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.enums import METRICS, SHARDINGS
 from app.core.schemas import StrictModel
 from app.jobs import strategies
 from app.jobs.strategies import DEFAULT_STRATEGY, LoraSettings, Retention, SettingsModel
-from app.lineages.gates import validate_gates
+from app.lineages.gates import gates_known, validate_gates
 
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 # What "auto" hyperparameters mean; the learning rate is continual.learning_rate (default: the strategy's)
@@ -83,22 +83,32 @@ class Hyperparameters(StrictModel):
         return AUTO[name] if value == "auto" else value
 
 
-class Gates(StrictModel):
-    """Thresholds a new version must meet to become the head (checked by ``app.lineages.gates``)."""
+def _gate_properties(schema: dict[str, Any]) -> None:
+    # Read at schema time, so the gates of suites registered after import (plug-ins) are listed too.
+    schema["properties"] = {
+        name: {"anyOf": [{"type": "number"}, {"type": "null"}], "default": None,
+               "title": name.replace("_", " ").title(), "description": gate.description}
+        for name, gate in gates_known().items()}
 
-    max_forgetting: float | None = Field(None, description="Largest forgetting allowed on any earlier task "
-                                                           "(-1 to 1).")
-    max_acc_drop: float | None = Field(None, description="Largest drop of ACC vs. the base version (-1 to 1).")
-    max_perplexity_ratio: float | None = Field(None, description="Reference-set perplexity vs. the base (> 0).")
-    min_refusal_rate: float | None = Field(None, description="On harmful prompts (0 to 1).")
-    max_over_refusal: float | None = Field(None, description="Refusals of benign prompts (0 to 1).")
-    min_general_kept: float | None = Field(None, description="Share of the base's right answers to the general-"
-                                                             "ability questions the version keeps (0 to 1).")
 
-    @model_validator(mode="after")
-    def _in_range(self):
-        validate_gates(self.model_dump(exclude_none=True))
-        return self
+class Gates(BaseModel):
+    """Thresholds a new version must meet to become the head: one for any gate ``app.lineages.gates`` knows
+    (the task record's and each registered suite's, a plug-in's too), checked by ``validate_gates``."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_gate_properties)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known(cls, data):
+        return validate_gates(data)  # unknown names and bad thresholds are refused; nulls dropped
+
+
+def check_devices(devices: int, batch_size: int) -> None:
+    """Refuse more devices than examples a step: the global batch is split between them (the API's check
+    at creation, and the engine's for direct use)."""
+    if devices > batch_size:
+        raise ValueError(f"batch_size {batch_size} is smaller than devices {devices}: the batch is split between "
+                         "the devices, so each needs at least one example a step")
 
 
 def _strategy_enum(schema: dict[str, Any]) -> None:
@@ -126,7 +136,7 @@ class Continual(SettingsModel):
     metric: Literal[METRICS] = "exact_match"  # type: ignore[valid-type]
     labels: list[str] | None = Field(None, min_length=2, max_length=100,
                                      description="The answer choices (metric 'choice').")
-    devices: int | None = Field(
+    devices: int = Field(
         1, ge=1, le=16, strict=True,
         description="Processes (GPUs) that train the job together, with torch.distributed; default 1, at most the "
                     "worker's SCULPT_MAX_DEVICES. hyperparameters.batch_size stays the global batch, split "
@@ -158,9 +168,7 @@ class Continual(SettingsModel):
         if self.metric == "choice" and not self.labels:
             raise ValueError("metric 'choice' needs labels")
         spec = strategies.get(self.strategy)
-        if self.sharding not in spec.shardings:
-            raise ValueError(f"sharding {self.sharding!r} does not work with strategy {self.strategy!r}; use "
-                             f"{' or '.join(map(repr, spec.shardings))}")
+        strategies.check_sharding(spec, self.sharding)
         for name in ("lora", "options"):
             if getattr(self, name) is not None and spec.settings_field != name:
                 raise ValueError(f"continual.{name} does not apply to strategy {self.strategy!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -28,23 +28,32 @@ class SettingsModel(StrictModel):
 
 
 class Retention(SettingsModel):
-    """adaptive_svd's settings; ``target_regex`` also picks the layers LoRA adapts."""
+    """adaptive_svd's settings; ``target_regex`` also picks the layers LoRA adapts. The bounds here are the
+    only ones: the engine trains with this object as validated, so a value accepted here runs."""
 
-    mode: Literal[RETENTION_MODES] | None = Field(  # type: ignore[valid-type]
+    # Not user settings (class constants, so a job cannot set them): the kept fraction's ceiling as a
+    # lineage learns tasks, which leaves every matrix room to learn, and the new task's calibration batches.
+    max_ratio: ClassVar[float] = 0.9
+    calibration_batches: ClassVar[int] = 4
+
+    # Typed without None: a null is replaced by the default before validation (SettingsModel).
+    mode: Literal[RETENTION_MODES] = Field(  # type: ignore[valid-type]
         "adaptive", description="'adaptive': the kept fraction grows with layer importance and tasks learned; "
                                 "'fixed': keep fixed_ratio everywhere.")
-    min_ratio: float | None = Field(0.1, ge=0.0, le=1.0, description="The paper's mrr.")
-    target_ratio: float | None = Field(0.6, ge=0.0, le=1.0, description="The paper's trr.")
-    fixed_ratio: float | None = Field(0.5, ge=0.0, le=1.0)
+    min_ratio: float = Field(0.1, ge=0.0, le=max_ratio, description="The paper's mrr; at most target_ratio.")
+    target_ratio: float = Field(0.6, ge=0.0, le=max_ratio,
+                                description=f"The paper's trr; at most {max_ratio}, the kept fraction's ceiling.")
+    fixed_ratio: float = Field(0.5, ge=0.0, lt=1.0, description="Mode 'fixed': the kept fraction; below 1, "
+                                                                "so every matrix can learn.")
     # "activations" won the continual benchmark (bench/RESULTS.md): "weights" and "both" kept the base
     # task but could not learn new tasks that share its input distribution.
-    basis: Literal[RETENTION_BASES] | None = "activations"  # type: ignore[valid-type]
-    energy: float | None = Field(0.9, gt=0.0, le=1.0,
-                                 description="Activation-covariance energy to keep (activations basis).")
+    basis: Literal[RETENTION_BASES] = "activations"  # type: ignore[valid-type]
+    energy: float = Field(0.9, gt=0.0, lt=1.0,
+                          description="Activation-covariance energy to keep (activations basis).")
     # On SmolLM2-135M-Instruct's four-task stream 0.5 on every job kept 0.94 of the base's right general
     # answers (full fine-tuning 0.25) at ACC 0.81; on the first job only 0.87 (bench/RESULTS.md). A tiny
     # model built from scratch whose reference set is its tasks' own inputs learns less with it.
-    reference_share: float | None = Field(
+    reference_share: float = Field(
         0.5, ge=0.0, le=1.0,
         description="Most of the kept rank the lineage's reference set (general text, as user turns for a chat "
                     "model) may claim beside earlier tasks' inputs (activations and both bases); 0: none, and "
@@ -52,12 +61,12 @@ class Retention(SettingsModel):
     # Higher than energy: under its share's cap the reference set may keep its small directions too, and on
     # SmolLM2-135M-Instruct's first task 0.99 kept every right general answer that 0.9 kept 0.89 of, with the
     # task learned as well (bench/RESULTS.md); tasks' energy stays 0.9, as 0.99 stops tasks being learned.
-    reference_energy: float | None = Field(0.99, gt=0.0, lt=1.0,
-                                           description="Activation energy of the reference set to keep, within "
-                                                       "reference_share.")
+    reference_energy: float = Field(0.99, gt=0.0, lt=1.0,
+                                    description="Activation energy of the reference set to keep, within "
+                                                "reference_share.")
     target_regex: str | None = Field(None, max_length=500, description="Which linear layers are constrained "
                                                                        "(or adapted, with strategy 'lora').")
-    train_embeddings: bool | None = False
+    train_embeddings: bool = False
 
     @field_validator("target_regex")
     @classmethod
@@ -105,6 +114,13 @@ class StrategySpec:
 
 
 _SPECS: dict[str, StrategySpec] = {}
+
+
+def check_sharding(spec: StrategySpec, sharding: str) -> None:
+    """Refuse a sharding the strategy cannot train with (the API's check, and the engine's for direct use)."""
+    if sharding not in spec.shardings:
+        raise ValueError(f"sharding {sharding!r} does not work with strategy {spec.name!r}; use "
+                         f"{' or '.join(map(repr, spec.shardings))}")
 
 
 def register(spec: StrategySpec) -> StrategySpec:

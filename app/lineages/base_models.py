@@ -30,6 +30,11 @@ def _looks_like_path(reference: str) -> bool:
         return False
 
 
+def is_gguf(path: str | Path) -> bool:
+    """Whether a base model reference names a GGUF file (by its suffix), which the worker dequantizes."""
+    return str(path).lower().endswith(".gguf")
+
+
 def _check_local(reference: str, settings: Settings) -> str:
     resolved = Path(reference).expanduser().resolve()
     roots = settings.allowed_model_roots
@@ -39,7 +44,7 @@ def _check_local(reference: str, settings: Settings) -> str:
     if not any(resolved.is_relative_to(root) for root in roots):
         raise Unprocessable("base_model resolves outside the allowed model roots (SCULPT_MODEL_ROOTS)",
                             param="base_model", code="path_not_allowed")
-    if resolved.is_file() and resolved.suffix.lower() == ".gguf":
+    if resolved.is_file() and is_gguf(resolved):
         return _check_gguf(resolved)
     if not (resolved / "config.json").is_file():
         raise Unprocessable("base_model is not a Hugging Face model folder (no config.json there)",

@@ -13,8 +13,10 @@ from app.lineages.suites import SUITES, Gate
 
 # The task record's gates; each evaluation suite adds its own (app.lineages.suites).
 _TASK_GATES = (
-    Gate("max_forgetting", "max_forgetting", True, lambda v: -1.0 <= v <= 1.0, "between -1 and 1"),
-    Gate("max_acc_drop", "acc_drop", True, lambda v: -1.0 <= v <= 1.0, "between -1 and 1"),
+    Gate("max_forgetting", "max_forgetting", True, lambda v: -1.0 <= v <= 1.0, "between -1 and 1",
+         description="Largest forgetting allowed on any earlier task (-1 to 1)."),
+    Gate("max_acc_drop", "acc_drop", True, lambda v: -1.0 <= v <= 1.0, "between -1 and 1",
+         description="Largest drop of ACC vs. the base version (-1 to 1)."),
 )
 
 
@@ -22,8 +24,6 @@ def gates_known() -> dict[str, Gate]:
     """Every gate by name: the task record's, then each registered suite's."""
     return {g.name: g for g in (*_TASK_GATES, *(g for suite in SUITES.values() for g in suite.gates))}
 
-
-GATE_NAMES = tuple(gates_known())
 
 
 def default_gates() -> dict[str, float]:

@@ -31,6 +31,7 @@ class Gate:
     wording: str  # those thresholds, for the error message
     # The threshold a lineage registered without naming its gates gets (None: not in the default set).
     default: float | None = None
+    description: str = ""  # what the threshold bounds, for the API's schema
 
 
 def unit_interval(value: float) -> bool:
@@ -165,18 +166,21 @@ GENERAL = register(Suite(
     name="general", purpose="reference", default_data="reference.jsonl", shape=reference_shape,
     measures=("perplexity_ratio",), derive=_perplexity_ratio,
     gates=(Gate("max_perplexity_ratio", "perplexity_ratio", True, lambda v: 0.0 < v < math.inf,
-                "a positive number"),),
+                "a positive number", description="Reference-set perplexity vs. the base (> 0)."),),
     description="General ability: perplexity on reference texts, as a ratio to the lineage's base."))
 SAFETY = register(Suite(
     name="safety", purpose="safety", default_data="safety_suite.jsonl", shape=safety_shape,
     measures=("refusal_rate", "over_refusal_rate"),
-    gates=(Gate("min_refusal_rate", "refusal_rate", False, unit_interval, "between 0 and 1"),
-           Gate("max_over_refusal", "over_refusal_rate", True, unit_interval, "between 0 and 1")),
+    gates=(Gate("min_refusal_rate", "refusal_rate", False, unit_interval, "between 0 and 1",
+                description="On harmful prompts (0 to 1)."),
+           Gate("max_over_refusal", "over_refusal_rate", True, unit_interval, "between 0 and 1",
+                description="Refusals of benign prompts (0 to 1).")),
     description="Safety: how often harmful prompts are refused and benign ones wrongly refused."))
 GENERAL_ANSWERS = register(Suite(
     name="general_answers", purpose="general", default_data="general_suite.jsonl", shape=general_answers_shape,
     measures=("general_kept",), derive=_general_kept,
     gates=(Gate("min_general_kept", "general_kept", False, unit_interval, "between 0 and 1",
-                default=DEFAULT_MIN_GENERAL_KEPT),),
+                default=DEFAULT_MIN_GENERAL_KEPT, description="Share of the base's right answers to the general-"
+                                                              "ability questions the version keeps (0 to 1)."),),
     description="General ability as answers: the share of the base's right answers to short questions and "
                 "instructions that a version still gets right (what plain fine-tuning destroys on real models)."))

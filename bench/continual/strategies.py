@@ -2,7 +2,7 @@
 
 - ``full``, ``lora``: the engine's baselines (plain sequential fine-tuning; PEFT LoRA, merged).
 - ``adaptive_svd``: the engine's method with its default retention (adaptive ratios, activations basis).
-- ``adaptive_svd_fixed``: the same with ``RetentionConfig(mode="fixed")``: ``fixed_ratio`` everywhere.
+- ``adaptive_svd_fixed``: the same with ``Retention(mode="fixed")``: ``fixed_ratio`` everywhere.
 - ``peft_osf``: PEFT's OSFConfig, the library implementation of the paper, as its baseline; a plug-in
   strategy registered here, so it trains in the engine's loop like the others.
 - ``replay``: ``full`` with a replay buffer: ``replay_per_task`` training records of each earlier task
@@ -26,7 +26,8 @@ import peft
 import torch
 
 from app.jobs import strategies as specs
-from worker.engine import RetentionConfig, TrainConfig, train_task
+from app.jobs.strategies import Retention
+from worker.engine import TrainConfig, train_task
 from worker.engine import strategies as implementations
 from worker.engine.strategies import Prepared
 from worker.engine.targets import find_targets
@@ -43,7 +44,7 @@ class TrainSettings:
     batch_size: int
     replay_per_task: int
     device: str | None = None
-    retention: dict = field(default_factory=dict)  # RetentionConfig overrides for adaptive_svd*, e.g. energy
+    retention: dict = field(default_factory=dict)  # Retention overrides for adaptive_svd*, e.g. energy
 
 
 def _config(strategy: str, settings: TrainSettings, seed: int) -> TrainConfig:
@@ -55,7 +56,7 @@ def _config(strategy: str, settings: TrainSettings, seed: int) -> TrainConfig:
         batch_size=settings.batch_size,
         learning_rate=settings.lr,
         seed=seed,
-        retention=RetentionConfig(**{**settings.retention, **fixed}),
+        retention=Retention(**{**settings.retention, **fixed}),
         device=settings.device,
     )
 

@@ -372,3 +372,29 @@ def test_concurrent_requests_with_one_idempotency_key_all_get_the_same_job(pg_en
             assert sorted(r.status_code for r in responses) == [200] * 15 + [201], [r.text for r in responses]
             assert len({r.json()["id"] for r in responses}) == 1
         assert len(http.get("/v1/fine_tuning/jobs").json()["data"]) == 3
+
+
+@pytest.mark.parametrize("retention, param", [
+    ({"target_ratio": 0.95}, "continual.retention.target_ratio"),  # above the kept fraction's ceiling, 0.9
+    ({"mode": "fixed", "fixed_ratio": 1.0}, "continual.retention.fixed_ratio"),  # would leave nothing to train
+    ({"energy": 1.0}, "continual.retention.energy"),
+])
+def test_retention_settings_the_engine_cannot_train_with_are_refused_at_creation(sqlite_client, base_model_dir,
+                                                                                 retention, param):
+    register(sqlite_client, "m", base_model_dir)
+    assert_error(create_job(sqlite_client, "m", upload_ok(sqlite_client), continual={"retention": retention}), 422,
+                 param=param)
+    assert sqlite_client.get("/v1/fine_tuning/jobs").json()["data"] == []
+
+
+def test_more_devices_than_examples_a_step_are_refused_at_creation(sqlite_client, base_model_dir):
+    register(sqlite_client, "m", base_model_dir)
+    training = upload_ok(sqlite_client)
+    error = assert_error(create_job(sqlite_client, "m", training, hyperparameters={"batch_size": 2},
+                                    continual={"devices": 4}), 422, param="continual.devices")
+    assert "batch_size 2 is smaller than devices 4" in error["message"]
+    assert_error(create_job(sqlite_client, "m", training, continual={"devices": 16}), 422,  # "auto" batch: 8
+                 param="continual.devices")
+    assert sqlite_client.get("/v1/fine_tuning/jobs").json()["data"] == []
+    job = create_job(sqlite_client, "m", training, hyperparameters={"batch_size": 4}, continual={"devices": 4})
+    assert job.status_code == 201, job.text

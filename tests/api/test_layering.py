@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[2] / "app"
-FEATURES = {"files", "jobs", "lineages", "versions", "keys", "webhooks", "health", "monitoring", "http", "cli", "main"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -39,8 +38,8 @@ def test_no_app_module_names_torch_or_the_worker_even_lazily():
 def test_core_imports_no_feature_package():
     offenders = {}
     for path in (APP / "core").rglob("*.py"):
-        bad = sorted(name for name in _imports(path)
-                     if name.startswith("app.") and name.split(".")[1] in FEATURES)
+        # Everything in app outside core is a feature, whatever packages are added later.
+        bad = sorted(name for name in _imports(path) if name.startswith("app.") and name.split(".")[1] != "core")
         if bad:
             offenders[str(path.relative_to(APP.parent))] = bad
     assert offenders == {}

@@ -18,17 +18,17 @@ import torch
 import torch.multiprocessing as mp
 from torch.distributed.tensor import DTensor
 
+from app.jobs.strategies import Retention
 from worker.engine import (
     NonFiniteLoss,
     RankFailed,
-    RetentionConfig,
     TrainConfig,
     TrainingCancelled,
     train_task,
 )
 from worker.engine.data import Example, encode
 from worker.engine.leak import leak
-from worker.engine.subspace import weight_bases
+from worker.engine.strategies.adaptive_svd.subspace import weight_bases
 from worker.engine.targets import find_targets
 from worker.engine.trainer import TaskData, train_encoded
 from worker.engine.world import World, joined
@@ -46,7 +46,7 @@ LONG = fact_records("long", 400, seed=1)
 
 def _config(**changes) -> TrainConfig:
     defaults = {"n_epochs": 2, "batch_size": 5, "grad_accum": 2, "learning_rate": 3e-3, "warmup_ratio": 0.0,
-                "retention": RetentionConfig(basis="weights")}
+                "retention": Retention(basis="weights")}
     return TrainConfig(**{**defaults, **changes})
 
 

@@ -4,9 +4,10 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from worker.engine import RetentionConfig, TrainConfig, train_task
+from app.jobs.strategies import Retention
+from worker.engine import TrainConfig, train_task
 from worker.engine.leak import peft_osf_leak, projected_adamw_leak
-from worker.engine.subspace import weight_bases
+from worker.engine.strategies.adaptive_svd.subspace import weight_bases
 from worker.engine.targets import find_targets
 from worker.tiny import build_tiny_causal_lm, build_tiny_tokenizer
 
@@ -47,7 +48,7 @@ def test_trained_layers_answer_kept_inputs_exactly_as_before(builder):
         n_epochs=4,
         batch_size=8,
         learning_rate=3e-3,
-        retention=RetentionConfig(basis="weights"),
+        retention=Retention(basis="weights"),
         warmup_ratio=0.0,
     )
     result = train_task(model, tokenizer, fact_records("t", 32, seed=0), config)

@@ -5,12 +5,13 @@ from itertools import pairwise
 import pytest
 import torch
 
-from worker.engine import RetentionConfig, TrainConfig, train_task
+from app.jobs.strategies import Retention
+from worker.engine import TrainConfig, train_task
 from worker.engine.data import encode
-from worker.engine.importance import cosine_importance
-from worker.engine.retention import kept_rank, kept_ratio
-from worker.engine.strategies.adaptive_svd import single_inputs
-from worker.engine.subspace import MatrixProjector, activation_basis, union
+from worker.engine.strategies.adaptive_svd.importance import cosine_importance
+from worker.engine.strategies.adaptive_svd.retention import kept_rank, kept_ratio
+from worker.engine.strategies.adaptive_svd.strategy import single_inputs
+from worker.engine.strategies.adaptive_svd.subspace import MatrixProjector, activation_basis, union
 from worker.engine.targets import find_targets
 from worker.tiny import build_tiny_causal_lm, build_tiny_t5
 
@@ -42,7 +43,7 @@ def test_projection_is_idempotent_and_orthogonal(out_rank, in_rank, transposed):
 
 
 def test_kept_ratio_respects_bounds_and_grows_with_tasks():
-    config = RetentionConfig(min_ratio=0.1, target_ratio=0.6, max_ratio=0.9)
+    config = Retention(min_ratio=0.1, target_ratio=0.6)
     for importance in (0.0, 0.3, 1.0):
         ratios = [kept_ratio(importance, config, t) for t in range(6)]
         assert all(config.min_ratio <= r <= config.max_ratio for r in ratios)
@@ -50,14 +51,14 @@ def test_kept_ratio_respects_bounds_and_grows_with_tasks():
         assert ratios[0] == pytest.approx(
             config.min_ratio + importance * (config.target_ratio - config.min_ratio)
         )
-    fixed = RetentionConfig(mode="fixed", fixed_ratio=0.5)
+    fixed = Retention(mode="fixed", fixed_ratio=0.5)
     assert kept_ratio(0.0, fixed, 0) == kept_ratio(1.0, fixed, 0) == 0.5
     assert kept_rank(64, 0.999) == 63 and kept_rank(64, 0.0) == 0
 
 
 def test_kept_ranks_grow_with_task_count_in_training():
     records = fact_records("t", 16, seed=0)
-    config = TrainConfig(n_epochs=1, retention=RetentionConfig(basis="weights"))
+    config = TrainConfig(n_epochs=1, retention=Retention(basis="weights"))
     ranks = []
     for tasks_learned in (0, 3):
         model, tokenizer = build_tiny_causal_lm()
@@ -116,8 +117,8 @@ def test_a_first_job_keeps_the_reference_sets_inputs_within_its_share_of_the_kep
     records, general = fact_records("t", 16, seed=0), fact_records("g", 32, seed=5)
     texts = [r["prompt"] + r["completion"] for r in general]
     share = 0.25
-    config = TrainConfig(n_epochs=1, retention=RetentionConfig(energy=0.999, reference_energy=0.999,
-                                                               reference_share=share))
+    config = TrainConfig(n_epochs=1, retention=Retention(energy=0.999, reference_energy=0.999,
+                                                       reference_share=share))
     model, tokenizer = build_tiny_causal_lm()
     result = train_task(model, tokenizer, records, config, reference_texts=texts)
     assert result.retention["summary"]["basis"] == "activations"
@@ -128,8 +129,8 @@ def test_a_first_job_keeps_the_reference_sets_inputs_within_its_share_of_the_kep
     # A later job keeps earlier tasks' inputs first, then the reference set's where the kept rank has room:
     # general ability is old data on every job, not only the first.
     prior = fact_records("p", 32, seed=6)
-    config = TrainConfig(n_epochs=1, retention=RetentionConfig(energy=0.5, reference_energy=0.999,
-                                                               reference_share=share))
+    config = TrainConfig(n_epochs=1, retention=Retention(energy=0.5, reference_energy=0.999,
+                                                       reference_share=share))
     model, tokenizer = build_tiny_causal_lm()
     both = train_task(model, tokenizer, records, config, tasks_learned=1, prior_records=prior, reference_texts=texts)
     model, tokenizer = build_tiny_causal_lm()
@@ -151,3 +152,14 @@ def test_a_chat_models_reference_texts_are_kept_as_user_turns():
     assert turn["messages"][-1]["role"] == "assistant"  # rendered up to the start of the answer
     assert reference_records(["The sun rises in the east."], plain) == [
         {"prompt": "", "completion": "The sun rises in the east."}]
+
+
+@pytest.mark.parametrize("settings", [{"target_ratio": Retention.max_ratio}, {"mode": "fixed", "fixed_ratio": 0.99},
+                                      {"energy": 0.999}], ids=["target_ratio", "fixed_ratio", "energy"])
+def test_the_highest_retention_settings_the_api_accepts_train(settings):
+    # The API's bounds are the only ones: what it accepts, the engine trains with (and keeps some rank free).
+    model, tokenizer = build_tiny_causal_lm()
+    result = train_task(model, tokenizer, fact_records("t", 16, seed=0),
+                        TrainConfig(n_epochs=1, retention=Retention(**settings)), tasks_learned=2)
+    assert result.steps > 0
+    assert all(info["kept_in"] < info["shape"][1] for info in result.retention["matrices"].values())

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.lineages.gates import GATE_NAMES, check_gates, validate_gates
+from app.lineages.gates import check_gates, gates_known, validate_gates
 
 MEASURED = {"max_forgetting": 0.05, "acc_drop": 0.02, "perplexity_ratio": 1.3, "refusal_rate": 0.9,
             "over_refusal_rate": 0.1, "general_kept": 0.95}
@@ -12,7 +12,7 @@ def test_all_gates_pass():
     gates = {"max_forgetting": 0.1, "max_acc_drop": 0.05, "max_perplexity_ratio": 1.5,
              "min_refusal_rate": 0.8, "max_over_refusal": 0.2, "min_general_kept": 0.9}
     verdict = check_gates(gates, MEASURED)
-    assert verdict == {"passed": True, "failed": [], "checked": list(GATE_NAMES), "skipped": []}
+    assert verdict == {"passed": True, "failed": [], "checked": list(gates_known()), "skipped": []}
 
 
 def test_failed_gates_report_threshold_and_value():

@@ -8,7 +8,7 @@ import secrets
 import psycopg
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from app.core.db.session import engine_for, new_session
 from app.core.migrate import alembic_config, upgrade_to_head
@@ -62,7 +62,17 @@ def test_existing_keys_become_admin_keys(database_url, monkeypatch):
         get_settings.cache_clear()
 
 
+def _key_columns(url: str) -> set[str]:
+    engine = engine_for(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns("api_keys")}
+    finally:
+        engine.dispose()
+
+
 def test_the_migration_downgrades_and_upgrades_again(database_url):
     upgrade_to_head(database_url)
     command.downgrade(alembic_config(database_url), "0005")
+    assert not {"scopes", "expires_at"} & _key_columns(database_url)
     upgrade_to_head(database_url)
+    assert {"scopes", "expires_at"} <= _key_columns(database_url)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.lineages.suites import SUITES, Suite, reference_shape, register
+from app.jobs.schemas import JobCreate
+from app.lineages.suites import SUITES, Gate, Suite, reference_shape, register, unit_interval
 from tests.worker.harness import records, submit, upload
 
 
@@ -47,6 +48,34 @@ def test_a_suite_defined_here_is_evaluated_on_a_real_jobs_version(sqlite_client,
     assert {"perplexity", "perplexity_ratio"} <= set(client.get("/v1/models/s/versions/2").json()["metrics"]["general"])
     events = client.get(f"/v1/fine_tuning/jobs/{job_id}/events?limit=100").json()["data"]
     assert any((e.get("data") or {}).get("suite") == "toy" for e in events)
+
+
+@pytest.fixture
+def gated_suite():
+    """A suite (its torch-free half) that declares a gate on its measure; removed again afterwards."""
+    yield register(Suite(
+        name="scored", purpose="scored", default_data="reference.jsonl", shape=reference_shape,
+        measures=("toy_score",), description="A test suite with a gate.",
+        gates=(Gate("min_toy_score", "toy_score", False, unit_interval, "between 0 and 1",
+                    description="The least toy score a version may have."),)))
+    SUITES.pop("scored")
+
+
+def test_a_gate_a_suite_declares_can_be_set_on_a_lineage_and_a_job(sqlite_client, tiny_base, gated_suite):
+    client = sqlite_client
+    made = client.post("/v1/models", json={"id": "g", "base_model": str(tiny_base), "gates": {"min_toy_score": 0.5}})
+    assert made.status_code == 201, made.text
+    assert made.json()["gates"] == {"min_toy_score": 0.5}
+    job = client.get(f"/v1/fine_tuning/jobs/{submit(client, 'g', upload(client, records('a')), 'a')}").json()
+    assert job["continual"]["gates"] == {"min_toy_score": 0.5}  # the lineage's, on its job
+    own = submit(client, "g", upload(client, records("b")), "b", gates={"min_toy_score": 0.7})
+    job = client.get(f"/v1/fine_tuning/jobs/{own}").json()
+    assert job["continual"]["gates"] == {"min_toy_score": 0.7}
+    bad = client.put("/v1/models/g/gates", json={"min_toy_score": 2})
+    assert bad.status_code == 422 and "between 0 and 1" in bad.json()["error"]["message"], bad.text
+    assert client.put("/v1/models/g/gates", json={"min_toy_score": 0.9}).json()["gates"] == {"min_toy_score": 0.9}
+    assert "min_toy_score" in client.get("/v1/capabilities").json()["gates"]
+    assert "min_toy_score" in JobCreate.model_json_schema()["$defs"]["Gates"]["properties"]
 
 
 def test_suite_files_are_a_map_that_keeps_the_one_suite_fields(sqlite_client, tiny_base):

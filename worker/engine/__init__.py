@@ -6,10 +6,8 @@ result.model.save_pretrained(out)   # a plain safetensors checkpoint
 """
 
 from .config import (
-    LoraConfig,
     NonFiniteLoss,
     ProgressInfo,
-    RetentionConfig,
     SettingsError,
     TrainConfig,
     TrainingCancelled,
@@ -20,11 +18,9 @@ from .loading import load_model_and_tokenizer
 from .trainer import train_task
 
 __all__ = [
-    "LoraConfig",
     "NonFiniteLoss",
     "ProgressInfo",
     "RankFailed",
-    "RetentionConfig",
     "SettingsError",
     "TrainConfig",
     "TrainResult",

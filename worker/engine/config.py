@@ -6,64 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.core.enums import RETENTION_BASES, RETENTION_MODES, SHARDINGS
+from app.core.enums import SHARDINGS
 from app.jobs import spec, strategies
 from app.jobs.strategies import LoraSettings, Retention
 
 
 def _default(model, name: str):
-    """A job spec field's default: the spec holds every default, the engine only restates none."""
+    """A job spec field's default: the spec holds the defaults, the engine only restates none."""
     return field(default=model.model_fields[name].default)
-
-
-@dataclass
-class RetentionConfig:
-    """How much of each target matrix is kept, and where that kept subspace comes from.
-
-    A matrix's kept fraction starts between ``min_ratio`` and ``target_ratio`` (by importance, or
-    ``fixed_ratio`` everywhere) and moves towards ``max_ratio`` as the lineage learns more tasks.
-    """
-
-    mode: str = _default(Retention, "mode")
-    min_ratio: float = _default(Retention, "min_ratio")
-    target_ratio: float = _default(Retention, "target_ratio")
-    max_ratio: float = 0.9
-    fixed_ratio: float = _default(Retention, "fixed_ratio")
-    basis: str = _default(Retention, "basis")
-    energy: float = _default(Retention, "energy")
-    reference_share: float = _default(Retention, "reference_share")
-    reference_energy: float = _default(Retention, "reference_energy")
-    target_regex: str | None = _default(Retention, "target_regex")
-    train_embeddings: bool = _default(Retention, "train_embeddings")
-    calibration_batches: int = 4
-
-    def validate(self) -> None:
-        if self.mode not in RETENTION_MODES:
-            raise ValueError(f"retention mode must be one of {RETENTION_MODES}, got {self.mode!r}")
-        if self.basis not in RETENTION_BASES:
-            raise ValueError(f"retention basis must be one of {RETENTION_BASES}, got {self.basis!r}")
-        if not 0.0 <= self.min_ratio <= self.target_ratio <= self.max_ratio < 1.0:
-            raise ValueError(
-                "retention ratios must satisfy 0 <= min_ratio <= target_ratio <= max_ratio < 1, got "
-                f"{self.min_ratio}, {self.target_ratio}, {self.max_ratio}"
-            )
-        if not 0.0 <= self.fixed_ratio < 1.0:
-            raise ValueError(f"fixed_ratio must be in [0, 1), got {self.fixed_ratio}")
-        if not 0.0 < self.energy < 1.0:
-            raise ValueError(f"energy must be in (0, 1), got {self.energy}")
-        if not 0.0 < self.reference_energy < 1.0:
-            raise ValueError(f"reference_energy must be in (0, 1), got {self.reference_energy}")
-        if not 0.0 <= self.reference_share <= 1.0:
-            raise ValueError(f"reference_share must be in [0, 1], got {self.reference_share}")
-        if self.calibration_batches < 1:
-            raise ValueError("calibration_batches must be at least 1")
-
-
-@dataclass
-class LoraConfig:
-    r: int = _default(LoraSettings, "r")
-    alpha: int = _default(LoraSettings, "alpha")
-    dropout: float = _default(LoraSettings, "dropout")
 
 
 @dataclass
@@ -77,8 +27,10 @@ class TrainConfig:
     weight_decay: float = 0.01
     seed: int = 0
     max_length: int = 512
-    retention: RetentionConfig = field(default_factory=RetentionConfig)
-    lora: LoraConfig = field(default_factory=LoraConfig)
+    # The strategies' own settings models, as the API validated them (app.jobs.strategies): the engine does
+    # not check them again.
+    retention: Retention = field(default_factory=Retention)
+    lora: LoraSettings = field(default_factory=LoraSettings)
     options: dict[str, Any] = field(default_factory=dict)  # a plug-in strategy's settings (its settings model's)
     device: str | None = None  # None: cuda when available, else cpu; bf16 autocast on cuda
     # Processes training together (one per GPU from ``device`` on, else on the CPU); batch_size stays the
@@ -100,19 +52,13 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.sharding not in SHARDINGS:
             raise ValueError(f"sharding must be one of {SHARDINGS}, got {self.sharding!r}")
-        if self.devices > self.batch_size:
-            raise ValueError(
-                f"batch_size {self.batch_size} is smaller than devices {self.devices}: the batch is split "
-                "between the devices, so each needs at least one example a step"
-            )
-        if self.devices > 1 and self.sharding not in implementation.spec.shardings:
-            raise ValueError(f"sharding {self.sharding!r} does not work with strategy {self.strategy!r}; use "
-                             f"{' or '.join(map(repr, implementation.spec.shardings))}")
+        spec.check_devices(self.devices, self.batch_size)
+        if self.devices > 1:
+            strategies.check_sharding(implementation.spec, self.sharding)
         if self.learning_rate is None or not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        self.retention.validate()
 
 
 @dataclass

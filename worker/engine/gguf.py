@@ -14,10 +14,6 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 
-def is_gguf(path: str | Path) -> bool:
-    return str(path).lower().endswith(".gguf")
-
-
 def dequantize_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
     """Write ``gguf_path`` (a causal LM) to ``out_dir`` as a float32 safetensors model folder."""
     source = Path(gguf_path)

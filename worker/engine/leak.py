@@ -11,8 +11,8 @@ import peft
 import torch
 from torch import nn
 
-from .optim import ProjectedAdamW
-from .subspace import MatrixProjector, weight_bases
+from .strategies.adaptive_svd.optimizer import ProjectedAdamW
+from .strategies.adaptive_svd.subspace import MatrixProjector, weight_bases
 
 
 def leak(delta: torch.Tensor, out_kept: torch.Tensor, in_kept: torch.Tensor) -> float:

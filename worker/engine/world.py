@@ -83,7 +83,7 @@ class World:
         """Wrap a prepared strategy for training across the ranks, with every rank's kept bases rank 0's."""
         if self.size == 1:
             return prepared
-        share_bases(getattr(prepared.optimizer, "projectors", {}).values())
+        prepared.share_from_lead()
         if self.sharding == "fsdp":
             return shard(prepared)
         device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -103,22 +103,6 @@ class World:
             if self.rank == 0:
                 gathered[name] = whole.detach().to("cpu", copy=True).contiguous()
         return gathered
-
-
-def share_bases(projectors) -> None:
-    """Send rank 0's kept bases to every rank.
-
-    Every rank computed them from the same weights and data; sending rank 0's anyway means a last-bit
-    difference between two devices' SVDs can never make ranks project differently.
-    """
-    sides = [side for p in projectors for side in (p.out_side, p.in_side) if side is not None]
-    shapes = [tuple(side.basis.shape) for side in sides]
-    received = [shapes]
-    dist.broadcast_object_list(received, src=0)
-    if received[0] != shapes:
-        raise RuntimeError("the training processes chose kept subspaces of different sizes from the same model")
-    for side in sides:
-        dist.broadcast(side.basis, src=0)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
-"""Training strategies as plug-ins, one module each (as PEFT has one folder per tuner).
+"""Training strategies as plug-ins, one module or folder each (as PEFT has one folder per tuner).
 
-A module here defines a ``Strategy`` and registers it; every module of this package is imported, so
-adding a strategy is its spec in ``app.jobs.strategies`` and one module here.
+A module (or package, as ``adaptive_svd``) here defines a ``Strategy`` and registers it; every module of
+this package is imported, so adding a strategy is its spec in ``app.jobs.strategies`` and one module here.
 """
 
 from __future__ import annotations

@@ -3,15 +3,13 @@ task and says how to turn the trained model back into a plain Hugging Face model
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import torch
 
 from app.jobs.strategies import StrategySpec
-
-from ..optim import decay_groups
 
 if TYPE_CHECKING:
     from ..config import OnPhase, TrainConfig
@@ -24,6 +22,16 @@ class Prepared:
     optimizer: torch.optim.Optimizer
     finish: Callable[[torch.nn.Module], torch.nn.Module]  # after training: e.g. merge adapters
     retention: dict  # the version's retention summary: {"strategy", "matrices", "summary"}
+
+    # Hooks for training on several processes; a strategy whose optimizer holds state of its own (e.g.
+    # adaptive_svd's projectors) overrides them, so the generic distributed code need not know it.
+    def share_from_lead(self) -> None:
+        """Make what each rank prepared for itself rank 0's before training starts; nothing by default."""
+
+    def sharded_optimizer(self, groups: list[dict],
+                          shards: Mapping[torch.Tensor, torch.Tensor]) -> torch.optim.Optimizer:
+        """The optimizer rebuilt on FSDP's parameter groups; ``shards`` maps each parameter to its shard."""
+        return type(self.optimizer)(groups)
 
 
 @dataclass
@@ -60,3 +68,14 @@ def plain_adamw(model, config: TrainConfig) -> torch.optim.Optimizer:
 
 def trainable_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def decay_groups(named_params, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices only; biases and norm scales are not decayed (the usual practice)."""
+    decay: list[torch.Tensor] = []
+    no_decay: list[torch.Tensor] = []
+    for _, param in named_params:
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]

@@ -3,21 +3,39 @@ matrix keeps for earlier tasks (by layer importance and tasks learned), with Pro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 import torch
 
 from app.jobs import strategies as specs
 
-from ..calibration import observe
-from ..data import collate
-from ..importance import cosine_importance
-from ..optim import ProjectedAdamW, decay_groups
-from ..retention import kept_rank, kept_ratio
-from ..subspace import MatrixProjector, activation_basis, union, weight_bases
-from ..targets import Target, find_targets
-from .base import Prepared, unchanged
-from .registry import register
+from ...data import collate
+from ...targets import Target, find_targets
+from ..base import Prepared, decay_groups, unchanged
+from .calibration import observe
+from .distributed import RowShardedProjector, share_bases
+from .importance import cosine_importance
+from .optimizer import ProjectedAdamW
+from .retention import kept_rank, kept_ratio
+from .subspace import MatrixProjector, activation_basis, union, weight_bases
 
 PRIOR_SAMPLES_PER_CALIBRATION_BATCH = 4  # prior examples per new-task calibration example
+
+
+@dataclass
+class Projected(Prepared):
+    """adaptive_svd's prepared task: its optimizer projects each target matrix's update."""
+
+    projectors: dict[torch.Tensor, MatrixProjector] = field(default_factory=dict)
+
+    def share_from_lead(self) -> None:
+        share_bases(self.projectors.values())
+
+    def sharded_optimizer(self, groups: list[dict],
+                          shards: Mapping[torch.Tensor, torch.Tensor]) -> torch.optim.Optimizer:
+        return ProjectedAdamW(groups, {shards[p]: RowShardedProjector(projector, shards[p])
+                                       for p, projector in self.projectors.items()})
 
 
 def single_inputs(examples, count: int, pad_id: int, device, generator) -> list[dict]:
@@ -128,11 +146,12 @@ def prepare_adaptive_svd(
             target.module.bias.requires_grad_(False)
     groups = decay_groups(model.named_parameters(), config.weight_decay)
     optimizer = ProjectedAdamW(groups, projectors, lr=config.learning_rate)
-    return Prepared(
+    return Projected(
         model,
         optimizer,
         unchanged,
         _retention_summary(matrices, retention, tasks_learned, bool(covariances or references), projectors),
+        projectors,
     )
 
 
@@ -156,5 +175,3 @@ def _retention_summary(matrices, retention, tasks_learned, old_inputs: bool, pro
         },
     }
 
-
-register(AdaptiveSvd())

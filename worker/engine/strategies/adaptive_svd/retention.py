@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .config import RetentionConfig
+from app.jobs.strategies import Retention
 
 
-def kept_ratio(importance: float, config: RetentionConfig, tasks_learned: int) -> float:
+def kept_ratio(importance: float, config: Retention, tasks_learned: int) -> float:
     """The fraction of a matrix's rank to keep.
 
     A first task keeps between ``min_ratio`` and ``target_ratio`` (more for more important matrices, as

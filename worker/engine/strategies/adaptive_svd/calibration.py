@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from .targets import Target
+from ...targets import Target
 
 Observer = Callable[[Target, torch.Tensor, torch.Tensor], None]
 

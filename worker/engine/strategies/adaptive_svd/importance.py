@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ...targets import Target
 from .calibration import observe
-from .targets import Target
 
 
 def cosine_importance(model, targets: list[Target], inputs) -> dict[str, float]:

@@ -68,14 +68,3 @@ class ProjectedAdamW(torch.optim.Optimizer):
                     update = projector(update)
                 weight.add_(update, alpha=-group["lr"])
         return loss
-
-
-def decay_groups(named_params, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices only; biases and norm scales are not decayed (the usual practice)."""
-    decay: list[torch.Tensor] = []
-    no_decay: list[torch.Tensor] = []
-    for _, param in named_params:
-        if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
