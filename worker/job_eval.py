@@ -44,8 +44,10 @@ def evaluate(inputs: JobInputs, scores: dict[str, dict], suite_results: dict[str
     """``base_metrics``: the lineage's base version's metrics (the suites' baselines); ``gates``: the job's."""
     result = VersionEvaluation(scores=scores, summary=task_record(inputs, scores, cells))
     measured = {"max_forgetting": result.summary["max_forgetting"], "acc_drop": result.summary["acc_drop"]}
+    why_not: dict[str, str] = {}
     for name, raw in suite_results.items():
         result.suites[name], measures = SUITES[name].judge(raw, base_metrics.get(name))
         measured.update(measures)
-    result.verdict = check_gates(gates, measured)
+        why_not.update(result.suites[name].get("not_measured") or {})
+    result.verdict = check_gates(gates, measured, why_not)
     return result

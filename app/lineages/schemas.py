@@ -153,3 +153,7 @@ class EvaluationsObject(BaseModel):
     unevaluable: dict[str, str] = Field(
         default_factory=dict, description="Tasks whose data was deleted, with why: their scores stay, later "
                                           "versions are no longer evaluated on them.")
+    not_measured: dict[str, str] = Field(
+        default_factory=dict, description="Measures this lineage's suites cannot take, with why (general_kept "
+                                          "where the base answers too few general questions right): their "
+                                          "gates cannot judge its versions.")

@@ -221,6 +221,8 @@ def evaluations(session: Session, model_id: str, version: int | None = None) -> 
         "general": shown_metrics.get("general") or {}, "safety": shown_metrics.get("safety") or {},
         "suites": {name: _suite_figures(shown_metrics[name]) for name in SUITES if shown_metrics.get(name)},
         "unevaluable": {t.name: t.unevaluable_reason for t in tasks if t.unevaluable_reason},
+        "not_measured": {measure: why for name in SUITES
+                         for measure, why in ((shown_metrics.get(name) or {}).get("not_measured") or {}).items()},
     }
 
 

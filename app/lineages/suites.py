@@ -148,16 +148,21 @@ DEFAULT_MIN_GENERAL_KEPT = 0.8
 
 def _general_kept(result: dict, baseline: dict | None) -> dict[str, Any]:
     """The share of the base's right answers still right (None when the base got fewer than
-    MIN_BASE_RIGHT right, or was scored on another suite), with a few of the answers that went wrong
-    beside the base's."""
+    MIN_BASE_RIGHT right, with why under ``not_measured``, or was scored on another suite), with a few of
+    the answers that went wrong beside the base's."""
     base = baseline or {}
     base_right, right = base.get("right"), result.get("right") or []
     if base_right is None or len(base_right) != len(right):
         return {"general_kept": None}
     held = [i for i, ok in enumerate(base_right) if ok]
     lost = [i for i in held if not right[i]]
-    return {"general_kept": (len(held) - len(lost)) / len(held) if len(held) >= MIN_BASE_RIGHT else None,
+    measured = len(held) >= MIN_BASE_RIGHT
+    return {"general_kept": (len(held) - len(lost)) / len(held) if measured else None,
             "base_right": len(held), "lost": len(lost),
+            **({} if measured else {"not_measured": {"general_kept": (
+                f"the lineage's base answered {len(held)} of {len(base_right)} general questions right; "
+                f"general_kept needs at least {MIN_BASE_RIGHT} (give the lineage a 'general' suite file of "
+                "questions its base answers)")}}),
             "changed": [{"prompt": result["prompts"][i], "base": base["answers"][i], "answer": result["answers"][i]}
                         for i in lost[:CHANGED_EXAMPLES]]}
 

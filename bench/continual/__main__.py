@@ -135,7 +135,7 @@ def load_stream(args: argparse.Namespace, seed: int) -> list[Task]:
     if args.tasks:
         stream = file_stream(args.tasks, seed, args.held_out_fraction)
     elif args.model != TINY:
-        stream = real_stream(seed, args.train_size, args.held_out)
+        stream = real_stream(seed, args.train_size, args.held_out, MODELS[args.model].chat)
     else:
         stream = built_in_stream(args.stream, seed, args.train_size, args.held_out)
     return stream[: args.task_count]

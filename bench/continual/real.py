@@ -27,7 +27,7 @@ def load_base(name: str):
 
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; one of {', '.join(MODELS)}")
-    model, tokenizer, _kind = load_model_and_tokenizer(model_folder())
+    model, tokenizer, _kind = load_model_and_tokenizer(model_folder(name))
     return model, tokenizer
 
 

@@ -1,5 +1,7 @@
-"""The real-model benchmark's stream (``--model smollm2-135m``): the chat tasks of
-``app.cli.chat_tasks``, each split into training items and held-out items never trained on."""
+"""The real-model benchmark's stream (``--model smollm2-135m`` or ``gemma3-270m``): the chat tasks of
+``app.cli.chat_tasks``, each split into training items and held-out items never trained on. A model with a
+chat template learns them as chat records; a pretrained base without one as prompt/completion records
+("…\\nAnswer:" and the answer), the form a base model is fine-tuned in."""
 
 from __future__ import annotations
 
@@ -7,12 +9,19 @@ from app.cli.chat_tasks import REAL_TASKS, distinct_records
 from bench.continual.streams import Task
 
 
-def real_task(name: str, seed: int, train: int, held_out: int) -> Task:
+def completion_form(record: dict) -> dict:
+    """A one-turn chat record as prompt/completion text."""
+    user, assistant = record["messages"][0]["content"], record["messages"][-1]["content"]
+    return {"prompt": f"{user}\nAnswer:", "completion": f" {assistant}"}
+
+
+def real_task(name: str, seed: int, train: int, held_out: int, chat: bool = True) -> Task:
     """Task ``name`` with ``train`` + ``held_out`` distinct items drawn with ``seed``; no held-out item
     is also a training item."""
     items = distinct_records(name, seed, train + held_out)
+    items = items if chat else [completion_form(item) for item in items]
     return Task(name, items[:train], items[train:])
 
 
-def real_stream(seed: int, train: int, held_out: int) -> list[Task]:
-    return [real_task(name, seed, train, held_out) for name in REAL_TASKS]
+def real_stream(seed: int, train: int, held_out: int, chat: bool = True) -> list[Task]:
+    return [real_task(name, seed, train, held_out, chat) for name in REAL_TASKS]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.lineages.gates import default_gates
-from app.lineages.suites import DEFAULT_MIN_GENERAL_KEPT
+from app.lineages.gates import DEFAULT_MAX_FORGETTING, default_gates
+from app.lineages.suites import DEFAULT_MIN_GENERAL_KEPT, MIN_BASE_RIGHT
 from tests.worker.harness import jsonl, records, submit, upload, wait_for
 
 
@@ -79,7 +79,7 @@ def test_suites_and_gates_reject_bad_input_and_change_nothing(sqlite_client, tin
 def test_a_lineage_registered_without_gates_guards_general_ability_and_can_opt_out(sqlite_client, tiny_base):
     client = sqlite_client
     guarded = client.post("/v1/models", json={"id": "guarded", "base_model": str(tiny_base)}).json()
-    assert guarded["gates"] == {"min_general_kept": DEFAULT_MIN_GENERAL_KEPT}
+    assert guarded["gates"] == {"max_forgetting": DEFAULT_MAX_FORGETTING, "min_general_kept": DEFAULT_MIN_GENERAL_KEPT}
     opted_out = client.post("/v1/models", json={"id": "open", "base_model": str(tiny_base), "gates": {}}).json()
     assert opted_out["gates"] == {}
     named = client.post("/v1/models", json={"id": "own", "base_model": str(tiny_base),
@@ -101,3 +101,37 @@ def test_a_job_is_judged_by_the_gates_resolved_when_it_was_submitted(sqlite_clie
     assert job["continual"]["gates"] == {"max_forgetting": 0.5}
     assert client.get("/v1/models/w/versions/2").json()["gate_verdict"]["checked"] == []  # nothing to forget yet
     assert job["base_version"] == 1  # the version it trained from
+
+
+def _full_job(client, model: str, task: str) -> dict:
+    """Plain fine-tuning on a task a tiny model learns in a few epochs: every prompt gets one answer."""
+    rows = [{"prompt": f"{task} {i}:", "completion": f" {task[:3]}"} for i in range(40)]
+    body = {"model": model, "training_file": upload(client, rows), "seed": 0,
+            "hyperparameters": {"n_epochs": 4, "batch_size": 4},
+            "continual": {"task": task, "strategy": "full", "learning_rate": 1e-2}}
+    response = client.post("/v1/fine_tuning/jobs", json=body)
+    assert response.status_code == 201, response.text
+    return wait_for(client, response.json()["id"], timeout=300)
+
+
+def test_default_gates_reject_an_erased_task_and_say_which_gate_could_not_judge(sqlite_client, tiny_base, workers):
+    client = sqlite_client
+    client.post("/v1/models", json={"id": "d", "base_model": str(tiny_base)})  # the default gate set
+    workers(1)
+    learned = _full_job(client, "d", "alpha")
+    erased = _full_job(client, "d", "beta")  # plain fine-tuning of a tiny model overwrites the first answer
+
+    assert learned["result"]["promoted"] is True and learned["result"]["scores"]["alpha"] == 1.0, learned["result"]
+    assert erased["result"]["scores"]["alpha"] < 1.0 - DEFAULT_MAX_FORGETTING, erased["result"]
+    assert erased["result"]["promoted"] is False
+    assert [f["gate"] for f in erased["result"]["failed_gates"]] == ["max_forgetting"]
+    assert client.get("/v1/models/d").json()["head"] == 2
+
+    # A tiny model answers none of the general questions: the default general gate cannot judge, and the
+    # job, its events and the lineage's record say so instead of passing it in silence.
+    why = learned["result"]["unmeasured_gates"]["min_general_kept"]
+    assert "general questions right" in why and str(MIN_BASE_RIGHT) in why
+    warnings = [e for e in client.get(f"/v1/fine_tuning/jobs/{learned['id']}/events?limit=100").json()["data"]
+                if e["level"] == "warn"]
+    assert any("min_general_kept" in e["message"] and why in e["message"] for e in warnings)
+    assert client.get("/v1/models/d/evaluations").json()["not_measured"] == {"general_kept": why}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from worker.records import to_prompt_completion
+from worker.records import prompt_token_ids, to_prompt_completion
 
 from .config import SettingsError
 
@@ -23,7 +23,7 @@ def encode(records, tokenizer, kind: str, max_length: int) -> list[Example]:
     examples = []
     for record in records:
         prompt, completion = to_prompt_completion(record, tokenizer)
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        prompt_ids = prompt_token_ids(tokenizer, prompt)
         target_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         if kind == "seq2seq":
             examples.append(Example(prompt_ids[:max_length], target_ids[:max_length]))

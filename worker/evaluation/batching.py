@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from worker.records import prompt_token_ids
+
 
 def is_encoder_decoder(model: Any) -> bool:
     return bool(getattr(model.config, "is_encoder_decoder", False))
@@ -34,11 +36,11 @@ def start_token_id(tokenizer: Any) -> int:
 
 
 def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    """A prompt's token ids exactly as training encodes them (no special tokens added).
+    """A prompt's token ids exactly as training encodes them (``worker.records.prompt_token_ids``).
 
     An empty prompt becomes the start token, so there is something to continue from.
     """
-    return tokenizer(prompt, add_special_tokens=False)["input_ids"] or [start_token_id(tokenizer)]
+    return prompt_token_ids(tokenizer, prompt) or [start_token_id(tokenizer)]
 
 
 def pad_batch(sequences: list[list[int]], pad_id: int, *, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
