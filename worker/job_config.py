@@ -19,8 +19,8 @@ def train_config(hyperparameters: dict | None, continual: dict | None, *, seed: 
 
     hyper = Hyperparameters.model_validate(hyperparameters or {})
     spec = Continual.model_validate(continual or {})
-    # Never null once validated: a null is the field's default, and the learning rate the strategy's.
-    assert spec.learning_rate is not None and spec.sharding is not None
+    # Never null once validated: a null learning rate is the strategy's.
+    assert spec.learning_rate is not None
     return TrainConfig(
         strategy=spec.strategy,
         n_epochs=hyper.resolved("n_epochs"),

@@ -141,7 +141,8 @@ class Continual(SettingsModel):
         description="Processes (GPUs) that train the job together, with torch.distributed; default 1, at most the "
                     "worker's SCULPT_MAX_DEVICES. hyperparameters.batch_size stays the global batch, split "
                     "between them, so N devices train what one would.")
-    sharding: Literal[SHARDINGS] | None = Field(  # type: ignore[valid-type]
+    # Typed without None: a null is replaced by the default before validation (SettingsModel).
+    sharding: Literal[SHARDINGS] = Field(  # type: ignore[valid-type]
         "ddp", description="With devices > 1: 'ddp' (default) keeps a whole copy of the model on each device; "
                            "'fsdp' shards weights, gradients and optimizer state across them, for models whose "
                            "training state does not fit one device (each still holds the whole model once, "

@@ -300,7 +300,7 @@ def test_the_worker_ends_a_job_without_a_phase(sqlite_client, base_model_dir):
         assert row.phase is None and row.progress["phase"] is None
 
 
-@pytest.mark.parametrize("hyperparameters, param", [
+@pytest.mark.parametrize(("hyperparameters", "param"), [
     ({"n_epochs": True}, "hyperparameters.n_epochs"),
     ({"n_epochs": 2.0}, "hyperparameters.n_epochs"),
     ({"n_epochs": "3"}, "hyperparameters.n_epochs"),
@@ -374,7 +374,7 @@ def test_concurrent_requests_with_one_idempotency_key_all_get_the_same_job(pg_en
         assert len(http.get("/v1/fine_tuning/jobs").json()["data"]) == 3
 
 
-@pytest.mark.parametrize("retention, param", [
+@pytest.mark.parametrize(("retention", "param"), [
     ({"target_ratio": 0.95}, "continual.retention.target_ratio"),  # above the kept fraction's ceiling, 0.9
     ({"mode": "fixed", "fixed_ratio": 1.0}, "continual.retention.fixed_ratio"),  # would leave nothing to train
     ({"energy": 1.0}, "continual.retention.energy"),

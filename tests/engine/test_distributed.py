@@ -192,7 +192,7 @@ def test_a_batch_splits_by_example_and_weighs_each_part_by_its_completion_tokens
     assert share == 0.0 and len(mine) == 1  # joins the step, changes nothing
 
 
-@pytest.mark.parametrize("changes, message", [
+@pytest.mark.parametrize(("changes", "message"), [
     ({"devices": 4, "batch_size": 2}, "batch_size 2 is smaller than devices 4"),
     ({"devices": 2, "strategy": "lora", "sharding": "fsdp"}, "does not work with strategy .lora."),
     ({"devices": 2, "sharding": "zero3"}, "sharding must be one of"),

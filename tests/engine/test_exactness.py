@@ -15,7 +15,7 @@ from .conftest import fact_records
 
 
 @pytest.mark.parametrize(
-    "shape, rank",
+    ("shape", "rank"),
     [((64, 64), 32), ((64, 64), 48), ((48, 96), 16), ((96, 48), 40)],
     ids=["square-half", "square-complement", "wide", "tall-complement"],
 )

@@ -17,7 +17,7 @@ from worker.progress import MAX_POINTS, ProgressReporter
 def written(monkeypatch):
     writes: list[tuple[dict, list[dict]]] = []
     monkeypatch.setattr(progress_module.store, "write_progress",
-                        lambda job_id, progress, metrics=(): writes.append((progress, list(metrics))))
+                        lambda _job_id, progress, metrics=(): writes.append((progress, list(metrics))))
     return writes
 
 

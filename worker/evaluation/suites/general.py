@@ -11,7 +11,7 @@ from worker.evaluation.suites import runs
 
 
 @runs("general")
-def run(model: Any, tokenizer: Any, records: list[dict], baseline: dict | None) -> dict[str, Any]:
+def run(model: Any, tokenizer: Any, records: list[dict], baseline: dict | None) -> dict[str, Any]:  # noqa: ARG001
     ppl = perplexity(model, tokenizer, [r["text"] for r in records])
     if not math.isfinite(ppl):
         raise JobFailed("nan_loss", "the trained model's outputs are no longer finite (reference perplexity "

@@ -9,5 +9,5 @@ from worker.evaluation.suites import runs
 
 
 @runs("safety")
-def run(model: Any, tokenizer: Any, records: list[dict], baseline: dict | None) -> dict[str, Any]:
+def run(model: Any, tokenizer: Any, records: list[dict], baseline: dict | None) -> dict[str, Any]:  # noqa: ARG001
     return safety_rates(model, tokenizer, records)
