@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from app.core.enums import EventType
 from app.files.datasets import read_records
 from app.lineages.suites import SUITES, default_records
 from worker import store
@@ -13,9 +14,9 @@ from worker.job_inputs import JobInputs
 
 
 class Emit(Protocol):
-    """Log one event of the running job: ``store.add_event`` bound to the job's id."""
+    """Log one event of the running job: ``store.log_event`` bound to the job's id."""
 
-    def __call__(self, message: str, *, type: str = ..., data: dict | None = ..., level: str = ...) -> None: ...
+    def __call__(self, message: str, *, type: EventType = ..., data: dict | None = ..., level: str = ...) -> None: ...
 
 
 def score(model, tokenizer, records, metric, labels, name: str, emit: Emit) -> dict:
@@ -23,7 +24,7 @@ def score(model, tokenizer, records, metric, labels, name: str, emit: Emit) -> d
 
     result = score_task(model, tokenizer, records, metric=metric, labels=labels)
     emit(f"Task {name}: {metric} {result['score']:.3f} on {result['n']} examples ({result['seconds']:.1f}s)",
-         type="metrics", data={"task": name, "metric": metric, **result})
+         type=EventType.METRICS, data={"task": name, "metric": metric, **result})
     return result
 
 
@@ -58,5 +59,5 @@ def run_suites(model, tokenizer, data: dict[str, list[dict]], emit: Emit,
         results[name] = result = runner(name)(model, tokenizer, records, (baselines or {}).get(name))
         emit(f"Suite {name}: " + ", ".join(f"{key} {_shown(value)}" for key, value in result.items()
                                            if not isinstance(value, list | dict)),
-             type="metrics", data={"suite": name, **result})
+             type=EventType.METRICS, data={"suite": name, **result})
     return results

@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any
 
+from app.core.enums import EventType
 from app.core.faults import pause_at
 from app.core.logsafe import describe
 from app.core.settings import get_settings
@@ -29,7 +30,7 @@ log = logging.getLogger("sculpt.worker")
 
 def _emit(job_id: str) -> job_scoring.Emit:
     def emit(message: str, **kwargs: Any) -> None:
-        store.add_event(job_id, message, **kwargs)
+        store.log_event(job_id, message, **kwargs)
     return emit
 
 
@@ -138,7 +139,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
                          valid_records=inputs.eval_records if job.validation_file else (),
                          on_progress=reporter.on_progress, should_cancel=reporter.should_cancel)
     emit(f"Trained {trained.steps} steps on {trained.trained_tokens} tokens in {time.monotonic() - started:.1f}s; "
-         f"final loss {trained.final_loss:.4f}", type="metrics",
+         f"final loss {trained.final_loss:.4f}", type=EventType.METRICS,
          data={"steps": trained.steps, "trained_tokens": trained.trained_tokens, "final_loss": trained.final_loss})
 
     on_phase("evaluating")
@@ -210,8 +211,8 @@ def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
         store.finish_job(job_id, "cancelled", "The job was cancelled before it started")
         return True
     heartbeat.job_id = job_id
-    store.add_event(job_id, f"Attempt {job.attempts} started on worker {owner}",
-                       data={"attempt": job.attempts, "worker": owner})
+    store.log_event(job_id, f"Attempt {job.attempts} started on worker {owner}",
+                    data={"attempt": job.attempts, "worker": owner})
     from worker.engine import TrainingCancelled
 
     try:

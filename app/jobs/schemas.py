@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.core.enums import JOB_STATUSES
+from app.core.enums import JOB_STATUSES, EventType
 from app.core.schemas import StrictModel
 from app.jobs.spec import NAME_PATTERN, Continual, Hyperparameters
 from app.jobs.spec import Gates as Gates  # re-exported: lineages set the same gates
@@ -148,7 +148,7 @@ class EventObject(BaseModel):
     created_at: int
     level: Literal["info", "warn", "error"]
     message: str
-    type: Literal["message", "metrics"]
+    type: EventType
     data: dict[str, Any] | None = None
 
 

@@ -154,11 +154,18 @@ def move_head(session: Session, model_id: str, version: int, reason: str, actor:
                        param="force", code="lineage_busy")
     if model.head_version == version:
         return model
-    session.add(HeadChange(model_id=model_id, from_version=model.head_version, to_version=version,
-                           reason=reason, actor=actor))
-    model.head_version = version
+    set_head(session, model, version, reason, actor)
     session.commit()
     return model
+
+
+def set_head(session: Session, model: Model, version: int, reason: str, actor: str,
+             job_id: str | None = None) -> None:
+    """Point the head at ``version`` with its audit-trail entry (the caller checks and commits): the one
+    writer of the head, for a person's promotion or rollback and for a job's gates that passed."""
+    session.add(HeadChange(model_id=model.id, from_version=model.head_version, to_version=version,
+                           reason=reason, actor=actor, job_id=job_id))
+    model.head_version = version
 
 
 def set_gates(session: Session, model_id: str, gates: dict) -> Model:

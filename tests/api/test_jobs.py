@@ -6,7 +6,9 @@ import pytest
 from sqlalchemy import select, update
 
 from app.core.db.session import session_scope
-from app.core.db.tables import Job, JobEvent, ModelVersion
+from app.core.db.tables import Job, ModelVersion
+from app.core.enums import EventType
+from app.jobs.service import add_event
 from app.lineages.gates import default_gates
 from tests.api.helpers import assert_error, create_job, register, upload_ok
 
@@ -160,9 +162,9 @@ def test_events_cursor_and_type(client, base_model_dir):
     job = create_job(client, "m", upload_ok(client)).json()
     with session_scope() as session:
         for step in range(4):
-            session.add(JobEvent(job_id=job["id"], type="metrics", message=f"step {step}",
-                                 data={"step": step, "loss": 1.0 / (step + 1)}))
-        session.add(JobEvent(job_id=job["id"], level="warning", message="slow data loader"))
+            add_event(session, job["id"], f"step {step}", type=EventType.METRICS,
+                      data={"step": step, "loss": 1.0 / (step + 1)})
+        add_event(session, job["id"], "slow data loader", level="warning")
     events = client.get(f"/v1/fine_tuning/jobs/{job['id']}/events").json()
     assert events["object"] == "list"
     messages = [e["message"] for e in events["data"]]
@@ -179,6 +181,7 @@ def test_events_cursor_and_type(client, base_model_dir):
                          params={"order": "asc", "after": metrics[2]["id"], "type": "metrics"}).json()["data"]
     assert [e["data"]["step"] for e in forward] == [2, 3]
     assert_error(client.get(f"/v1/fine_tuning/jobs/{job['id']}/events", params={"after": "x"}), 422, "after")
+    assert_error(client.get(f"/v1/fine_tuning/jobs/{job['id']}/events", params={"type": "loss"}), 422, "type")
     assert_error(client.get("/v1/fine_tuning/jobs/ftjob-nope/events"), 404)
 
 

@@ -6,13 +6,12 @@ import time
 from statistics import fmean
 from typing import Any
 
+from app.core.enums import METRICS
 from worker.evaluation.batching import pad_token_id, prompt_ids
 from worker.evaluation.generation import default_max_new_tokens, generate_texts
 from worker.evaluation.likelihood import target_log_likelihoods
 from worker.evaluation.text_metrics import TEXT_METRICS
 from worker.records import to_prompt_completion
-
-METRICS = (*TEXT_METRICS, "choice")
 
 
 def _label_ids(tokenizer: Any, label: str) -> list[int]:
