@@ -15,6 +15,7 @@ from app.core.db.tables import File, Job, Model, ModelVersion
 from app.core.storage import file_key, get_storage
 from app.files.datasets import MIN_TRAINING_RECORDS, read_records
 from app.jobs.service import add_event
+from app.jobs.service import task_name as job_task_name
 from app.lineages.service import ancestry as lineage_ancestry
 from app.lineages.service import learned_tasks
 from worker.cache import local_file, local_file_at
@@ -110,7 +111,7 @@ def resolve(job: Job) -> JobInputs:
             eval_uri = _store_eval_split(eval_records)
         continual = job.continual or {}
         ancestry = lineage_ancestry(session, job.model_id, head)
-        task_name = continual.get("task") or job.suffix or job.training_file
+        task_name = job_task_name(continual, job.suffix, job.training_file)
         earlier = [t for t in learned_tasks(session, job.model_id, head) if t.name != task_name]
         # A task whose data was deleted keeps its recorded scores but is neither evaluated nor replayed.
         tasks = [t for t in earlier if t.unevaluable_reason is None]

@@ -19,7 +19,9 @@ from app.core.db.session import rows_matched, session_scope
 from app.core.db.tables import Evaluation, File, Job, Model, ModelVersion, Task, utcnow
 from app.core.enums import EventType
 from app.jobs.service import add_event
+from app.jobs.strategies import DEFAULT_STRATEGY
 from app.lineages.service import set_head
+from app.lineages.suites import GENERAL, SAFETY
 from worker.errors import LeaseLost
 from worker.leases import _expiry
 from worker.webhook_dispatch import notify_head_changes, notify_terminal
@@ -205,7 +207,7 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
                    **evaluation.suites, **evaluation.summary, **(losses or {})}
         session.add(ModelVersion(
             model_id=inputs.model_id, version=version, parent_version=inputs.base_version, job_id=job.id,
-            task_name=inputs.task_name, strategy=(job.continual or {}).get("strategy", "adaptive_svd"),
+            task_name=inputs.task_name, strategy=(job.continual or {}).get("strategy", DEFAULT_STRATEGY),
             status="promoted" if promoted else "rejected", checkpoint_uri=uri, checkpoint_sha256=sha256,
             retention=retention, metrics=metrics, gate_verdict=evaluation.verdict))
         # One task row per version that learned it: what a lineage knows is its head chain's rows.
@@ -222,8 +224,8 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
         result.update({"version": version, "promoted": promoted, "acc": evaluation.summary["acc"],
                        "bwt": evaluation.summary["bwt"], "forgetting": evaluation.summary["forgetting"],
                        "max_forgetting": evaluation.summary["max_forgetting"], "scores": metrics["tasks"],
-                       "general": evaluation.suites.get("general", {}),
-                       "safety": evaluation.suites.get("safety", {}),
+                       "general": evaluation.suites.get(GENERAL.name, {}),
+                       "safety": evaluation.suites.get(SAFETY.name, {}),
                        "failed_gates": evaluation.verdict.get("failed", [])})
         verdict = "promoted to head" if promoted else (
             "kept but not promoted: failed gates " + ", ".join(

@@ -56,6 +56,11 @@ def request_hash(body: JobCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def task_name(continual: dict, suffix: str | None, training_file: str) -> str:
+    """The task a job teaches: ``continual.task``, else the job's suffix, else its training file's id."""
+    return continual.get("task") or suffix or training_file
+
+
 def add_event(session: Session, job_id: str, message: str, *, level: str = "info",
               type: EventType = EventType.MESSAGE, data: dict | None = None) -> JobEvent:
     """Append an event to a job's log (the caller commits): the one writer of job events, API and worker."""
@@ -140,7 +145,7 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
                           headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)})
 
     continual = (body.continual or Continual()).model_dump(mode="json", exclude_none=True)
-    continual["task"] = continual.get("task") or body.suffix or training.id
+    continual["task"] = task_name(continual, body.suffix, training.id)
     continual["gates"] = {**(model.gates or {}), **continual.get("gates", {})}
     _check_task_name(session, model_id, continual["task"])
     hyperparameters = (body.hyperparameters or Hyperparameters()).model_dump(mode="json")

@@ -17,7 +17,7 @@ from app.files.service import usable_file
 from app.lineages.base_models import check_base_model
 from app.lineages.gates import default_gates
 from app.lineages.record import summarize
-from app.lineages.suites import SUITES, by_purpose
+from app.lineages.suites import GENERAL, SAFETY, SUITES, by_purpose
 
 
 def suite_files(session: Session, chosen: dict[str, tuple[str, str]]) -> dict[str, str]:
@@ -225,7 +225,7 @@ def evaluations(session: Session, model_id: str, version: int | None = None) -> 
         "model": model_id, "version": shown.version, "tasks": names, "versions": versions, "matrix": matrix,
         "metric": metric, "acc": summary["acc"], "bwt": summary["bwt"], "fwt": summary["fwt"],
         "forgetting": {names[i]: f for i, f in summary["forgetting"].items()},
-        "general": shown_metrics.get("general") or {}, "safety": shown_metrics.get("safety") or {},
+        "general": shown_metrics.get(GENERAL.name) or {}, "safety": shown_metrics.get(SAFETY.name) or {},
         "suites": {name: _suite_figures(shown_metrics[name]) for name in SUITES if shown_metrics.get(name)},
         "unevaluable": {t.name: t.unevaluable_reason for t in tasks if t.unevaluable_reason},
     }
