@@ -8,13 +8,13 @@ from typing import Any, Protocol
 from app.core.enums import EventType
 from app.files.datasets import read_records
 from app.lineages.suites import SUITES, default_records
-from worker import store
+from worker import job_db
 from worker.cache import local_file
 from worker.job_inputs import JobInputs
 
 
 class Emit(Protocol):
-    """Log one event of the running job: ``store.log_event`` bound to the job's id."""
+    """Log one event of the running job: ``job_db.log_event`` bound to the job's id."""
 
     def __call__(self, message: str, *, type: EventType = ..., data: dict | None = ..., level: str = ...) -> None: ...
 
@@ -39,7 +39,7 @@ def score_tasks(model, tokenizer, inputs: JobInputs, emit: Emit) -> dict[str, di
 
 def suite_data(model_id: str) -> dict[str, list[dict]]:
     """Each suite's records: the lineage's file for the suite's purpose, else the suite's built-in data."""
-    files = store.suite_files(model_id)
+    files = job_db.suite_files(model_id)
     return {name: read_records(local_file(files[suite.purpose])) if suite.purpose in files
             else default_records(suite) for name, suite in SUITES.items()}
 

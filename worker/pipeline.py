@@ -16,7 +16,7 @@ from app.core.logsafe import describe
 from app.core.settings import get_settings
 from app.core.storage import StorageError, get_storage
 from app.lineages.suites import GENERAL
-from worker import job_eval, job_scoring, store
+from worker import job_db, job_eval, job_scoring
 from worker.cache import local_checkpoint
 from worker.checkpoints import CorruptCheckpoint, checkpoint_key, discard, save_checkpoint, verify_stored
 from worker.errors import JobFailed, LeaseLost
@@ -30,7 +30,7 @@ log = logging.getLogger("sculpt.worker")
 
 def _emit(job_id: str) -> job_scoring.Emit:
     def emit(message: str, **kwargs: Any) -> None:
-        store.log_event(job_id, message, **kwargs)
+        job_db.log_event(job_id, message, **kwargs)
     return emit
 
 
@@ -86,7 +86,7 @@ def _score_on_origin(inputs: JobInputs, emit: job_scoring.Emit) -> None:
     model, tokenizer = _load(inputs.model_id, 1, inputs.origin_uri, None)
     result = job_scoring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
                                f"{inputs.task_name} (on the original base v1)", emit)
-    store.store_cell(inputs.model_id, 1, inputs.task_name, inputs.metric, result["score"], result["n"])
+    job_db.store_cell(inputs.model_id, 1, inputs.task_name, inputs.metric, result["score"], result["n"])
     del model
     gc.collect()
 
@@ -96,12 +96,12 @@ def _baseline(model, tokenizer, inputs: JobInputs, suites: dict[str, list[dict]]
     version, each evaluation suite, which later versions are compared against."""
     before = job_scoring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
                                f"{inputs.task_name} (before training)", emit)
-    store.store_cell(inputs.model_id, inputs.base_version, inputs.task_name, inputs.metric,
+    job_db.store_cell(inputs.model_id, inputs.base_version, inputs.task_name, inputs.metric,
                      before["score"], before["n"])
-    measured = store.version_metrics(inputs.model_id, inputs.base_version)
+    measured = job_db.version_metrics(inputs.model_id, inputs.base_version)
     missing = {name: records for name, records in suites.items() if name not in measured}
     if missing:
-        store.store_base_metrics(inputs.model_id, inputs.base_version,
+        job_db.store_base_metrics(inputs.model_id, inputs.base_version,
                                  job_scoring.run_suites(model, tokenizer, missing, emit))
 
 
@@ -111,7 +111,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     emit = _emit(job.id)
     config = _train_config(job)  # before any loading, so settings that cannot work fail the job at once
     inputs = resolve(job)
-    store.set_base_version(job.id, inputs.base_version)
+    job_db.set_base_version(job.id, inputs.base_version)
     emit(f"Training {inputs.model_id}:v{inputs.base_version} on task {inputs.task_name!r}: "
          f"{len(inputs.train_records)} training and {len(inputs.eval_records)} held-out records; "
          f"{len(inputs.learned)} earlier task(s) to re-evaluate")
@@ -124,7 +124,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
 
     def on_phase(phase: str) -> None:
         reporter.phase = phase
-        store.set_phase(job.id, phase)
+        job_db.set_phase(job.id, phase)
         pause_at(phase)
 
     started = time.monotonic()
@@ -144,17 +144,17 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
 
     on_phase("evaluating")
     scores = job_scoring.score_tasks(trained.model, tokenizer, inputs, emit)
-    base_metrics = store.version_metrics(inputs.model_id, inputs.ancestry[0])
+    base_metrics = job_db.version_metrics(inputs.model_id, inputs.ancestry[0])
     suite_results = job_scoring.run_suites(trained.model, tokenizer, suites, emit, base_metrics)
     # The gates were resolved once, when the job was submitted (continual.gates shows them).
     evaluation = job_eval.evaluate(inputs, scores, suite_results,
-                                   store.ancestry_cells(inputs.model_id, inputs.ancestry[1:]), base_metrics,
+                                   job_db.ancestry_cells(inputs.model_id, inputs.ancestry[1:]), base_metrics,
                                    (job.continual or {}).get("gates") or {})
     if reporter.should_cancel():
         raise _cancelled()
 
     on_phase("saving")
-    version = store.next_version(inputs.model_id)
+    version = job_db.next_version(inputs.model_id)
     key = checkpoint_key(inputs.model_id, version)
     sha = save_checkpoint(trained.model, tokenizer, key,
                           extra={"model": inputs.model_id, "version": version, "parent": inputs.base_version,
@@ -162,7 +162,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     try:
         verify_stored(key, sha)
         pause_at("commit")
-        return store.record_version(job, inputs, version, get_storage().uri(key), sha, trained.retention,
+        return job_db.record_version(job, inputs, version, get_storage().uri(key), sha, trained.retention,
                                     evaluation, trained.trained_tokens, owner, losses=reporter.final_losses(),
                                     result_file=results_file(job.id, reporter.points))
     except BaseException:
@@ -200,25 +200,25 @@ def _failure(exc: BaseException) -> tuple[str, str] | None:
 
 def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
     """Run one job; False when it could not be started (a live lease still holds it)."""
-    job = store.start_attempt(job_id, owner)
+    job = job_db.start_attempt(job_id, owner)
     if job is None:
         return False
-    if job.attempts > store.MAX_ATTEMPTS:
-        store.finish_job(job_id, "failed", f"the job's worker stopped {job.attempts - 1} times while running it; "
+    if job.attempts > job_db.MAX_ATTEMPTS:
+        job_db.finish_job(job_id, "failed", f"the job's worker stopped {job.attempts - 1} times while running it; "
                          "check the worker's logs and memory", error_code="worker_lost", level="error")
         return True
     if job.cancel_requested:
-        store.finish_job(job_id, "cancelled", "The job was cancelled before it started")
+        job_db.finish_job(job_id, "cancelled", "The job was cancelled before it started")
         return True
     heartbeat.job_id = job_id
-    store.log_event(job_id, f"Attempt {job.attempts} started on worker {owner}",
+    job_db.log_event(job_id, f"Attempt {job.attempts} started on worker {owner}",
                     data={"attempt": job.attempts, "worker": owner})
     from worker.engine import TrainingCancelled
 
     try:
         _run(job, owner, heartbeat)
     except TrainingCancelled:
-        store.finish_job(job_id, "cancelled", "The job was cancelled; the head is unchanged")
+        job_db.finish_job(job_id, "cancelled", "The job was cancelled; the head is unchanged")
     except LeaseLost:
         log.warning("job %s: lineage lease lost; another worker will run it", job_id)
     except Exception as exc:  # noqa: BLE001 - every failure ends the job with a message; details go to the log only
@@ -227,7 +227,7 @@ def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
             log.error("job %s failed unexpectedly: %s", job_id, describe(exc))
             known = ("internal_error", (f"the worker hit an unexpected error ({type(exc).__name__}); "
                                         "the head is unchanged. Operators: see the worker log for this job id"))
-        store.finish_job(job_id, "failed", known[1], error_code=known[0], level="error",
+        job_db.finish_job(job_id, "failed", known[1], error_code=known[0], level="error",
                          error_param=getattr(exc, "param", None))
     finally:
         heartbeat.job_id = None

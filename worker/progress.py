@@ -12,7 +12,7 @@ import math
 import time
 from statistics import fmean
 
-from worker import store
+from worker import job_db
 from worker.errors import LeaseLost
 from worker.leases import Heartbeat
 
@@ -48,7 +48,7 @@ class ProgressReporter:
             return
         progress = {"phase": self.phase, "step": info.step, "total_steps": info.total_steps,
                     "fraction": round(fraction, 4), "eta_seconds": eta}
-        store.write_progress(self.job_id, progress, self._unwritten)
+        job_db.write_progress(self.job_id, progress, self._unwritten)
         self._unwritten = []
         self._last_row = now
 
@@ -74,5 +74,5 @@ class ProgressReporter:
         now = time.monotonic()
         if now - self._last_cancel >= CANCEL_EVERY_S:
             self._last_cancel = now
-            self._cancelled = store.cancel_requested(self.job_id)
+            self._cancelled = job_db.cancel_requested(self.job_id)
         return self._cancelled
