@@ -20,7 +20,7 @@ from app.lineages.service import ancestry as lineage_ancestry
 from app.lineages.service import learned_tasks
 from worker.cache import local_file, local_file_at
 from worker.errors import JobFailed
-from worker.results import store_content
+from worker.results_file import store_content
 
 EVAL_FRACTION = 0.1
 PRIOR_SAMPLES_PER_TASK = 32

@@ -23,7 +23,7 @@ from worker.errors import JobFailed, LeaseLost
 from worker.job_inputs import JobInputs, resolve
 from worker.leases import Heartbeat
 from worker.progress import ProgressReporter
-from worker.results import results_file
+from worker.results_file import results_file
 
 log = logging.getLogger("sculpt.worker")
 

@@ -15,8 +15,8 @@ from app.core.settings import get_settings
 from app.core.storage import get_storage
 from app.files.service import usable_file
 from app.lineages.base_models import check_base_model
+from app.lineages.continual_metrics import summarize
 from app.lineages.gates import default_gates
-from app.lineages.record import summarize
 from app.lineages.suites import GENERAL, SAFETY, SUITES, by_purpose
 
 

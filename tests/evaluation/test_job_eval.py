@@ -1,4 +1,4 @@
-"""Judging a version from its scores: job_eval is pure, and decides with app.lineages.record's measures."""
+"""Judging a version from its scores: job_eval is pure, and decides with app.lineages.continual_metrics' measures."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from worker.evaluation.batching import pad_token_id, prompt_ids
 from worker.evaluation.generation import default_max_new_tokens, generate_texts
 from worker.evaluation.likelihood import target_log_likelihoods
 from worker.evaluation.text_metrics import TEXT_METRICS
-from worker.records import to_prompt_completion
+from worker.prompt_completion import to_prompt_completion
 
 
 def _label_ids(tokenizer: Any, label: str) -> list[int]:
@@ -49,7 +49,7 @@ def score_task(
 ) -> dict:
     """Mean per-record score in [0, 1]: {"score", "n", "seconds"}.
 
-    Records are rendered with ``worker.records.to_prompt_completion``, as training renders them.
+    Records are rendered with ``worker.prompt_completion.to_prompt_completion``, as training renders them.
     ``labels`` (choice only) default to the distinct completions, sorted.
     """
     if metric not in METRICS:
