@@ -27,8 +27,8 @@ from worker.leases import _expiry
 from worker.webhook_dispatch import notify_head_changes, notify_terminal
 
 if TYPE_CHECKING:
-    from worker.job_eval import VersionEvaluation
     from worker.job_inputs import JobInputs
+    from worker.judging import VersionEvaluation
 
 log = logging.getLogger("sculpt.worker")
 

@@ -16,7 +16,7 @@ from app.core.logsafe import describe
 from app.core.settings import get_settings
 from app.core.storage import StorageError, get_storage
 from app.lineages.suites import GENERAL
-from worker import job_db, job_eval, job_scoring
+from worker import job_db, judging, measuring
 from worker.cache import local_checkpoint
 from worker.checkpoints import CorruptCheckpoint, checkpoint_key, discard, save_checkpoint, verify_stored
 from worker.errors import JobFailed, LeaseLost
@@ -28,7 +28,7 @@ from worker.results_file import results_file
 log = logging.getLogger("sculpt.worker")
 
 
-def _emit(job_id: str) -> job_scoring.Emit:
+def _emit(job_id: str) -> measuring.Emit:
     def emit(message: str, **kwargs: Any) -> None:
         job_db.log_event(job_id, message, **kwargs)
     return emit
@@ -78,23 +78,23 @@ def _load(model_id: str, version: int, uri: str, sha256: str | None):
                         "model") from exc
 
 
-def _score_on_origin(inputs: JobInputs, emit: job_scoring.Emit) -> None:
+def _score_on_origin(inputs: JobInputs, emit: measuring.Emit) -> None:
     """The new task's score on the lineage's original base (version 1), for forward transfer.
     Loaded and freed before the head is loaded, so two models never share memory."""
     if inputs.base_version == 1:
         return  # the baseline pass below measures it on version 1 already
     model, tokenizer = _load(inputs.model_id, 1, inputs.origin_uri, None)
-    result = job_scoring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
+    result = measuring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
                                f"{inputs.task_name} (on the original base v1)", emit)
     job_db.store_cell(inputs.model_id, 1, inputs.task_name, inputs.metric, result["score"], result["n"])
     del model
     gc.collect()
 
 
-def _baseline(model, tokenizer, inputs: JobInputs, suites: dict[str, list[dict]], emit: job_scoring.Emit) -> None:
+def _baseline(model, tokenizer, inputs: JobInputs, suites: dict[str, list[dict]], emit: measuring.Emit) -> None:
     """Scores of the model before training: the new task (forward transfer) and, once per
     version, each evaluation suite, which later versions are compared against."""
-    before = job_scoring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
+    before = measuring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
                                f"{inputs.task_name} (before training)", emit)
     job_db.store_cell(inputs.model_id, inputs.base_version, inputs.task_name, inputs.metric,
                      before["score"], before["n"])
@@ -102,7 +102,7 @@ def _baseline(model, tokenizer, inputs: JobInputs, suites: dict[str, list[dict]]
     missing = {name: records for name, records in suites.items() if name not in measured}
     if missing:
         job_db.store_base_metrics(inputs.model_id, inputs.base_version,
-                                 job_scoring.run_suites(model, tokenizer, missing, emit))
+                                 measuring.run_suites(model, tokenizer, missing, emit))
 
 
 def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
@@ -117,7 +117,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
          f"{len(inputs.learned)} earlier task(s) to re-evaluate")
     _score_on_origin(inputs, emit)
     model, tokenizer = _load(inputs.model_id, inputs.base_version, inputs.base_uri, inputs.base_sha256)
-    suites = job_scoring.suite_data(inputs.model_id)
+    suites = measuring.suite_data(inputs.model_id)
     _baseline(model, tokenizer, inputs, suites, emit)
 
     reporter = ProgressReporter(job.id, heartbeat)
@@ -143,11 +143,11 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
          data={"steps": trained.steps, "trained_tokens": trained.trained_tokens, "final_loss": trained.final_loss})
 
     on_phase("evaluating")
-    scores = job_scoring.score_tasks(trained.model, tokenizer, inputs, emit)
+    scores = measuring.score_tasks(trained.model, tokenizer, inputs, emit)
     base_metrics = job_db.version_metrics(inputs.model_id, inputs.ancestry[0])
-    suite_results = job_scoring.run_suites(trained.model, tokenizer, suites, emit, base_metrics)
+    suite_results = measuring.run_suites(trained.model, tokenizer, suites, emit, base_metrics)
     # The gates were resolved once, when the job was submitted (continual.gates shows them).
-    evaluation = job_eval.evaluate(inputs, scores, suite_results,
+    evaluation = judging.evaluate(inputs, scores, suite_results,
                                    job_db.ancestry_cells(inputs.model_id, inputs.ancestry[1:]), base_metrics,
                                    (job.continual or {}).get("gates") or {})
     if reporter.should_cancel():

@@ -1,5 +1,5 @@
 """Running a model on what a version is judged by: the tasks' held-out records and the lineage's
-evaluation suites. Each result is logged as a metrics event; judging them is ``job_eval``'s."""
+evaluation suites. Each result is logged as a metrics event; judging them is ``worker.judging``'s."""
 
 from __future__ import annotations
 
