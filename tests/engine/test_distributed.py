@@ -19,6 +19,7 @@ import torch.multiprocessing as mp
 from torch.distributed.tensor import DTensor
 
 from app.jobs.strategies import Retention
+from bench.leak import leak
 from worker.engine import (
     NonFiniteLoss,
     RankFailed,
@@ -27,7 +28,6 @@ from worker.engine import (
     train_task,
 )
 from worker.engine.data import Example, encode
-from worker.engine.leak import leak
 from worker.engine.strategies.adaptive_svd.subspace import weight_bases
 from worker.engine.targets import find_targets
 from worker.engine.trainer import TaskData, train_encoded

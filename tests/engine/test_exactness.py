@@ -5,8 +5,8 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from app.jobs.strategies import Retention
+from bench.leak import peft_osf_leak, projected_adamw_leak
 from worker.engine import TrainConfig, train_task
-from worker.engine.leak import peft_osf_leak, projected_adamw_leak
 from worker.engine.strategies.adaptive_svd.subspace import weight_bases
 from worker.engine.targets import find_targets
 from worker.tiny import build_tiny_causal_lm, build_tiny_tokenizer
