@@ -1,4 +1,5 @@
-"""The worker's reads and writes of jobs, versions, accuracy-matrix cells and events.
+"""The worker's reads and writes of jobs, versions and accuracy-matrix cells; events and head moves go
+through their features' writers (``app.jobs.service.add_event``, ``app.lineages.service.set_head``).
 
 Every job ends through ``finish_job``, success and failure alike: one place sets the terminal
 status, clears the lease, logs the last event and starts the webhook delivery after the commit.

@@ -1,8 +1,9 @@
 """One job's training settings, typed once and shared by the API (validates and stores them) and the
 worker (loads the stored JSON into the same models and maps them to its engine config). Torch-free.
 
-Every default lives here: a field left out (or null) takes the default written on it; "auto"
-hyperparameters resolve through ``AUTO``.
+A field left out (or null) takes the default written on it, a strategy's settings theirs
+(``app.jobs.strategies``) and a gate its suite's (``app.lineages.suites``); "auto" hyperparameters resolve
+through ``AUTO``.
 """
 
 from __future__ import annotations

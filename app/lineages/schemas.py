@@ -14,7 +14,7 @@ LINEAGE_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$"
 SUITE_FILE_FIELDS = {"reference_file": GENERAL.purpose, "safety_file": SAFETY.purpose}
 SuiteFiles = dict[Annotated[str, StringConstraints(min_length=1, max_length=32)],
                   Annotated[str, StringConstraints(min_length=1, max_length=64)]]
-SUITES_DESCRIPTION = ("Evaluation-suite data by file purpose ('reference', 'safety', or another suite's): "
+SUITES_DESCRIPTION = ("Evaluation-suite data by file purpose ('reference', 'general', 'safety', or a plug-in suite's): "
                       "purpose -> file id. reference_file and safety_file, when given, win.")
 
 
