@@ -20,6 +20,7 @@ from worker import job_db, judging, measuring
 from worker.cache import local_checkpoint
 from worker.checkpoints import CorruptCheckpoint, checkpoint_key, discard, save_checkpoint, verify_stored
 from worker.errors import JobFailed, LeaseLost
+from worker.job_config import job_train_config
 from worker.job_inputs import JobInputs, resolve
 from worker.leases import Heartbeat
 from worker.progress import ProgressReporter
@@ -32,37 +33,6 @@ def _emit(job_id: str) -> measuring.Emit:
     def emit(message: str, **kwargs: Any) -> None:
         job_db.log_event(job_id, message, **kwargs)
     return emit
-
-
-def _train_config(job):
-    from worker.job_config import train_config
-
-    try:
-        config = train_config(job.hyperparameters, job.continual, seed=job.seed, device=get_settings().device)
-    except ValueError as exc:
-        raise JobFailed("invalid_training_config", f"the job's training settings are not valid: {exc}") from exc
-    allowed = _allowed_devices()
-    if config.devices > allowed:
-        raise JobFailed("too_many_devices", f"the job asks for {config.devices} devices (continual.devices) but this "
-                        f"worker allows at most {allowed} (SCULPT_MAX_DEVICES, default: the GPUs it sees); "
-                        "ask for fewer or send the job to a queue of bigger workers", "continual.devices")
-    try:
-        config.validate()
-    except ValueError as exc:
-        raise JobFailed("invalid_training_config", f"the job's training settings do not work together: {exc}") from exc
-    return config
-
-
-def _allowed_devices() -> int:
-    """SCULPT_MAX_DEVICES, else the GPUs from the worker's device on; never more GPUs than it sees."""
-    import torch
-
-    from worker.engine.trainer import resolve_device
-
-    device = resolve_device(get_settings().device)
-    visible = torch.cuda.device_count() - (device.index or 0) if device.type == "cuda" else None
-    limit = get_settings().max_devices or visible or 1
-    return min(limit, visible) if visible is not None else limit
 
 
 def _load(model_id: str, version: int, uri: str, sha256: str | None):
@@ -109,7 +79,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     from worker.engine import train_task
 
     emit = _emit(job.id)
-    config = _train_config(job)  # before any loading, so settings that cannot work fail the job at once
+    config = job_train_config(job)
     inputs = resolve(job)
     job_db.set_base_version(job.id, inputs.base_version)
     emit(f"Training {inputs.model_id}:v{inputs.base_version} on task {inputs.task_name!r}: "
