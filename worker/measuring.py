@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from app.core.enums import EventType
 from app.files.datasets import read_records
-from app.lineages.suites import SUITES, default_records
+from app.lineages.suites import GENERAL, SUITES, default_records
 from worker import job_db
 from worker.cache import local_file
 from worker.job_inputs import JobInputs
@@ -42,6 +42,11 @@ def suite_data(model_id: str) -> dict[str, list[dict]]:
     files = job_db.suite_files(model_id)
     return {name: read_records(local_file(files[suite.purpose])) if suite.purpose in files
             else default_records(suite) for name, suite in SUITES.items()}
+
+
+def reference_texts(suites: dict[str, list[dict]]) -> list[str]:
+    """The texts of the general suite's data (``suite_data``), which is the lineage's reference set."""
+    return [record["text"] for record in suites.get(GENERAL.name, [])]
 
 
 def _shown(value: Any) -> str:

@@ -4,7 +4,6 @@ root as they were."""
 
 from __future__ import annotations
 
-import errno
 import gc
 import logging
 import time
@@ -14,17 +13,14 @@ from app.core.enums import EventType
 from app.core.faults import pause_at
 from app.core.logsafe import describe
 from app.core.settings import get_settings
-from app.core.storage import StorageError, get_storage
-from app.lineages.suites import GENERAL
 from worker import job_db, judging, measuring
 from worker.cache import local_checkpoint
 from worker.checkpoints import CorruptCheckpoint, checkpoint_key, discard, save_checkpoint, verify_stored
-from worker.errors import JobFailed, LeaseLost
+from worker.errors import JobFailed, LeaseLost, failure_of
 from worker.job_config import job_train_config
 from worker.job_inputs import JobInputs, resolve
 from worker.leases import Heartbeat
 from worker.progress import ProgressReporter
-from worker.results_file import results_file
 
 log = logging.getLogger("sculpt.worker")
 
@@ -99,7 +95,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
 
     started = time.monotonic()
     # The reference set (general text) is old data too, on every job: what general ability the base has.
-    reference = [record["text"] for record in suites.get(GENERAL.name, [])]
+    reference = measuring.reference_texts(suites)
     if inputs.replay_records:
         emit(f"Replaying {len(inputs.replay_records)} training records of {len(inputs.learned)} earlier task(s) "
              "alongside the new task (continual.replay)", data={"replay_records": len(inputs.replay_records)})
@@ -130,11 +126,11 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
                           extra={"model": inputs.model_id, "version": version, "parent": inputs.base_version,
                                  "job": job.id, "task": inputs.task_name})
     try:
-        verify_stored(key, sha)
+        uri = verify_stored(key, sha)
         pause_at("commit")
-        return job_db.record_version(job, inputs, version, get_storage().uri(key), sha, trained.retention,
+        return job_db.record_version(job, inputs, version, uri, sha, trained.retention,
                                     evaluation, trained.trained_tokens, owner, losses=reporter.final_losses(),
-                                    result_file=results_file(job.id, reporter.points))
+                                    result_file=reporter.stored_results_file())
     except BaseException:
         discard(key)
         raise
@@ -144,28 +140,6 @@ def _cancelled():
     from worker.engine import TrainingCancelled
 
     return TrainingCancelled("cancel requested")
-
-
-def _failure(exc: BaseException) -> tuple[str, str] | None:
-    """Map an exception to (error code, message a user can act on); None for unexpected ones."""
-    from worker.engine import NonFiniteLoss, RankFailed, SettingsError
-
-    if isinstance(exc, JobFailed):
-        return exc.code, exc.message
-    if isinstance(exc, SettingsError):
-        return exc.code, f"{exc}. The head is unchanged"
-    if isinstance(exc, RankFailed):
-        return "training_process_failed", f"{exc}. The head is unchanged"
-    if isinstance(exc, NonFiniteLoss):
-        return "nan_loss", f"training stopped: {exc}. Try a lower learning rate or check the data for outliers."
-    if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
-        return "out_of_memory", ("the model did not fit in memory while training; lower batch_size "
-                                 "(gradient accumulation keeps the effective batch) or use a smaller model")
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "disk_full", "the artifact store ran out of space while saving the checkpoint; free space and retry"
-    if isinstance(exc, StorageError):
-        return "artifact_store_error", f"{exc}. The head is unchanged; retry the job once the store is back"
-    return None
 
 
 def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
@@ -192,7 +166,7 @@ def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
     except LeaseLost:
         log.warning("job %s: lineage lease lost; another worker will run it", job_id)
     except Exception as exc:  # noqa: BLE001 - every failure ends the job with a message; details go to the log only
-        known = _failure(exc)
+        known = failure_of(exc)
         if known is None:
             log.error("job %s failed unexpectedly: %s", job_id, describe(exc))
             known = ("internal_error", (f"the worker hit an unexpected error ({type(exc).__name__}); "

@@ -12,9 +12,11 @@ import math
 import time
 from statistics import fmean
 
+from app.core.db.tables import File
 from worker import job_db
 from worker.errors import LeaseLost
 from worker.leases import Heartbeat
+from worker.results_file import results_file
 
 ROW_EVERY_S = 1.0
 CANCEL_EVERY_S = 0.5
@@ -67,6 +69,10 @@ class ProgressReporter:
         valid = [p["valid_loss"] for p in self.points if p["valid_loss"] is not None]
         losses = {"train_loss": self.points[-1]["train_loss"]} if self.points else {}
         return losses | ({"valid_loss": valid[-1]} if valid else {})
+
+    def stored_results_file(self) -> File:
+        """The job's results file (the loss curve as CSV), stored, for the transaction that ends the job."""
+        return results_file(self.job_id, self.points)
 
     def should_cancel(self) -> bool:
         if self.heartbeat.lost.is_set():
