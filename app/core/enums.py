@@ -13,6 +13,9 @@ TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 PHASES = ("loading", "calibrating", "decomposing", "training", "evaluating", "saving")
 # The task metrics a job may ask for (continual.metric); the worker scores each of these.
 METRICS = ("exact_match", "contains", "rouge_l", "choice")
+# A job's loss-curve point, in its metrics events and as the columns of its results file, in this order.
+STEP_METRICS = ("step", "train_loss", "valid_loss", "lr", "tokens_per_second", "epoch")
+RESULTS_PURPOSE = "fine-tune-results"  # the purpose of a job's results file (OpenAI's name)
 SHARDINGS = ("ddp", "fsdp")
 RETENTION_MODES = ("adaptive", "fixed")
 RETENTION_BASES = ("weights", "activations", "both")
