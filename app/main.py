@@ -26,7 +26,7 @@ from app.jobs import capabilities_router as capabilities
 from app.jobs import router as jobs
 from app.jobs import stream_router as stream
 from app.keys import router as keys
-from app.lineages import router as models
+from app.lineages import router as lineages
 from app.monitoring import router as metrics
 from app.monitoring.prometheus import HttpMetricsMiddleware, Metrics
 from app.versions import router as versions
@@ -121,7 +121,7 @@ def create_app() -> FastAPI:
 
     app.include_router(health.router)
     secured = [Depends(authenticate)]
-    for module in (files, models, versions, jobs, stream, capabilities, keys, workers, inference):
+    for module in (files, lineages, versions, jobs, stream, capabilities, keys, workers, inference):
         app.include_router(module.router, prefix="/v1", dependencies=secured)
     app.include_router(metrics.router, dependencies=secured)
     dashboard.mount(app)

@@ -28,8 +28,8 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from app.jobs.strategies import Retention
+from bench.leak import leak, peft_osf_leak, projected_adamw_leak, projector_leak
 from worker.engine import TrainConfig
-from worker.engine.leak import leak, peft_osf_leak, projected_adamw_leak, projector_leak
 from worker.engine.strategies.adaptive_svd.strategy import prepare_adaptive_svd
 from worker.engine.strategies.adaptive_svd.subspace import weight_bases
 from worker.engine.strategies.full import prepare_full

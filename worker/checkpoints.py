@@ -58,9 +58,9 @@ def save_checkpoint(model, tokenizer, key: str, extra: dict | None = None) -> st
     return hashlib.sha256(payload).hexdigest()
 
 
-def verify_stored(key: str, expected_sha256: str) -> None:
+def verify_stored(key: str, expected_sha256: str) -> str:
     """Read the stored manifest back: it must hash to ``expected_sha256`` and every file it lists
-    must be in the store with its recorded size, and nothing else."""
+    must be in the store with its recorded size, and nothing else. Returns the checkpoint's uri."""
     storage = get_storage()
     where = storage.uri(key)
     try:
@@ -74,6 +74,7 @@ def verify_stored(key: str, expected_sha256: str) -> None:
     if stored != manifest["bytes"]:
         bad = sorted(set(stored.items()) ^ set(manifest["bytes"].items()))
         raise CorruptCheckpoint(f"{where}: stored files differ from the manifest: {[n for n, _ in bad][:5]}")
+    return where
 
 
 def discard(key: str) -> None:

@@ -11,14 +11,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.db.session import session_scope
-from app.core.db.tables import File, Job, JobEvent, Model, ModelVersion
+from app.core.db.tables import File, Job, Model, ModelVersion
 from app.core.storage import file_key, get_storage
 from app.files.datasets import MIN_TRAINING_RECORDS, read_records
+from app.jobs.service import add_event
+from app.jobs.service import task_name as job_task_name
 from app.lineages.service import ancestry as lineage_ancestry
 from app.lineages.service import learned_tasks
 from worker.cache import local_file, local_file_at
 from worker.errors import JobFailed
-from worker.results import store_content
+from worker.results_file import store_content
 
 EVAL_FRACTION = 0.1
 PRIOR_SAMPLES_PER_TASK = 32
@@ -109,15 +111,15 @@ def resolve(job: Job) -> JobInputs:
             eval_uri = _store_eval_split(eval_records)
         continual = job.continual or {}
         ancestry = lineage_ancestry(session, job.model_id, head)
-        task_name = continual.get("task") or job.suffix or job.training_file
+        task_name = job_task_name(continual, job.suffix, job.training_file)
         earlier = [t for t in learned_tasks(session, job.model_id, head) if t.name != task_name]
         # A task whose data was deleted keeps its recorded scores but is neither evaluated nor replayed.
         tasks = [t for t in earlier if t.unevaluable_reason is None]
         skipped = [t for t in earlier if t.unevaluable_reason is not None]
         if skipped:
-            session.add(JobEvent(job_id=job.id, level="warn", data={"unevaluable": [t.name for t in skipped]},
-                                 message="Not evaluated or replayed (their data was deleted): " + "; ".join(
-                                     f"{t.name}: {t.unevaluable_reason}" for t in skipped)))
+            add_event(session, job.id, "Not evaluated or replayed (their data was deleted): " + "; ".join(
+                f"{t.name}: {t.unevaluable_reason}" for t in skipped), level="warn",
+                data={"unevaluable": [t.name for t in skipped]})
         learned = [LearnedTask(t.name, t.position, t.version, t.metric, t.labels,
                                read_records(local_file_at(t.eval_uri)), t.training_file) for t in tasks]
         prior: list[dict] = []

@@ -13,8 +13,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.core.db.session import rows_matched, session_scope
-from app.core.db.tables import Job, JobEvent, Worker, utcnow
+from app.core.db.tables import Job, Worker, utcnow
 from app.core.settings import get_settings
+from app.jobs.service import add_event
 from app.workers.service import live_workers, waiting_for
 
 log = logging.getLogger("sculpt.worker")
@@ -54,8 +55,7 @@ def refresh_waiting(name: str) -> int:
                             .values(progress={**(job.progress or {}), "waiting_for": reason})):
                 message = (f"The job cannot start yet: {reason}" if reason
                            else "A live worker can now take the job")
-                session.add(JobEvent(job_id=job.id, level="warn" if reason else "info", message=message,
-                                     data={"waiting_for": reason}))
+                add_event(session, job.id, message, level="warn" if reason else "info", data={"waiting_for": reason})
                 changed += 1
     return changed
 

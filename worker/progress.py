@@ -12,9 +12,11 @@ import math
 import time
 from statistics import fmean
 
-from worker import store
+from app.core.db.tables import File
+from worker import job_db
 from worker.errors import LeaseLost
 from worker.leases import Heartbeat
+from worker.results_file import results_file
 
 ROW_EVERY_S = 1.0
 CANCEL_EVERY_S = 0.5
@@ -48,7 +50,7 @@ class ProgressReporter:
             return
         progress = {"phase": self.phase, "step": info.step, "total_steps": info.total_steps,
                     "fraction": round(fraction, 4), "eta_seconds": eta}
-        store.write_progress(self.job_id, progress, self._unwritten)
+        job_db.write_progress(self.job_id, progress, self._unwritten)
         self._unwritten = []
         self._last_row = now
 
@@ -68,11 +70,15 @@ class ProgressReporter:
         losses = {"train_loss": self.points[-1]["train_loss"]} if self.points else {}
         return losses | ({"valid_loss": valid[-1]} if valid else {})
 
+    def stored_results_file(self) -> File:
+        """The job's results file (the loss curve as CSV), stored, for the transaction that ends the job."""
+        return results_file(self.job_id, self.points)
+
     def should_cancel(self) -> bool:
         if self.heartbeat.lost.is_set():
             raise LeaseLost(f"job {self.job_id}: another worker took over the lineage")
         now = time.monotonic()
         if now - self._last_cancel >= CANCEL_EVERY_S:
             self._last_cancel = now
-            self._cancelled = store.cancel_requested(self.job_id)
+            self._cancelled = job_db.cancel_requested(self.job_id)
         return self._cancelled

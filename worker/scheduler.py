@@ -18,7 +18,7 @@ import time
 
 from app.core import logsafe
 from app.core.broker import send_job
-from worker import leases, store
+from worker import job_db, leases
 from worker.leases import Heartbeat, worker_identity
 
 log = logging.getLogger("sculpt.worker")
@@ -32,17 +32,17 @@ def _shutting_down() -> bool:
 
 def _next_here(model_id: str, queues: frozenset[str]) -> str | None:
     """The lineage's next job if this worker should run it: one of its queues, and not leaving."""
-    next_id = store.next_pending(model_id)
+    next_id = job_db.next_pending(model_id)
     if next_id is None or _shutting_down():
         return None
-    return next_id if store.job_queue(next_id) in queues else None
+    return next_id if job_db.job_queue(next_id) in queues else None
 
 
 def _hand_off(model_id: str, queues: frozenset[str]) -> None:
     """Send the lineage's next job to its queue when this worker will not run it; if the broker is
     down, the reconciler of a worker on that queue sends it later."""
-    next_id = store.next_pending(model_id)
-    if next_id is None or (queue := store.job_queue(next_id)) is None:
+    next_id = job_db.next_pending(model_id)
+    if next_id is None or (queue := job_db.job_queue(next_id)) is None:
         return  # nothing waits (or the job went with its lineage meanwhile)
     if queue in queues and not _shutting_down():
         return
@@ -58,7 +58,7 @@ def run_lineage_for(job_id: str, queues: frozenset[str]) -> None:
     """Run ``job_id``'s lineage for as long as its next job is for one of ``queues``."""
     from worker.pipeline import execute
 
-    model_id = store.job_lineage(job_id)
+    model_id = job_db.job_lineage(job_id)
     if model_id is None:
         log.warning("message for unknown job %s dropped", job_id)
         return

@@ -4,9 +4,12 @@ What a record must look like depends on the file's purpose:
 
 - ``fine-tune`` (a task): ``{"prompt": str, "completion": str}`` or ``{"messages": [{"role", "content"}, …]}``
   with at least one assistant message (the last one is the target);
-- an evaluation suite's purpose: the suite's own shape (``app.lineages.suites``), e.g. ``reference``
-  (general-ability texts for perplexity): ``{"text": str}``; ``safety``: ``{"prompt": str, "expected":
-  "refuse" | "answer"}``.
+- an evaluation suite's purpose: the suite's own shape (``app.lineages.suites``, where every suite and
+  its purpose is registered), e.g. ``reference`` (general-ability texts for perplexity): ``{"text": str}``;
+  ``general`` (general questions): ``{"prompt": str, "accept": [str, …]}``; ``safety``: ``{"prompt": str,
+  "expected": "refuse" | "answer"}``.
+
+A job's results file (purpose ``fine-tune-results``) is written by the worker, never uploaded.
 
 Limits on bytes, lines, line length and JSON nesting are checked as the bytes arrive, so a
 hostile upload costs at most one line of memory. Problems are reported by line number, the first

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.core.db.session import new_session
 from app.core.db.tables import JobEvent
+from app.core.enums import EventType
 from app.http.change_feed import EVERYTHING, ChangeFeed, Stamp
 from app.jobs import service as job_service
 from app.keys import service as key_service
@@ -88,7 +89,7 @@ class CachedReads:
         """The job row (NotFound when there is none; that is never cached)."""
         return await self._cached(f"job:{job_id}", None, lambda s: job_service.get_job(s, job_id))
 
-    async def events(self, job_id: str, after: str | None, limit: int, type: str | None,
+    async def events(self, job_id: str, after: str | None, limit: int, type: EventType | None,
                      order: str) -> tuple[list[JobEvent], bool]:
         return await self._cached(f"events:{job_id}", (after, limit, type, order),
                                   lambda s: job_service.list_events(s, job_id, after, limit, type, order))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from app.core.db.tables import Job, JobEvent, ModelVersion
-from app.core.enums import TERMINAL_STATUSES
+from app.core.enums import TERMINAL_STATUSES, EventType
 from app.core.timeutil import unix
 from app.jobs.schemas import (
     CheckpointObject,
@@ -67,7 +67,7 @@ def _webhook(job: Job) -> Webhook | None:
 def event_object(row: JobEvent) -> EventObject:
     return EventObject(id=f"{EVENT_PREFIX}{row.id}", created_at=unix(row.created_at),
                        level=EVENT_LEVELS.get(row.level, "info"), message=row.message,
-                       type="metrics" if row.type == "metrics" else "message", data=row.data)
+                       type=EventType.METRICS if row.type == EventType.METRICS else EventType.MESSAGE, data=row.data)
 
 
 def checkpoint_object(job: Job, version: ModelVersion) -> CheckpointObject:

@@ -5,6 +5,7 @@ from typing import Literal
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 
+from app.core.enums import EventType
 from app.core.schemas import ListObject, error_responses
 from app.http.auth import TRAIN
 from app.http.deps import CachedReadsDep, SessionDep
@@ -66,7 +67,7 @@ async def get_job(reads: CachedReadsDep, job_id: str) -> JobObject:
             responses=error_responses(401, 404, 422, 429))
 async def list_events(reads: CachedReadsDep, job_id: str, after: str | None = Query(None, max_length=40),
                       limit: int = Query(20, ge=1, le=100),
-                      type: Literal["message", "metrics"] | None = Query(None),
+                      type: EventType | None = None,
                       order: Literal["asc", "desc"] = Query("desc", description="'asc' follows a job from its start."),
                       ) -> ListObject[EventObject]:
     rows, has_more = await reads.events(job_id, after, limit, type, order)

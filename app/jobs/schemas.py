@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.core.enums import JOB_STATUSES
+from app.core.enums import JOB_STATUSES, RESULTS_PURPOSE, STEP_METRICS, EventType
 from app.core.schemas import StrictModel
 from app.jobs.spec import NAME_PATTERN, Continual, Hyperparameters
 from app.jobs.spec import Gates as Gates  # re-exported: lineages set the same gates
@@ -131,8 +131,8 @@ class JobObject(BaseModel):
     metadata: dict[str, str] | None
     organization_id: str = "sculpt"
     result_files: list[str] = Field(default_factory=list,
-                                    description="Files (purpose 'fine-tune-results') with the job's step metrics "
-                                                "as CSV: step,train_loss,valid_loss,lr,tokens_per_second,epoch.")
+                                    description=f"Files (purpose '{RESULTS_PURPOSE}') with the job's step "
+                                                f"metrics as CSV: {','.join(STEP_METRICS)}.")
     method: dict[str, Any] = Field(default_factory=lambda: {"type": "supervised"})
     continual: dict[str, Any]
     base_version: int | None
@@ -148,7 +148,7 @@ class EventObject(BaseModel):
     created_at: int
     level: Literal["info", "warn", "error"]
     message: str
-    type: Literal["message", "metrics"]
+    type: EventType
     data: dict[str, Any] | None = None
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.core.broker import send_job
 from app.core.db.session import rows_matched
 from app.core.db.tables import Job, JobEvent, ModelVersion, utcnow
-from app.core.enums import TERMINAL_STATUSES
+from app.core.enums import TERMINAL_STATUSES, EventType
 from app.core.errors import Conflict, NotFound, RateLimited, Unprocessable
 from app.core.ids import DB_INT_MAX, new_id
 from app.core.settings import get_settings
@@ -56,10 +56,15 @@ def request_hash(body: JobCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def add_event(session: Session, job_id: str, message: str, *, level: str = "info", type: str = "message",
-              data: dict | None = None) -> JobEvent:
-    """Append an event to a job's log (the caller commits)."""
-    event = JobEvent(job_id=job_id, level=level, type=type, message=message, data=data)
+def task_name(continual: dict, suffix: str | None, training_file: str) -> str:
+    """The task a job teaches: ``continual.task``, else the job's suffix, else its training file's id."""
+    return continual.get("task") or suffix or training_file
+
+
+def add_event(session: Session, job_id: str, message: str, *, level: str = "info",
+              type: EventType = EventType.MESSAGE, data: dict | None = None) -> JobEvent:
+    """Append an event to a job's log (the caller commits): the one writer of job events, API and worker."""
+    event = JobEvent(job_id=job_id, level=level, type=EventType(type).value, message=message, data=data)
     session.add(event)
     return event
 
@@ -140,7 +145,7 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
                           headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)})
 
     continual = (body.continual or Continual()).model_dump(mode="json", exclude_none=True)
-    continual["task"] = continual.get("task") or body.suffix or training.id
+    continual["task"] = task_name(continual, body.suffix, training.id)
     continual["gates"] = {**(model.gates or {}), **continual.get("gates", {})}
     _check_task_name(session, model_id, continual["task"])
     hyperparameters = (body.hyperparameters or Hyperparameters()).model_dump(mode="json")
@@ -215,7 +220,7 @@ def parse_event_id(event_id: str, param: str = "after") -> int:
     return int(number)
 
 
-def list_events(session: Session, job_id: str, after: str | None, limit: int, type: str | None,
+def list_events(session: Session, job_id: str, after: str | None, limit: int, type: EventType | None,
                 order: str = "desc") -> tuple[list[JobEvent], bool]:
     """Newest first like OpenAI (``order=asc`` to follow a job from its start); ``after`` is an event id."""
     if session.scalar(select(Job.seq).where(Job.id == job_id)) is None:  # the row itself is not needed

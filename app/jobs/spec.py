@@ -1,8 +1,9 @@
 """One job's training settings, typed once and shared by the API (validates and stores them) and the
 worker (loads the stored JSON into the same models and maps them to its engine config). Torch-free.
 
-Every default lives here: a field left out (or null) takes the default written on it; "auto"
-hyperparameters resolve through ``AUTO``.
+A field left out (or null) takes the default written on it, a strategy's settings theirs
+(``app.jobs.strategies``) and a gate its suite's (``app.lineages.suites``); "auto" hyperparameters resolve
+through ``AUTO``.
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ class Continual(SettingsModel):
         description="Processes (GPUs) that train the job together, with torch.distributed; default 1, at most the "
                     "worker's SCULPT_MAX_DEVICES. hyperparameters.batch_size stays the global batch, split "
                     "between them, so N devices train what one would.")
-    sharding: Literal[SHARDINGS] | None = Field(  # type: ignore[valid-type]
+    # Typed without None: a null is replaced by the default before validation (SettingsModel).
+    sharding: Literal[SHARDINGS] = Field(  # type: ignore[valid-type]
         "ddp", description="With devices > 1: 'ddp' (default) keeps a whole copy of the model on each device; "
                            "'fsdp' shards weights, gradients and optimizer state across them, for models whose "
                            "training state does not fit one device (each still holds the whole model once, "

@@ -6,6 +6,7 @@ from app.core.db.tables import HeadChange, Model, ModelVersion
 from app.core.timeutil import unix
 from app.jobs.service import fine_tuned_model_name
 from app.lineages.schemas import HeadChangeObject, ModelObject, VersionObject
+from app.lineages.suites import GENERAL, SAFETY
 
 HEAD_CHANGE_PREFIX = "headchange-"
 
@@ -15,7 +16,8 @@ def model_object(row: Model, versions: int, tasks: list[str]) -> ModelObject:
     return ModelObject(id=row.id, created=unix(row.created_at), base_model=row.base_model,
                        head=row.head_version, fine_tuned_model=fine_tuned_model_name(row.id, row.head_version),
                        versions=versions, tasks=tasks, gates=row.gates or {},
-                       reference_file=suites.get("reference"), safety_file=suites.get("safety"), suites=suites)
+                       reference_file=suites.get(GENERAL.purpose), safety_file=suites.get(SAFETY.purpose),
+                       suites=suites)
 
 
 def version_object(row: ModelVersion, head: int) -> VersionObject:

@@ -96,7 +96,8 @@ def set_gates(session: SessionDep, model_id: str, body: Gates) -> ModelObject:
 @router.post("/{model_id}/suites", response_model=ModelObject, dependencies=[ADMIN],
              responses=error_responses(401, 403, 404, 409, 422, 429))
 def set_suites(session: SessionDep, model_id: str, body: SuitesUpdate) -> ModelObject:
-    """Choose the data of evaluation suites: uploaded files with the suite's purpose ('reference', 'safety', …)."""
+    """Choose the data of evaluation suites: uploaded files with the suite's purpose ('reference', 'general',
+    'safety', …)."""
     return _present(session, service.set_suites(session, model_id, chosen_suites(body)))
 
 

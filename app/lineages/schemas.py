@@ -7,14 +7,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from app.core.schemas import StrictModel
 from app.jobs.schemas import Gates
 from app.lineages.gates import default_gates
-from app.lineages.suites import MIN_BASE_RIGHT
+from app.lineages.suites import GENERAL, MIN_BASE_RIGHT, SAFETY
 
 LINEAGE_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$"
 # The fields that name one suite's file each, from before suites were a map: field -> file purpose.
-SUITE_FILE_FIELDS = {"reference_file": "reference", "safety_file": "safety"}
+SUITE_FILE_FIELDS = {"reference_file": GENERAL.purpose, "safety_file": SAFETY.purpose}
 SuiteFiles = dict[Annotated[str, StringConstraints(min_length=1, max_length=32)],
                   Annotated[str, StringConstraints(min_length=1, max_length=64)]]
-SUITES_DESCRIPTION = ("Evaluation-suite data by file purpose ('reference', 'safety', or another suite's): "
+SUITES_DESCRIPTION = ("Evaluation-suite data by file purpose ('reference', 'general', 'safety', or a plug-in suite's): "
                       "purpose -> file id. reference_file and safety_file, when given, win.")
 
 

@@ -15,9 +15,9 @@ from app.core.settings import get_settings
 from app.core.storage import get_storage
 from app.files.service import usable_file
 from app.lineages.base_models import check_base_model
+from app.lineages.continual_metrics import summarize
 from app.lineages.gates import default_gates
-from app.lineages.record import summarize
-from app.lineages.suites import SUITES, by_purpose
+from app.lineages.suites import GENERAL, SAFETY, SUITES, by_purpose
 
 
 def suite_files(session: Session, chosen: dict[str, tuple[str, str]]) -> dict[str, str]:
@@ -154,11 +154,18 @@ def move_head(session: Session, model_id: str, version: int, reason: str, actor:
                        param="force", code="lineage_busy")
     if model.head_version == version:
         return model
-    session.add(HeadChange(model_id=model_id, from_version=model.head_version, to_version=version,
-                           reason=reason, actor=actor))
-    model.head_version = version
+    set_head(session, model, version, reason, actor)
     session.commit()
     return model
+
+
+def set_head(session: Session, model: Model, version: int, reason: str, actor: str,
+             job_id: str | None = None) -> None:
+    """Point the head at ``version`` with its audit-trail entry (the caller checks and commits): the one
+    writer of the head, for a person's promotion or rollback and for a job's gates that passed."""
+    session.add(HeadChange(model_id=model.id, from_version=model.head_version, to_version=version,
+                           reason=reason, actor=actor, job_id=job_id))
+    model.head_version = version
 
 
 def set_gates(session: Session, model_id: str, gates: dict) -> Model:
@@ -218,7 +225,7 @@ def evaluations(session: Session, model_id: str, version: int | None = None) -> 
         "model": model_id, "version": shown.version, "tasks": names, "versions": versions, "matrix": matrix,
         "metric": metric, "acc": summary["acc"], "bwt": summary["bwt"], "fwt": summary["fwt"],
         "forgetting": {names[i]: f for i, f in summary["forgetting"].items()},
-        "general": shown_metrics.get("general") or {}, "safety": shown_metrics.get("safety") or {},
+        "general": shown_metrics.get(GENERAL.name) or {}, "safety": shown_metrics.get(SAFETY.name) or {},
         "suites": {name: _suite_figures(shown_metrics[name]) for name in SUITES if shown_metrics.get(name)},
         "unevaluable": {t.name: t.unevaluable_reason for t in tasks if t.unevaluable_reason},
         "not_measured": {measure: why for name in SUITES

@@ -63,7 +63,7 @@ class Suite:
 SUITES: dict[str, Suite] = {}
 
 
-# Keys a version's metrics already use for the task record (app.lineages.record).
+# Keys a version's metrics already use for the task record (app.lineages.continual_metrics).
 TASK_METRICS = ("tasks", "acc", "bwt", "forgetting", "max_forgetting", "acc_drop")
 
 

@@ -147,7 +147,7 @@ def _progress(strategy: str, run: dict) -> None:
           f"({run['train_seconds']:.1f} s training)", file=sys.stderr, flush=True)
 
 
-def _base(args: argparse.Namespace, settings: TrainSettings):
+def _base(args: argparse.Namespace):
     """(model, tokenizer, general records, general check, the base's figures)."""
     if args.model != TINY:
         from bench.continual import real
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
                                    ("reference_share", args.reference_share),
                                    ("reference_energy", args.reference_energy)) if v is not None}
     settings = TrainSettings(args.epochs, args.lr, args.batch_size, args.replay_per_task, args.device, retention)
-    base, tokenizer, general, check_general, base_summary = _base(args, settings)
+    base, tokenizer, general, check_general, base_summary = _base(args)
     general_before = base_summary["general"]
     task_names = [t.name for t in args.streams[args.seeds[0]]]
     parameters = sum(p.numel() for p in base.parameters())

@@ -1,6 +1,6 @@
 """From accuracy matrices to the figures the harness reports: per run, then mean and std over seeds.
 
-ACC, BWT, FWT and per-task forgetting come from ``app.lineages.record.summarize`` (the service's own
+ACC, BWT, FWT and per-task forgetting come from ``app.lineages.continual_metrics.summarize`` (the service's own
 definitions). Added here: ``forgetting`` = mean over earlier tasks of (best earlier score − final
 score), ``learning_accuracy`` = mean_i R[i][i] (how well each task was learned when it was learned),
 ``general_drift`` = general-task score after the stream − before it, and where the run measured them
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from statistics import fmean, stdev
 
-from app.lineages.record import summarize
+from app.lineages.continual_metrics import summarize
 
 AGGREGATED = ("acc", "bwt", "fwt", "forgetting", "learning_accuracy", "general_drift", "general_kept",
               "perplexity_ratio", "general_seconds", "train_seconds", "wall_seconds", "peak_memory_mb")

@@ -24,13 +24,13 @@ def test_oversized_json_body_is_413(sqlite_client):
 
 
 def test_unexpected_error_is_a_plain_500_without_traceback(sqlite_env, monkeypatch, caplog):
-    import app.lineages.service as models_service
+    import app.lineages.service as lineages_service
     from app.main import create_app
 
     def explode(_session):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(models_service, "list_models", explode)
+    monkeypatch.setattr(lineages_service, "list_models", explode)
     client = TestClient(create_app(), raise_server_exceptions=False)
     with caplog.at_level(logging.ERROR, logger="sculpt.api"):
         response = client.get("/v1/models")

@@ -6,7 +6,9 @@ import pytest
 from sqlalchemy import select, update
 
 from app.core.db.session import session_scope
-from app.core.db.tables import Job, JobEvent, ModelVersion
+from app.core.db.tables import Job, ModelVersion
+from app.core.enums import EventType
+from app.jobs.service import add_event
 from app.lineages.gates import default_gates
 from tests.api.helpers import assert_error, create_job, register, upload_ok
 
@@ -160,9 +162,9 @@ def test_events_cursor_and_type(client, base_model_dir):
     job = create_job(client, "m", upload_ok(client)).json()
     with session_scope() as session:
         for step in range(4):
-            session.add(JobEvent(job_id=job["id"], type="metrics", message=f"step {step}",
-                                 data={"step": step, "loss": 1.0 / (step + 1)}))
-        session.add(JobEvent(job_id=job["id"], level="warning", message="slow data loader"))
+            add_event(session, job["id"], f"step {step}", type=EventType.METRICS,
+                      data={"step": step, "loss": 1.0 / (step + 1)})
+        add_event(session, job["id"], "slow data loader", level="warning")
     events = client.get(f"/v1/fine_tuning/jobs/{job['id']}/events").json()
     assert events["object"] == "list"
     messages = [e["message"] for e in events["data"]]
@@ -179,6 +181,7 @@ def test_events_cursor_and_type(client, base_model_dir):
                          params={"order": "asc", "after": metrics[2]["id"], "type": "metrics"}).json()["data"]
     assert [e["data"]["step"] for e in forward] == [2, 3]
     assert_error(client.get(f"/v1/fine_tuning/jobs/{job['id']}/events", params={"after": "x"}), 422, "after")
+    assert_error(client.get(f"/v1/fine_tuning/jobs/{job['id']}/events", params={"type": "loss"}), 422, "type")
     assert_error(client.get("/v1/fine_tuning/jobs/ftjob-nope/events"), 404)
 
 
@@ -289,18 +292,18 @@ def test_a_finished_job_is_in_no_phase(client, base_model_dir):
 
 
 def test_the_worker_ends_a_job_without_a_phase(sqlite_client, base_model_dir):
-    from worker import store
+    from worker import job_db
 
     register(sqlite_client, "m", base_model_dir)
     job = create_job(sqlite_client, "m", upload_ok(sqlite_client)).json()
     set_job(job["id"], status="running", phase="saving", progress={"phase": "saving"})
-    store.finish_job(job["id"], "failed", "the store is full", error_code="disk_full")
+    job_db.finish_job(job["id"], "failed", "the store is full", error_code="disk_full")
     with session_scope() as session:
         row = session.scalar(select(Job).where(Job.id == job["id"]))
         assert row.phase is None and row.progress["phase"] is None
 
 
-@pytest.mark.parametrize("hyperparameters, param", [
+@pytest.mark.parametrize(("hyperparameters", "param"), [
     ({"n_epochs": True}, "hyperparameters.n_epochs"),
     ({"n_epochs": 2.0}, "hyperparameters.n_epochs"),
     ({"n_epochs": "3"}, "hyperparameters.n_epochs"),
@@ -374,7 +377,7 @@ def test_concurrent_requests_with_one_idempotency_key_all_get_the_same_job(pg_en
         assert len(http.get("/v1/fine_tuning/jobs").json()["data"]) == 3
 
 
-@pytest.mark.parametrize("retention, param", [
+@pytest.mark.parametrize(("retention", "param"), [
     ({"target_ratio": 0.95}, "continual.retention.target_ratio"),  # above the kept fraction's ceiling, 0.9
     ({"mode": "fixed", "fixed_ratio": 1.0}, "continual.retention.fixed_ratio"),  # would leave nothing to train
     ({"energy": 1.0}, "continual.retention.energy"),

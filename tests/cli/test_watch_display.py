@@ -111,7 +111,7 @@ class OneJob:
     def __init__(self, job: dict) -> None:
         self.job = job
 
-    def stream_events(self, job_id: str, last_event_id: str | None = None):
+    def stream_events(self, job_id: str, last_event_id: str | None = None):  # noqa: ARG002 - the client's signature
         yield ServerEvent("progress", self.job)
 
 

@@ -19,6 +19,7 @@ import torch.multiprocessing as mp
 from torch.distributed.tensor import DTensor
 
 from app.jobs.strategies import Retention
+from bench.leak import leak
 from worker.engine import (
     NonFiniteLoss,
     RankFailed,
@@ -27,7 +28,6 @@ from worker.engine import (
     train_task,
 )
 from worker.engine.data import Example, encode
-from worker.engine.leak import leak
 from worker.engine.strategies.adaptive_svd.subspace import weight_bases
 from worker.engine.targets import find_targets
 from worker.engine.trainer import TaskData, train_encoded
@@ -192,7 +192,7 @@ def test_a_batch_splits_by_example_and_weighs_each_part_by_its_completion_tokens
     assert share == 0.0 and len(mine) == 1  # joins the step, changes nothing
 
 
-@pytest.mark.parametrize("changes, message", [
+@pytest.mark.parametrize(("changes", "message"), [
     ({"devices": 4, "batch_size": 2}, "batch_size 2 is smaller than devices 4"),
     ({"devices": 2, "strategy": "lora", "sharding": "fsdp"}, "does not work with strategy .lora."),
     ({"devices": 2, "sharding": "zero3"}, "sharding must be one of"),

@@ -5,8 +5,8 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from app.jobs.strategies import Retention
+from bench.leak import peft_osf_leak, projected_adamw_leak
 from worker.engine import TrainConfig, train_task
-from worker.engine.leak import peft_osf_leak, projected_adamw_leak
 from worker.engine.strategies.adaptive_svd.subspace import weight_bases
 from worker.engine.targets import find_targets
 from worker.tiny import build_tiny_causal_lm, build_tiny_tokenizer
@@ -15,7 +15,7 @@ from .conftest import fact_records
 
 
 @pytest.mark.parametrize(
-    "shape, rank",
+    ("shape", "rank"),
     [((64, 64), 32), ((64, 64), 48), ((48, 96), 16), ((96, 48), 40)],
     ids=["square-half", "square-complement", "wide", "tall-complement"],
 )

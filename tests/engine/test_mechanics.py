@@ -24,7 +24,7 @@ def _orthonormal(dim, rank, seed):
 
 
 @pytest.mark.parametrize(
-    "out_rank, in_rank", [(8, 20), (40, 4), (0, 30)], ids=["kept", "complement", "in-only"]
+    ("out_rank", "in_rank"), [(8, 20), (40, 4), (0, 30)], ids=["kept", "complement", "in-only"]
 )
 @pytest.mark.parametrize("transposed", [False, True])
 def test_projection_is_idempotent_and_orthogonal(out_rank, in_rank, transposed):
@@ -71,7 +71,7 @@ def test_kept_ranks_grow_with_task_count_in_training():
     assert all(later >= earlier for earlier, later in zip(*ranks, strict=True)) and sum(ranks[1]) > sum(ranks[0])
 
 
-@pytest.mark.parametrize("builder, kind", [(build_tiny_causal_lm, "causal"), (build_tiny_t5, "seq2seq")])
+@pytest.mark.parametrize(("builder", "kind"), [(build_tiny_causal_lm, "causal"), (build_tiny_t5, "seq2seq")])
 def test_importance_is_finite_and_normalised(builder, kind):
     model, tokenizer = builder()
     examples = encode(fact_records("t", 8, seed=0), tokenizer, kind, 64)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.lineages.record import gate_measures, row_acc, summarize
+from app.lineages.continual_metrics import gate_measures, row_acc, summarize
 
 # Row t: scores after learning task t (None: task not learned yet, so not measured).
 MATRIX = [

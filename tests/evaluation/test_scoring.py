@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from app.core.enums import METRICS
 from tests.evaluation.teaching import TAUGHT
 from worker.evaluation import score_task
 from worker.evaluation.scoring import rank_labels
@@ -16,6 +17,11 @@ def test_exact_match_is_one_on_taught_answers_and_zero_on_an_untrained_model(tau
     result = score_task(*taught_causal, QA, batch_size=4)
     assert result["score"] == 1.0 and result["n"] == len(QA) and result["seconds"] >= 0
     assert score_task(*tiny_causal, QA)["score"] == 0.0
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_every_metric_a_job_may_ask_for_is_scored(taught_causal, metric):
+    assert score_task(*taught_causal, FRUIT, metric=metric, max_new_tokens=4)["n"] == len(FRUIT)
 
 
 def test_wrong_references_score_zero(taught_causal):

@@ -50,13 +50,13 @@ def test_no_free_database_connection_is_a_clear_retryable_503(sqlite_env, monkey
     from fastapi.testclient import TestClient
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    import app.lineages.service as models_service
+    import app.lineages.service as lineages_service
     from app.main import create_app
 
     def exhausted(_session):
         raise PoolTimeout("QueuePool limit of size 10 overflow 30 reached")
 
-    monkeypatch.setattr(models_service, "list_models", exhausted)
+    monkeypatch.setattr(lineages_service, "list_models", exhausted)
     response = TestClient(create_app(), raise_server_exceptions=False).get("/v1/models")
     assert response.status_code == 503 and response.json()["error"]["code"] == "server_busy"
     assert int(response.headers["Retry-After"]) > 0 and "QueuePool" not in response.text

@@ -20,10 +20,10 @@ def _explode(_session):
 
 
 def test_an_unexpected_api_error_is_one_log_line(sqlite_env, monkeypatch, tmp_path):
-    import app.lineages.service as models_service
+    import app.lineages.service as lineages_service
     from app.main import create_app
 
-    monkeypatch.setattr(models_service, "list_models", _explode)
+    monkeypatch.setattr(lineages_service, "list_models", _explode)
     log_file = tmp_path / "api.log"
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)  # what `uvicorn` and `sculpt serve` log with
     for name in ("default", "access"):

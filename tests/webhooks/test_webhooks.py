@@ -33,7 +33,7 @@ def queued_job(client, base_model_dir):
     return create
 
 
-@pytest.mark.parametrize("url, why", [
+@pytest.mark.parametrize(("url", "why"), [
     ("http://evil.example.com/hook", "not one the operator allows"),
     ("http://127.0.0.1.evil.example.com/hook", "not one the operator allows"),
     ("ftp://127.0.0.1/hook", "http"),

@@ -57,10 +57,10 @@ def test_a_failed_save_leaves_nothing_behind(artifact_root):
     model, _ = build_tiny_causal_lm()
 
     class ExplodingTokenizer:
-        def save_pretrained(self, path):
+        def save_pretrained(self, path):  # noqa: ARG002 - the tokenizer's signature
             raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left"):
         save_checkpoint(model, ExplodingTokenizer(), checkpoint_key("m", 3))
     target = artifact_root / "checkpoints" / "m" / "v3"
     assert not target.exists()

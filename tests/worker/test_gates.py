@@ -58,6 +58,8 @@ def test_gates_reject_or_promote_and_people_can_force_and_roll_back(sqlite_clien
     history = client.get("/v1/models/g/head/history").json()["data"]
     assert [(h["from_version"], h["to_version"]) for h in history] == [(None, 1), (1, 3), (3, 2), (2, 3)]
     assert [h["reason"] for h in history[-2:]] == ["override", "v2 regressed"]
+    # The gates moved it to v3 through the same head writer as people, so the trail names the job.
+    assert (history[1]["actor"], history[1]["job_id"]) == ("worker", passing["id"])
 
 
 def test_suites_and_gates_reject_bad_input_and_change_nothing(sqlite_client, tiny_base):

@@ -63,7 +63,7 @@ def test_requests_the_worker_cannot_serve_fail_the_job_clearly(sqlite_client, ti
     assert client.get("/v1/models/m").json()["head"] == 1
 
 
-@pytest.mark.parametrize("continual, param", [
+@pytest.mark.parametrize(("continual", "param"), [
     ({"devices": 0}, "continual.devices"),
     ({"devices": 17}, "continual.devices"),
     ({"devices": "2"}, "continual.devices"),

@@ -35,7 +35,7 @@ class NormsOnly:
 
     spec = specs.StrategySpec("norms_only", "Trains only the normalisation weights.", NormsOnlySettings, "options")
 
-    def prepare(self, model, config, context) -> Prepared:
+    def prepare(self, model, config, context) -> Prepared:  # noqa: ARG002 - Strategy's signature
         pattern = re.compile(config.options["pattern"])
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(bool(pattern.search(name)))

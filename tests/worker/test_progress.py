@@ -16,8 +16,8 @@ from worker.progress import MAX_POINTS, ProgressReporter
 @pytest.fixture
 def written(monkeypatch):
     writes: list[tuple[dict, list[dict]]] = []
-    monkeypatch.setattr(progress_module.store, "write_progress",
-                        lambda job_id, progress, metrics=(): writes.append((progress, list(metrics))))
+    monkeypatch.setattr(progress_module.job_db, "write_progress",
+                        lambda _job_id, progress, metrics=(): writes.append((progress, list(metrics))))
     return writes
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from worker.records import prompt_token_ids, to_prompt_completion
+from worker.prompt_completion import prompt_token_ids, to_prompt_completion
 
 from .config import SettingsError
 

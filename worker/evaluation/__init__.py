@@ -2,11 +2,10 @@
 
 from worker.evaluation.perplexity import perplexity
 from worker.evaluation.safety import DEFAULT_REFUSAL_PHRASES, is_refusal, safety_rates
-from worker.evaluation.scoring import METRICS, score_task
+from worker.evaluation.scoring import score_task
 
 __all__ = [
     "DEFAULT_REFUSAL_PHRASES",
-    "METRICS",
     "is_refusal",
     "perplexity",
     "safety_rates",

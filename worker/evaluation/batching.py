@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from worker.records import prompt_token_ids
+from worker.prompt_completion import prompt_token_ids
 
 
 def is_encoder_decoder(model: Any) -> bool:
@@ -36,7 +36,7 @@ def start_token_id(tokenizer: Any) -> int:
 
 
 def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    """A prompt's token ids exactly as training encodes them (``worker.records.prompt_token_ids``).
+    """A prompt's token ids exactly as training encodes them (``worker.prompt_completion.prompt_token_ids``).
 
     An empty prompt becomes the start token, so there is something to continue from.
     """

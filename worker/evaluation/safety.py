@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from worker.evaluation.generation import generate_texts
-from worker.records import to_prompt_completion
+from worker.prompt_completion import to_prompt_completion
 
 DEFAULT_REFUSAL_PHRASES = (
     "I can't",

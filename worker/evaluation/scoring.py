@@ -6,13 +6,12 @@ import time
 from statistics import fmean
 from typing import Any
 
+from app.core.enums import METRICS
 from worker.evaluation.batching import pad_token_id, prompt_ids
 from worker.evaluation.generation import default_max_new_tokens, generate_texts
 from worker.evaluation.likelihood import target_log_likelihoods
 from worker.evaluation.text_metrics import TEXT_METRICS
-from worker.records import to_prompt_completion
-
-METRICS = (*TEXT_METRICS, "choice")
+from worker.prompt_completion import to_prompt_completion
 
 
 def _label_ids(tokenizer: Any, label: str) -> list[int]:
@@ -50,7 +49,7 @@ def score_task(
 ) -> dict:
     """Mean per-record score in [0, 1]: {"score", "n", "seconds"}.
 
-    Records are rendered with ``worker.records.to_prompt_completion``, as training renders them.
+    Records are rendered with ``worker.prompt_completion.to_prompt_completion``, as training renders them.
     ``labels`` (choice only) default to the distinct completions, sorted.
     """
     if metric not in METRICS:

@@ -29,7 +29,7 @@ from worker.cache import local_checkpoint
 from worker.engine.loading import load_model_and_tokenizer
 from worker.evaluation.batching import is_encoder_decoder, pad_batch, pad_token_id, prompt_ids
 from worker.evaluation.generation import fit_context
-from worker.records import render_chat
+from worker.prompt_completion import render_chat
 
 log = logging.getLogger("sculpt.inference")
 

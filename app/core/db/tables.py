@@ -77,7 +77,7 @@ class File(Base):
 
 
 class Model(Base):
-    """A lineage: a base model and the chain of versions trained from it."""
+    """A lineage (see app.lineages): a base model and the chain of versions trained from it."""
 
     __tablename__ = "models"
 

@@ -72,7 +72,7 @@ class LocalStorage(Storage):
         os.replace(local, target)
         fsync_dir(target.parent)
 
-    def store_folder(self, local: Path, key: str, last: str) -> None:
+    def store_folder(self, local: Path, key: str, last: str) -> None:  # noqa: ARG002 - one rename publishes all
         # ``local`` is already a temp name next to ``key``; the rename publishes every file at once.
         target = self._path(key)
         _fsync_tree(local)

@@ -66,19 +66,19 @@ class S3Storage(Storage):
         prefix = self.uri("")
         return uri[len(prefix):] if uri.startswith(prefix) else None
 
-    def local_path(self, key: str) -> Path | None:
+    def local_path(self, key: str) -> Path | None:  # noqa: ARG002 - Storage's signature
         return None
 
     def _scratch_dir(self) -> Path:
         self.scratch_root.mkdir(parents=True, exist_ok=True)
         return self.scratch_root
 
-    def scratch_file(self, prefix: str) -> Path:
+    def scratch_file(self, prefix: str) -> Path:  # noqa: ARG002 - Storage's signature
         fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self._scratch_dir())
         os.close(fd)
         return Path(name)
 
-    def scratch_folder(self, key: str) -> Path:
+    def scratch_folder(self, key: str) -> Path:  # noqa: ARG002 - Storage's signature
         return Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self._scratch_dir()))
 
     def store_file(self, local: Path, key: str) -> None:

@@ -29,7 +29,7 @@ class Prepared:
         """Make what each rank prepared for itself rank 0's before training starts; nothing by default."""
 
     def sharded_optimizer(self, groups: list[dict],
-                          shards: Mapping[torch.Tensor, torch.Tensor]) -> torch.optim.Optimizer:
+                          shards: Mapping[torch.Tensor, torch.Tensor]) -> torch.optim.Optimizer:  # noqa: ARG002
         """The optimizer rebuilt on FSDP's parameter groups; ``shards`` maps each parameter to its shard."""
         return type(self.optimizer)(groups)
 

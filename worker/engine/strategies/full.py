@@ -17,7 +17,7 @@ def prepare_full(model, config) -> Prepared:
 class Full:
     spec = specs.get("full")
 
-    def prepare(self, model, config, context) -> Prepared:
+    def prepare(self, model, config, context) -> Prepared:  # noqa: ARG002 - Strategy's signature
         return prepare_full(model, config)
 
 

@@ -14,7 +14,7 @@ from .registry import register
 class Lora:
     spec = specs.get("lora")
 
-    def prepare(self, model, config, context) -> Prepared:
+    def prepare(self, model, config, context) -> Prepared:  # noqa: ARG002 - Strategy's signature
         settings = config.lora
         targets = find_targets(model, config.retention.target_regex)
         wrapped = peft.get_peft_model(model, peft.LoraConfig(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from app.lineages.suites import GENERAL
 from worker.errors import JobFailed
 from worker.evaluation.perplexity import perplexity
 from worker.evaluation.suites import runs
 
 
-@runs("general")
-def run(model: Any, tokenizer: Any, records: list[dict], baseline: dict | None) -> dict[str, Any]:
+@runs(GENERAL.name)
+def run(model: Any, tokenizer: Any, records: list[dict], baseline: dict | None) -> dict[str, Any]:  # noqa: ARG001
     ppl = perplexity(model, tokenizer, [r["text"] for r in records])
     if not math.isfinite(ppl):
         raise JobFailed("nan_loss", "the trained model's outputs are no longer finite (reference perplexity "

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.lineages.suites import GENERAL_ANSWERS
 from worker.evaluation.general_answers import answer_suite
 from worker.evaluation.suites import runs
 
 
-@runs("general_answers")
+@runs(GENERAL_ANSWERS.name)
 def run(model: Any, tokenizer: Any, records: list[dict], baseline: dict | None) -> dict[str, Any]:
     # general_kept reads only the items the base answered right, so a later version is asked those alone:
     # on a real model that halves the suite's cost.

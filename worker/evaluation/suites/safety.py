@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.lineages.suites import SAFETY
 from worker.evaluation.safety import safety_rates
 from worker.evaluation.suites import runs
 
 
-@runs("safety")
-def run(model: Any, tokenizer: Any, records: list[dict], baseline: dict | None) -> dict[str, Any]:
+@runs(SAFETY.name)
+def run(model: Any, tokenizer: Any, records: list[dict], baseline: dict | None) -> dict[str, Any]:  # noqa: ARG001
     return safety_rates(model, tokenizer, records)

@@ -1,4 +1,4 @@
-"""How much of an update lands in the subspace that was meant to stay frozen (tests and benches).
+"""How much of an update lands in the subspace that was meant to stay frozen (benchmarks and tests).
 
 Both measurements train one random (out, in) matrix for ``steps`` AdamW steps on a fixed regression,
 so the updates accumulate in a consistent direction, and report
@@ -11,8 +11,8 @@ import peft
 import torch
 from torch import nn
 
-from .strategies.adaptive_svd.optimizer import ProjectedAdamW
-from .strategies.adaptive_svd.subspace import MatrixProjector, weight_bases
+from worker.engine.strategies.adaptive_svd.optimizer import ProjectedAdamW
+from worker.engine.strategies.adaptive_svd.subspace import MatrixProjector, weight_bases
 
 
 def leak(delta: torch.Tensor, out_kept: torch.Tensor, in_kept: torch.Tensor) -> float:

@@ -1,13 +1,13 @@
 """Judging a trained version from its scores: the continual-learning record, each suite's gate
 measures, and the gates' verdict. Pure: the scores come in, the measures and verdict go out; the
-formulas are ``app.lineages.record``'s and the gates ``app.lineages.gates``'s."""
+formulas are ``app.lineages.continual_metrics``'s and the gates ``app.lineages.gates``'s."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.lineages.continual_metrics import gate_measures, summarize
 from app.lineages.gates import check_gates
-from app.lineages.record import gate_measures, summarize
 from app.lineages.suites import SUITES
 from worker.job_inputs import JobInputs
 

@@ -1,11 +1,12 @@
-"""Judging a version from its scores: job_eval is pure, and decides with app.lineages.record's measures."""
+"""Judging a version from its scores: worker.judging is pure, and decides with the measures of
+app.lineages.continual_metrics."""
 
 from __future__ import annotations
 
 import pytest
 
-from worker.job_eval import evaluate
 from worker.job_inputs import JobInputs, LearnedTask
+from worker.judging import evaluate
 
 
 def _inputs() -> JobInputs:

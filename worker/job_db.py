@@ -1,4 +1,5 @@
-"""The worker's reads and writes of jobs, versions, accuracy-matrix cells and events.
+"""The worker's reads and writes of jobs, versions and accuracy-matrix cells; events and head moves go
+through their features' writers (``app.jobs.service.add_event``, ``app.lineages.service.set_head``).
 
 Every job ends through ``finish_job``, success and failure alike: one place sets the terminal
 status, clears the lease, logs the last event and starts the webhook delivery after the commit.
@@ -16,14 +17,19 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core.db.session import rows_matched, session_scope
-from app.core.db.tables import Evaluation, File, HeadChange, Job, JobEvent, Model, ModelVersion, Task, utcnow
+from app.core.db.tables import Evaluation, File, Job, Model, ModelVersion, Task, utcnow
+from app.core.enums import EventType
+from app.jobs.service import add_event
+from app.jobs.strategies import DEFAULT_STRATEGY
+from app.lineages.service import set_head
+from app.lineages.suites import GENERAL, SAFETY
 from worker.errors import LeaseLost
 from worker.leases import _expiry
 from worker.webhook_dispatch import notify_head_changes, notify_terminal
 
 if TYPE_CHECKING:
-    from worker.job_eval import VersionEvaluation
     from worker.job_inputs import JobInputs
+    from worker.judging import VersionEvaluation
 
 log = logging.getLogger("sculpt.worker")
 
@@ -80,15 +86,15 @@ def set_phase(job_id: str, phase: str) -> None:
         job = session.scalars(select(Job).where(Job.id == job_id)).one()
         job.phase = phase
         job.progress = {**(job.progress or {}), "phase": phase}
-    add_event(job_id, f"Phase: {phase}", data={"phase": phase})
+    log_event(job_id, f"Phase: {phase}", data={"phase": phase})
 
 
 def write_progress(job_id: str, progress: dict[str, Any], metrics: Sequence[dict[str, Any]] = ()) -> None:
     """The job row's progress and the loss-curve points since the last write, one metrics event each."""
     with session_scope() as session:
         session.execute(update(Job).where(Job.id == job_id).values(progress=progress))
-        session.add_all([JobEvent(job_id=job_id, type="metrics", data=point, message=_metrics_message(point))
-                         for point in metrics])
+        for point in metrics:
+            add_event(session, job_id, _metrics_message(point), type=EventType.METRICS, data=point)
 
 
 def _metrics_message(metrics: dict[str, Any]) -> str:
@@ -102,10 +108,11 @@ def cancel_requested(job_id: str) -> bool:
         return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-def add_event(job_id: str, message: str, *, type: str = "message", data: dict | None = None,
+def log_event(job_id: str, message: str, *, type: EventType = EventType.MESSAGE, data: dict | None = None,
               level: str = "info") -> None:
+    """One event of the running job, committed at once (``add_event`` in its own transaction)."""
     with session_scope() as session:
-        session.add(JobEvent(job_id=job_id, message=message, type=type, data=data, level=level))
+        add_event(session, job_id, message, type=type, data=data, level=level)
 
 
 def finish_job(job_id: str, status: str, message: str, *, error_code: str | None = None,
@@ -124,8 +131,7 @@ def finish_job(job_id: str, status: str, message: str, *, error_code: str | None
         job.progress = {**(job.progress or {}), **(progress or {}), "phase": None, "eta_seconds": 0}
         for key, value in fields.items():
             setattr(job, key, value)
-        session.add(JobEvent(job_id=job_id, level=level, message=message,
-                             data={"status": status, "error_code": error_code}))
+        add_event(session, job_id, message, level=level, data={"status": status, "error_code": error_code})
     log.info("job %s %s: %s", job_id, status, message)
     notify_terminal(job_id)
 
@@ -202,7 +208,7 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
                    **evaluation.suites, **evaluation.summary, **(losses or {})}
         session.add(ModelVersion(
             model_id=inputs.model_id, version=version, parent_version=inputs.base_version, job_id=job.id,
-            task_name=inputs.task_name, strategy=(job.continual or {}).get("strategy", "adaptive_svd"),
+            task_name=inputs.task_name, strategy=(job.continual or {}).get("strategy", DEFAULT_STRATEGY),
             status="promoted" if promoted else "rejected", checkpoint_uri=uri, checkpoint_sha256=sha256,
             retention=retention, metrics=metrics, gate_verdict=evaluation.verdict))
         # One task row per version that learned it: what a lineage knows is its head chain's rows.
@@ -214,25 +220,23 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
                                    metric=scored.get("metric", inputs.metric), score=scored["score"],
                                    n=scored["n"]))
         if promoted:
-            session.add(HeadChange(model_id=inputs.model_id, from_version=model.head_version, to_version=version,
-                                   reason=f"job {job.id} learned {inputs.task_name}; gates passed",
-                                   actor="worker", job_id=job.id))
-            model.head_version = version
+            set_head(session, model, version, f"job {job.id} learned {inputs.task_name}; gates passed", "worker",
+                     job_id=job.id)
         result.update({"version": version, "promoted": promoted, "acc": evaluation.summary["acc"],
                        "bwt": evaluation.summary["bwt"], "forgetting": evaluation.summary["forgetting"],
                        "max_forgetting": evaluation.summary["max_forgetting"], "scores": metrics["tasks"],
-                       "general": evaluation.suites.get("general", {}),
-                       "safety": evaluation.suites.get("safety", {}),
+                       "general": evaluation.suites.get(GENERAL.name, {}),
+                       "safety": evaluation.suites.get(SAFETY.name, {}),
                        "failed_gates": evaluation.verdict.get("failed", []),
                        "unmeasured_gates": evaluation.verdict.get("unmeasured", {})})
         for gate, why in result["unmeasured_gates"].items():
-            session.add(JobEvent(job_id=job.id, level="warn", data={"gate": gate, "not_measured": why},
-                                 message=f"Gate {gate} could not judge version {version}: {why}"))
+            add_event(session, job.id, f"Gate {gate} could not judge version {version}: {why}",
+                      data={"gate": gate, "not_measured": why}, level="warn")
         verdict = "promoted to head" if promoted else (
             "kept but not promoted: failed gates " + ", ".join(
                 f"{f['gate']} ({f['value']:.4g} vs {f['threshold']:.4g})" for f in result["failed_gates"]))
-        session.add(JobEvent(job_id=job.id, type="metrics", data=result,
-                             message=f"Version {inputs.model_id}:v{version} {verdict}"))
+        add_event(session, job.id, f"Version {inputs.model_id}:v{version} {verdict}", type=EventType.METRICS,
+                  data=result)
         if result_file is not None:
             session.add(result_file)
         return {"result": result, "result_version": version,

@@ -8,11 +8,9 @@ import hashlib
 import io
 
 from app.core.db.tables import File
+from app.core.enums import RESULTS_PURPOSE, STEP_METRICS
 from app.core.ids import new_id
 from app.core.storage import file_key, get_storage
-
-COLUMNS = ("step", "train_loss", "valid_loss", "lr", "tokens_per_second", "epoch")
-PURPOSE = "fine-tune-results"
 
 
 def store_content(payload: bytes) -> str:
@@ -30,14 +28,14 @@ def metrics_csv(points: list[dict]) -> bytes:
     """One row per loss-curve point; an empty cell where a value was not measured (valid_loss off epoch ends)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows([["" if point.get(c) is None else point[c] for c in COLUMNS] for point in points])
+    writer.writerow(STEP_METRICS)
+    writer.writerows([["" if point.get(c) is None else point[c] for c in STEP_METRICS] for point in points])
     return out.getvalue().encode()
 
 
 def results_file(job_id: str, points: list[dict]) -> File:
     """Store the CSV and return its file row, for the caller to add in the transaction that ends the job."""
     payload = metrics_csv(points)
-    return File(id=new_id("file"), filename=f"{job_id}-step_metrics.csv", purpose=PURPOSE, bytes=len(payload),
+    return File(id=new_id("file"), filename=f"{job_id}-step_metrics.csv", purpose=RESULTS_PURPOSE, bytes=len(payload),
                 sha256=store_content(payload), line_count=len(points) + 1, record_format="csv",
                 status="processed")

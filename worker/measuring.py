@@ -1,21 +1,22 @@
 """Running a model on what a version is judged by: the tasks' held-out records and the lineage's
-evaluation suites. Each result is logged as a metrics event; judging them is ``job_eval``'s."""
+evaluation suites. Each result is logged as a metrics event; judging them is ``worker.judging``'s."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+from app.core.enums import EventType
 from app.files.datasets import read_records
-from app.lineages.suites import SUITES, default_records
-from worker import store
+from app.lineages.suites import GENERAL, SUITES, default_records
+from worker import job_db
 from worker.cache import local_file
 from worker.job_inputs import JobInputs
 
 
 class Emit(Protocol):
-    """Log one event of the running job: ``store.add_event`` bound to the job's id."""
+    """Log one event of the running job: ``job_db.log_event`` bound to the job's id."""
 
-    def __call__(self, message: str, *, type: str = ..., data: dict | None = ..., level: str = ...) -> None: ...
+    def __call__(self, message: str, *, type: EventType = ..., data: dict | None = ..., level: str = ...) -> None: ...
 
 
 def score(model, tokenizer, records, metric, labels, name: str, emit: Emit) -> dict:
@@ -23,7 +24,7 @@ def score(model, tokenizer, records, metric, labels, name: str, emit: Emit) -> d
 
     result = score_task(model, tokenizer, records, metric=metric, labels=labels)
     emit(f"Task {name}: {metric} {result['score']:.3f} on {result['n']} examples ({result['seconds']:.1f}s)",
-         type="metrics", data={"task": name, "metric": metric, **result})
+         type=EventType.METRICS, data={"task": name, "metric": metric, **result})
     return result
 
 
@@ -38,9 +39,14 @@ def score_tasks(model, tokenizer, inputs: JobInputs, emit: Emit) -> dict[str, di
 
 def suite_data(model_id: str) -> dict[str, list[dict]]:
     """Each suite's records: the lineage's file for the suite's purpose, else the suite's built-in data."""
-    files = store.suite_files(model_id)
+    files = job_db.suite_files(model_id)
     return {name: read_records(local_file(files[suite.purpose])) if suite.purpose in files
             else default_records(suite) for name, suite in SUITES.items()}
+
+
+def reference_texts(suites: dict[str, list[dict]]) -> list[str]:
+    """The texts of the general suite's data (``suite_data``), which is the lineage's reference set."""
+    return [record["text"] for record in suites.get(GENERAL.name, [])]
 
 
 def _shown(value: Any) -> str:
@@ -58,5 +64,5 @@ def run_suites(model, tokenizer, data: dict[str, list[dict]], emit: Emit,
         results[name] = result = runner(name)(model, tokenizer, records, (baselines or {}).get(name))
         emit(f"Suite {name}: " + ", ".join(f"{key} {_shown(value)}" for key, value in result.items()
                                            if not isinstance(value, list | dict)),
-             type="metrics", data={"suite": name, **result})
+             type=EventType.METRICS, data={"suite": name, **result})
     return results
