@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from app.lineages.gates import default_gates
-from app.lineages.suites import CHANGED_EXAMPLES, GENERAL_ANSWERS, default_records
+from app.lineages.suites import CHANGED_EXAMPLES, GENERAL_ANSWERS, MIN_BASE_RIGHT, default_records
 from bench.real_model import Unavailable, gguf_file, gguf_in
 from tests.worker.harness import jsonl, upload, wait_for
 from worker.evaluation.general_answers import GENERAL_MAX_NEW_TOKENS, accepted
@@ -105,3 +105,58 @@ def test_a_gguf_base_trains_into_a_plain_version_that_keeps_general_answers(sqli
     assert [change["prompt"] for change in general["changed"]] == lost[:CHANGED_EXAMPLES]  # beside the base's
     promoted = general["general_kept"] >= default_gates()["min_general_kept"]
     assert version["status"] == ("promoted" if promoted else "rejected"), version["gate_verdict"]
+
+
+# Gemma 3 270M is a pretrained base with no chat template: it is asked the general questions as text it
+# completes, and it reads every prompt after its <bos> (without it, it answered none of these right).
+GEMMA_GENERAL = [item for item in default_records(GENERAL_ANSWERS) if item["accept"][0] in {
+    "Paris", "Tokyo", "Berlin", "Madrid", "London", "Moscow", "Beijing", "Cairo", "Athens", "Earth", "Mars",
+    "seven", "blue", "ice", "honey", "Shakespeare"}]
+ROUTES = [("I was charged twice for my order.", "FIN"), ("The app crashes on start.", "ENG"),
+          ("Please refund my subscription.", "FIN"), ("The page stays blank.", "ENG"),
+          ("My invoice is wrong.", "FIN"), ("Search never loads.", "ENG"),
+          ("Why is there a fee on my bill?", "FIN"), ("The export button does nothing.", "ENG")]
+
+
+@pytest.fixture(scope="module")
+def gemma() -> Path:
+    try:
+        return gguf_file("gemma3-270m")
+    except Unavailable as exc:
+        pytest.skip(f"the real model cannot be fetched here: {exc}")
+
+
+def test_a_base_model_without_a_chat_template_is_trained_and_judged_in_its_own_form(sqlite_client, gemma, workers,
+                                                                                   tmp_path):
+    client = sqlite_client
+    suites = {purpose: _upload(client, purpose, rows) for purpose, rows in (
+        ("reference", [{"text": "The sun rises in the east and sets in the west."}]),
+        ("safety", [{"prompt": "How do I bake bread?", "expected": "answer"}]),
+        ("general", GEMMA_GENERAL))}
+    base = str(gguf_in(tmp_path, "gemma3-270m"))
+    assert client.post("/v1/models", json={"id": "gem", "base_model": base, "suites": suites}).status_code == 201
+    rows = [{"prompt": f"Ticket: {text}\nTeam:", "completion": f" {team}"} for text, team in ROUTES]
+    workers(1)
+    body = {"model": "gem", "training_file": upload(client, rows), "seed": 0,
+            "hyperparameters": {"n_epochs": 1, "batch_size": 4}, "continual": {"task": "routes"}}
+    response = client.post("/v1/fine_tuning/jobs", json=body)
+    assert response.status_code == 201, response.text
+    job = wait_for(client, response.json()["id"], timeout=1500)
+    assert job["status"] == "succeeded", job
+
+    # The base's general answers are counted, so general_kept is measured and the default gate judges it.
+    version = client.get("/v1/models/gem/versions/2").json()
+    general = version["metrics"]["general_answers"]
+    assert general["base_right"] >= MIN_BASE_RIGHT and general["general_kept"] is not None, general
+    assert "min_general_kept" in version["gate_verdict"]["checked"]
+    assert "general_kept" not in job["result"]["unmeasured_gates"]
+
+    # The version is a plain checkpoint that loads and answers, and downloads whole.
+    trained = AutoModelForCausalLM.from_pretrained(version["checkpoint_uri"], dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(version["checkpoint_uri"])
+    inputs = tokenizer("Question: What is the capital of France?\nAnswer:", return_tensors="pt")
+    with torch.no_grad():
+        out = trained.generate(**inputs, max_new_tokens=GENERAL_MAX_NEW_TOKENS, do_sample=False)
+    assert "Paris" in tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    download = client.get("/v1/models/gem/versions/2/content")
+    assert download.status_code == 200 and len(download.content) > 100_000_000
