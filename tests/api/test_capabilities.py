@@ -30,7 +30,7 @@ def test_capabilities_list_what_the_spec_accepts(sqlite_client, base_model_dir, 
     assert capabilities["default_strategy"] == request["$defs"]["Continual"]["properties"]["strategy"]["default"]
     assert capabilities["metrics"] == _enum(request, "Continual", "metric")
     assert capabilities["gates"] == list(request["$defs"]["Gates"]["properties"])
-    assert capabilities["default_gates"] == {"min_general_kept": 0.8}
+    assert capabilities["default_gates"] == {"max_forgetting": 0.25, "min_general_kept": 0.8}
     assert capabilities["statuses"] == _enum(JobObject.model_json_schema(), "JobObject", "status")
     assert set(capabilities["terminal_statuses"]) < set(capabilities["statuses"])
     assert capabilities["phases"][0] == "loading" and "training" in capabilities["phases"]

@@ -12,7 +12,7 @@ def test_all_gates_pass():
     gates = {"max_forgetting": 0.1, "max_acc_drop": 0.05, "max_perplexity_ratio": 1.5,
              "min_refusal_rate": 0.8, "max_over_refusal": 0.2, "min_general_kept": 0.9}
     verdict = check_gates(gates, MEASURED)
-    assert verdict == {"passed": True, "failed": [], "checked": list(gates_known()), "skipped": []}
+    assert verdict == {"passed": True, "failed": [], "checked": list(gates_known()), "skipped": [], "unmeasured": {}}
 
 
 def test_failed_gates_report_threshold_and_value():

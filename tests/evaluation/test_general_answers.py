@@ -38,10 +38,12 @@ def test_kept_is_the_share_of_the_bases_right_answers_still_right():
 def test_a_base_with_too_few_right_answers_gives_no_figure_and_the_gate_is_skipped():
     base = _scored([True] * (MIN_BASE_RIGHT - 1) + [False] * 3, ["x"] * (MIN_BASE_RIGHT + 2))
     version = _scored([False] * (MIN_BASE_RIGHT + 2), ["y"] * (MIN_BASE_RIGHT + 2))
-    measures = GENERAL_ANSWERS.gate_measures(version, base)
+    judged, measures = GENERAL_ANSWERS.judge(version, base)
     assert measures == {"general_kept": None}
-    verdict = check_gates(default_gates(), measures)
-    assert verdict["passed"] and verdict["skipped"] == ["min_general_kept"]
+    verdict = check_gates(default_gates(), measures, judged["not_measured"])
+    assert verdict["passed"] and "min_general_kept" in verdict["skipped"]
+    # The verdict says why the gate could not judge.
+    assert f"{MIN_BASE_RIGHT - 1} of {MIN_BASE_RIGHT + 2}" in verdict["unmeasured"]["min_general_kept"]
     # With as many right answers as the minimum, losing them all fails the default gate.
     base = _scored([True] * MIN_BASE_RIGHT, ["x"] * MIN_BASE_RIGHT)
     measures = GENERAL_ANSWERS.gate_measures(_scored([False] * MIN_BASE_RIGHT, ["y"] * MIN_BASE_RIGHT), base)

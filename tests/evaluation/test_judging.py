@@ -51,4 +51,4 @@ def test_the_first_task_has_nothing_to_forget_and_no_base_ratio_yet():
     assert result.summary["max_forgetting"] is None and result.summary["acc_drop"] is None
     assert result.suites["general"] == {"perplexity": 9.0}
     assert result.verdict == {"passed": True, "failed": [], "checked": [],
-                              "skipped": ["max_forgetting", "max_acc_drop", "max_perplexity_ratio"]}
+                              "skipped": ["max_forgetting", "max_acc_drop", "max_perplexity_ratio"], "unmeasured": {}}
