@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from app.core.db.session import rows_matched, session_scope
 from app.core.db.tables import Evaluation, File, HeadChange, Job, JobEvent, Model, ModelVersion, Task, utcnow
+from app.webhooks.dispatch import notify_head_changes, notify_terminal
 from worker.errors import LeaseLost
 from worker.leases import _expiry
-from worker.webhook_dispatch import notify_head_changes, notify_terminal
 
 if TYPE_CHECKING:
     from worker.job_eval import VersionEvaluation

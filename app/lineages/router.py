@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Path, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 
 from app.core.schemas import ListObject, error_responses
@@ -19,7 +19,7 @@ from app.lineages.schemas import (
     VersionObject,
     chosen_suites,
 )
-from app.webhooks.delivery import deliver_head_changes
+from app.webhooks.dispatch import notify_head_changes
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -77,12 +77,12 @@ def get_version(session: SessionDep, model_id: str,
 @router.post("/{model_id}/head", response_model=ModelObject, dependencies=[ADMIN],
              responses=error_responses(401, 403, 404, 409, 422, 429))
 def move_head(session: SessionDep, model_id: str, body: HeadChangeRequest,
-              principal: PrincipalDep, background: BackgroundTasks) -> ModelObject:
+              principal: PrincipalDep) -> ModelObject:
     """Promote or roll back the head; recorded in the head history with who and why, and posted to the
     lineage's webhook_url (if it has one) as a 'model.head_changed' event."""
     model = service.move_head(session, model_id, body.version, body.reason, principal.name,
                               force=body.force)
-    background.add_task(deliver_head_changes, model_id)
+    notify_head_changes(model_id)
     return _present(session, model)
 
 
