@@ -150,13 +150,13 @@ def cmd_serve(args) -> int:
 
     from app.core.db.session import new_session
     from app.http.auth import open_bind_refusal
-    from app.keys.service import any_active_key
+    from app.keys.service import any_key_created
 
     settings = get_settings().model_copy(update={"bind_host": args.host})
     _migrate()
     with new_session() as session:
         refusal = open_bind_refusal(settings, session)
-        keys_exist = any_active_key(session)
+        keys_exist = any_key_created(session)
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
