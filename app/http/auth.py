@@ -4,9 +4,10 @@ Whether a key is needed is decided by how the API is served, never by how many k
 non-loopback host (or with SCULPT_REQUIRE_AUTH=true) every ``/v1`` call needs a valid, unexpired,
 unrevoked key, and with none left every call is refused. Only a server that does not require auth (the
 embedded one on loopback) is open, to any client but a foreign web page (``app.http.origin``), while no key
-was ever created on it: revoking its last key locks it, as in server mode, rather than opening it again. Keys are looked up in the
-database, or in server mode in a per-process cache that PostgreSQL's change notifications empty as the
-revoking transaction commits: a revocation reaches every API process within milliseconds.
+was ever created on it: revoking its last key locks it, as in server mode, rather than opening it again.
+Keys are looked up in the database, or in server mode in a per-process cache that PostgreSQL's change
+notifications empty as the revoking transaction commits: a revocation reaches every API process within
+milliseconds.
 """
 
 from __future__ import annotations
