@@ -24,6 +24,7 @@ from app.core.errors import Forbidden, RateLimited, Unauthorized
 from app.core.settings import Settings, get_settings
 from app.http.cached_reads import CachedReads
 from app.http.origin import check_open_request
+from app.http.ratelimit import RateLimiter
 from app.keys.schemas import SCOPES
 from app.keys.service import any_usable_key
 
@@ -50,6 +51,11 @@ async def authenticate(request: Request,
                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     # On the event loop: with the change feed live, a known key (or the open mode) is answered from memory.
     reads: CachedReads = request.app.state.reads
+    failures: RateLimiter | None = request.app.state.auth_failures
+    address = request.client.host if request.client else "unknown"
+    if credentials is not None and failures is not None and (wait := failures.waiting(address)):
+        raise RateLimited(f"Too many requests with invalid API keys from {address}; retry in {wait} s",
+                          headers={"Retry-After": str(wait)})
     key = await reads.key(credentials.credentials) if credentials is not None else None
     if key is not None:
         if key.expired(utcnow()):
@@ -61,6 +67,8 @@ async def authenticate(request: Request,
     elif credentials is None:
         raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'", headers=CHALLENGE)
     else:
+        if failures is not None:
+            failures.acquire(address)
         raise Unauthorized("Invalid or revoked API key", headers=CHALLENGE)
     limiter = request.app.state.rate_limiter
     if limiter is not None:
