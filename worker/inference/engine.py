@@ -104,7 +104,7 @@ class ModelPool:
         try:
             model, tokenizer, _kind = load_model_and_tokenizer(
                 folder, trust_remote_code=get_settings().trust_remote_code, device=self.device)
-        except Exception as exc:  # noqa: BLE001 - a truncated or corrupted file fails in many ways; each says why
+        except Exception as exc:  # a truncated or corrupted file fails in many ways; each says why
             reason = f"{type(exc).__name__}: {str(exc).replace(str(folder), '<checkpoint>')}"[:300]
             raise GenerationError(503, "checkpoint_unavailable",
                                   f"The checkpoint of {request.name} cannot be loaded ({reason})") from exc
