@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from app.core.db.session import rows_matched, session_scope
 from app.core.db.tables import HeadChange, Job, Model, utcnow
@@ -165,23 +165,37 @@ def _head_change_body(change_id: int) -> tuple[str | None, bytes, int]:
 
 
 def deliver_head_changes(model_id: str | None = None) -> list[int]:
-    """Deliver, oldest first, the pending head changes of a lineage (of every lineage when None) that no
-    process holds; a change made while the lineage had no webhook is simply finished. Returns those
+    """Deliver the pending head changes of a lineage (of every lineage when None), each lineage's in order:
+    while a process delivers a lineage's oldest change, the others leave that lineage to it, and it goes
+    on to the next. A change made while the lineage had no webhook is simply finished. Returns those
     delivered by this call."""
     delivered = []
     try:
-        for change_id in pending_head_changes(model_id):
-            claim = _claim(HeadChange, change_id)
-            if claim is None:
-                continue
-            url, body, made = _head_change_body(change_id)
-            if url is None:
-                _finish(claim)
-            elif _deliver(claim, url, body, made, what=f"head change {change_id}"):
-                delivered.append(change_id)
+        while due := _due_head_changes(model_id):
+            for change_id in due:
+                claim = _claim(HeadChange, change_id)
+                if claim is None:
+                    continue  # taken meanwhile: that lineage is another process's now
+                url, body, made = _head_change_body(change_id)
+                if url is None:
+                    _finish(claim)
+                elif _deliver(claim, url, body, made, what=f"head change {change_id}"):
+                    delivered.append(change_id)
     except Exception as exc:  # noqa: BLE001 - the head has moved whatever happens here
         log.warning("head-change webhooks failed: %s", describe(exc))
     return delivered
+
+
+def _due_head_changes(model_id: str | None) -> list[int]:
+    """Each lineage's oldest pending head change, where no process holds it."""
+    oldest = select(func.min(HeadChange.id)).where(HeadChange.webhook_pending.is_(True))
+    if model_id is not None:
+        oldest = oldest.where(HeadChange.model_id == model_id)
+    with session_scope() as session:
+        return list(session.scalars(select(HeadChange.id).where(
+            HeadChange.id.in_(oldest.group_by(HeadChange.model_id)),
+            or_(HeadChange.webhook_claimed_until.is_(None), HeadChange.webhook_claimed_until < utcnow()))
+            .order_by(HeadChange.id)))
 
 
 def pending_head_changes(model_id: str | None = None) -> list[int]:

@@ -59,15 +59,18 @@ def test_cancels_answer_and_hold_no_transaction_while_the_receiver_hangs(pg_env,
         jobs = _queued_jobs(client, base_model_dir, receiver.url, 3)
         # One keep-alive connection: each request after the first waits behind whatever the one before left.
         assert [client.post(f"/v1/fine_tuning/jobs/{j}/cancel").status_code for j in jobs] == [200, 200, 200]
-        assert receiver.arrived.wait(SETTLE_SECONDS) and not receiver.release.is_set()  # the receiver still holds
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while receiver.posts < len(jobs) and time.monotonic() < deadline:  # every delivery waits on the receiver
+            time.sleep(0.05)
+        assert receiver.posts == len(jobs) and not receiver.release.is_set()
         assert client.get("/v1/fine_tuning/jobs").status_code == 200
         from app.core.db.session import get_engine
 
         with get_engine().connect() as connection:
             open_transactions = connection.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND state = 'idle in transaction' AND pid <> pg_backend_pid()")).scalar()
-        assert open_transactions == 0
+                "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state = 'idle in transaction' AND pid <> pg_backend_pid()")).scalars().all()
+        assert open_transactions == []
         receiver.release.set()
         assert all(settled_deliveries(job_id) for job_id in jobs)
 
@@ -115,3 +118,19 @@ def test_a_lapsed_claim_never_sends_more_than_attempts_nor_numbers_twice(sqlite_
     time.sleep(1.0)  # room for a delivery that wrongly went on to post again (it would be counted below)
     assert sorted(d["attempt"] for d in deliveries) == [1, 2, 3]
     assert receiver.posts == 3
+
+
+def test_a_head_move_answers_while_the_lineage_receiver_hangs(sqlite_env, hostile, base_model_dir):
+    from tests.versions.conftest import store_version
+
+    receiver = hostile("hold")
+    with live_server() as url, httpx.Client(base_url=url, timeout=ANSWER_SECONDS) as client:
+        register(client, "bot", base_model_dir)
+        store_version("bot", 2)
+        assert client.put("/v1/models/bot/webhook", json={"webhook_url": receiver.url}).status_code == 200
+        assert client.post("/v1/models/bot/head", json={"version": 2, "reason": "ship"}).status_code == 200
+        assert receiver.arrived.wait(SETTLE_SECONDS) and not receiver.release.is_set()
+        # The same keep-alive connection serves the next request while the delivery hangs.
+        assert client.post("/v1/models/bot/head", json={"version": 1, "reason": "back"}).status_code == 200
+        assert client.get("/v1/models/bot").json()["head"] == 1
+    receiver.release.set()
