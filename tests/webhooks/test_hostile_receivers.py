@@ -64,15 +64,19 @@ def test_cancels_answer_and_hold_no_transaction_while_the_receiver_hangs(pg_env,
             time.sleep(0.05)
         assert receiver.posts == len(jobs) and not receiver.release.is_set()
         assert client.get("/v1/fine_tuning/jobs").status_code == 200
-        from app.core.db.session import get_engine
-
-        with get_engine().connect() as connection:
-            open_transactions = connection.execute(text(
-                "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
-                "AND state = 'idle in transaction' AND pid <> pg_backend_pid()")).scalars().all()
-        assert open_transactions == []
+        assert _open_transactions() == []
         receiver.release.set()
         assert all(settled_deliveries(job_id) for job_id in jobs)
+
+
+def _open_transactions() -> list[str]:
+    """The last statement of each PostgreSQL session of this database that holds a transaction open."""
+    from app.core.db.session import get_engine
+
+    with get_engine().connect() as connection:
+        return list(connection.execute(text(
+            "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'idle in transaction' AND pid <> pg_backend_pid()")).scalars())
 
 
 def test_a_receiver_dripping_its_headers_is_cut_at_each_attempts_deadline(sqlite_env, hostile, base_model_dir):
@@ -120,7 +124,8 @@ def test_a_lapsed_claim_never_sends_more_than_attempts_nor_numbers_twice(sqlite_
     assert receiver.posts == 3
 
 
-def test_a_head_move_answers_while_the_lineage_receiver_hangs(sqlite_env, hostile, base_model_dir):
+@pytest.mark.postgres
+def test_a_head_move_holds_no_transaction_while_the_lineage_receiver_hangs(pg_env, hostile, base_model_dir):
     from tests.versions.conftest import store_version
 
     receiver = hostile("hold")
@@ -130,7 +135,7 @@ def test_a_head_move_answers_while_the_lineage_receiver_hangs(sqlite_env, hostil
         assert client.put("/v1/models/bot/webhook", json={"webhook_url": receiver.url}).status_code == 200
         assert client.post("/v1/models/bot/head", json={"version": 2, "reason": "ship"}).status_code == 200
         assert receiver.arrived.wait(SETTLE_SECONDS) and not receiver.release.is_set()
-        # The same keep-alive connection serves the next request while the delivery hangs.
         assert client.post("/v1/models/bot/head", json={"version": 1, "reason": "back"}).status_code == 200
         assert client.get("/v1/models/bot").json()["head"] == 1
+        assert _open_transactions() == []
     receiver.release.set()
