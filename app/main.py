@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import logsafe
 from app.core.errors import error_response, install_error_handlers
+from app.core.ids import ascii_number
 from app.core.schemas import error_responses
 from app.core.settings import get_settings
 from app.files import router as files
@@ -58,8 +59,8 @@ class RequestGuard:
         limit = (settings.max_upload_bytes + MULTIPART_SLACK_BYTES if scope["path"].rstrip("/") == "/v1/files"
                  else settings.max_request_bytes)
         too_large = HTTPException(413, f"The request body is larger than {limit} bytes")
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        declared = ascii_number(Headers(scope=scope).get("content-length", ""))
+        if declared is not None and declared > limit:
             return await self._refuse(too_large, scope, receive, send)
         received = 0
         started = False
@@ -117,6 +118,8 @@ def create_app() -> FastAPI:
     app.state.change_feed = ChangeFeed()
     app.state.reads = CachedReads(app.state.change_feed)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+    # Failed authentications, per client address: guessing keys costs a lookup each, and has no key to limit.
+    app.state.auth_failures = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
     install_error_handlers(app)
 
     app.include_router(health.router)

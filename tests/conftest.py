@@ -40,6 +40,7 @@ def _base_environment(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     monkeypatch.setenv("SCULPT_HOME", str(home))
     monkeypatch.setenv("SCULPT_MODEL_ROOTS", str(home.parent))
     monkeypatch.setenv("SCULPT_RATE_LIMIT_PER_MINUTE", "0")
+    monkeypatch.setenv("SCULPT_ALLOWED_HOSTS", "testserver")  # the TestClient's Host
 
 
 @pytest.fixture

@@ -23,9 +23,9 @@ from app.jobs.service import add_event
 from app.jobs.strategies import DEFAULT_STRATEGY
 from app.lineages.service import set_head
 from app.lineages.suites import GENERAL, SAFETY
+from app.webhooks.dispatch import notify_head_changes, notify_terminal
 from worker.errors import LeaseLost
 from worker.leases import _expiry
-from worker.webhook_dispatch import notify_head_changes, notify_terminal
 
 if TYPE_CHECKING:
     from worker.job_inputs import JobInputs

@@ -92,6 +92,10 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
         reporter.phase = phase
         job_db.set_phase(job.id, phase)
         pause_at(phase)
+        # Between phases too, not only at training steps: a cancel during calibrating or decomposing stops
+        # the job before the next phase's work.
+        if reporter.should_cancel():
+            raise _cancelled()
 
     started = time.monotonic()
     # The reference set (general text) is old data too, on every job: what general ability the base has.
@@ -110,6 +114,8 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
 
     on_phase("evaluating")
     scores = measuring.score_tasks(trained.model, tokenizer, inputs, emit)
+    if reporter.should_cancel():
+        raise _cancelled()
     base_metrics = job_db.version_metrics(inputs.model_id, inputs.ancestry[0])
     suite_results = measuring.run_suites(trained.model, tokenizer, suites, emit, base_metrics)
     # The gates were resolved once, when the job was submitted (continual.gates shows them).
@@ -166,18 +172,26 @@ def execute(job_id: str, owner: str, heartbeat: Heartbeat) -> bool:
     except LeaseLost:
         log.warning("job %s: lineage lease lost; another worker will run it", job_id)
     except Exception as exc:  # noqa: BLE001 - every failure ends the job with a message; details go to the log only
-        known = failure_of(exc)
-        if known is None:
-            log.error("job %s failed unexpectedly: %s", job_id, describe(exc))
-            known = ("internal_error", (f"the worker hit an unexpected error ({type(exc).__name__}); "
-                                        "the head is unchanged. Operators: see the worker log for this job id"))
-        job_db.finish_job(job_id, "failed", known[1], error_code=known[0], level="error",
-                         error_param=getattr(exc, "param", None))
+        _finish_failed(job_id, exc)
     finally:
         heartbeat.job_id = None
         gc.collect()
         _free_accelerator()
     return True
+
+
+def _finish_failed(job_id: str, exc: Exception) -> None:
+    if job_db.cancel_requested(job_id):  # the user asked the job to stop, and it has: that is what it shows
+        log.info("job %s was cancelled, then failed in its current phase: %s", job_id, describe(exc))
+        job_db.finish_job(job_id, "cancelled", "The job was cancelled; the head is unchanged")
+        return
+    known = failure_of(exc)
+    if known is None:
+        log.error("job %s failed unexpectedly: %s", job_id, describe(exc))
+        known = ("internal_error", (f"the worker hit an unexpected error ({type(exc).__name__}); "
+                                    "the head is unchanged. Operators: see the worker log for this job id"))
+    job_db.finish_job(job_id, "failed", known[1], error_code=known[0], level="error",
+                      error_param=getattr(exc, "param", None))
 
 
 def _free_accelerator() -> None:

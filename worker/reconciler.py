@@ -23,9 +23,9 @@ from app.core.settings import get_settings
 from app.core.storage import CHECKPOINTS, TMP_PREFIX, get_storage
 from app.versions import service as versions
 from app.webhooks.delivery import pending_deliveries, pending_head_changes
+from app.webhooks.dispatch import notify_head_changes, notify_terminal
 from worker.cache import remove_stale_downloads
 from worker.job_db import PENDING
-from worker.webhook_dispatch import notify_head_changes, notify_terminal
 
 log = logging.getLogger("sculpt.worker")
 STALE_UPLOAD_S = 3600

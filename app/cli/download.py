@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path, PurePosixPath
 
 from app.cli.http_client import ApiError, ClientError, SculptClient, StreamDropped
+from app.core.ids import ascii_number
 from app.core.storage import MANIFEST
 
 PART = ".sculpt-download.tar.part"
@@ -21,7 +22,7 @@ CHUNK = 1 << 20
 def resolve_version(client: SculptClient, reference: str) -> dict:
     """The version object 'bot:v3' names, or the head's for a plain lineage id."""
     lineage, _, number = reference.rpartition(":v")
-    if not (lineage and number.isdigit()):
+    if not (lineage and ascii_number(number) is not None):
         lineage, number = reference, str(client.get(f"/v1/models/{reference}")["head"])
     return client.get(f"/v1/models/{lineage}/versions/{number}")
 
@@ -99,6 +100,7 @@ def download(client: SculptClient, reference: str, dest: Path) -> tuple[dict, di
     version = resolve_version(client, reference)
     if version.get("deleted"):
         raise ClientError(f"{version['id']} was deleted; its checkpoint is gone")
+    made_dest = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     part, staging = dest / PART, dest / STAGING
     fetch(client, f"/v1/models/{version['model']}/versions/{version['version']}/content", part,
@@ -109,6 +111,8 @@ def download(client: SculptClient, reference: str, dest: Path) -> tuple[dict, di
     except (ClientError, tarfile.TarError) as exc:
         shutil.rmtree(staging, ignore_errors=True)
         part.unlink(missing_ok=True)
+        if made_dest:
+            dest.rmdir()  # empty again: a folder this download made is not left behind either
         raise ClientError(f"{version['id']}: {exc}") from None
     for entry in staging.iterdir():
         target = dest / entry.name

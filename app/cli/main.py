@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from app.cli.client_commands import add_client_commands, add_global_options
 from app.cli.watch import EXIT_HELP
 from app.core import logsafe
+from app.core.children import die_with_parent
 from app.core.settings import get_settings
 
 log = logging.getLogger("sculpt")
@@ -118,6 +119,7 @@ def _worker_command(queues: str, hostname: str | None) -> list[str]:
 
 def cmd_worker(args) -> int:
     command = _worker_command(args.queues, args.hostname)
+    die_with_parent()
     os.execv(command[0], command)
     return 0  # not reached
 
@@ -130,6 +132,7 @@ def _inference_command(host: str, port: int, url: str | None) -> list[str]:
 
 def cmd_inference(args) -> int:
     command = _inference_command(args.host, args.port, args.url)
+    die_with_parent()
     os.execv(command[0], command)
     return 0  # not reached
 
@@ -148,18 +151,22 @@ def _stop(process: subprocess.Popen) -> None:
 def cmd_serve(args) -> int:
     import uvicorn
 
+    from app.core.children import child_environment, forget_dead_local_processes
     from app.core.db.session import new_session
     from app.http.auth import open_bind_refusal
-    from app.keys.service import any_active_key
+    from app.keys.service import any_key_created
 
     settings = get_settings().model_copy(update={"bind_host": args.host})
     _migrate()
     with new_session() as session:
         refusal = open_bind_refusal(settings, session)
-        keys_exist = any_active_key(session)
+        keys_exist = any_key_created(session)
+        forgotten = forget_dead_local_processes(session)  # a serve killed before it could stop its children
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
+    if forgotten:
+        print(f"removed      rows of processes that are gone: {', '.join(forgotten)}")
     # The API processes (uvicorn's workers inherit the environment) decide from it whether keys are required.
     os.environ["SCULPT_BIND_HOST"] = args.host
     get_settings.cache_clear()
@@ -176,12 +183,14 @@ def cmd_serve(args) -> int:
               "create one with `sculpt keys create NAME`")
     worker = inference = None
     if settings.is_embedded_broker and not args.no_worker:
-        worker = subprocess.Popen([sys.executable, "-m", "app.cli.main", "worker", "--queues", args.queues])
+        worker = subprocess.Popen([sys.executable, "-m", "app.cli.main", "worker", "--queues", args.queues],
+                                  env=child_environment())
         print(f"worker       pid {worker.pid} (queues {args.queues})")
     else:
         print("worker       none started here: run `sculpt worker` (one per GPU) against the same broker")
     if settings.is_embedded_broker and not args.no_inference:
-        inference = subprocess.Popen(_inference_command("127.0.0.1", 0, None))
+        inference = subprocess.Popen([sys.executable, "-m", "app.cli.main", "inference", "--host", "127.0.0.1",
+                                      "--port", "0"], env=child_environment())
         print(f"inference    pid {inference.pid} (registers its URL once it listens)")
     else:
         print("inference    none started here: run `sculpt inference` (one per GPU) on the same database")

@@ -7,5 +7,11 @@ import secrets
 DB_INT_MAX = 2**31 - 1
 
 
+def ascii_number(text: str) -> int | None:
+    """The whole number that ``text``'s ASCII digits spell, else None. Not ``str.isdigit()``: it also
+    accepts '²', which ``int()`` refuses (a 500), and ``int()`` alone accepts other scripts' digits ('٣')."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(12)}"

@@ -42,7 +42,7 @@ class StrictModel(BaseModel):
     """Request bodies: unknown fields are an error that names the field; no text may hold NUL
     (PostgreSQL cannot store it, and no legitimate name or reason contains one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     @field_validator("*", mode="before")
     @classmethod

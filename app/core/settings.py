@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         None, description="Every /v1 request needs a valid API key; default: when the API is bound to a "
                           "non-loopback host. false: open while no key exists, wherever it is bound.")
     bind_host: str | None = Field(None, description="Set by `sculpt serve` for its API processes: the host it binds.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated host names an open server (no key) answers to besides "
+                                          "localhost, IP addresses, its bind host and the machine's name.")
     rate_limit_per_minute: int = 600
     max_queued_jobs: int = 1000
 
@@ -108,14 +111,15 @@ class Settings(BaseSettings):
             return [p for p in value.split(":") if p]
         return value
 
-    @field_validator("webhook_allowed_hosts", "webhook_allowed_networks", "allowed_hub_models", mode="before")
+    @field_validator("webhook_allowed_hosts", "webhook_allowed_networks", "allowed_hub_models", "allowed_hosts",
+                     mode="before")
     @classmethod
     def _split_commas(cls, value):
         if isinstance(value, str):
             return [h.strip() for h in value.split(",") if h.strip()]
         return value
 
-    @field_validator("webhook_allowed_hosts")
+    @field_validator("webhook_allowed_hosts", "allowed_hosts")
     @classmethod
     def _lower_hosts(cls, value: list[str]) -> list[str]:
         return [h.lower() for h in value]

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from app.core.db.session import get_engine, new_session
 from app.core.settings import Settings
-from app.keys.service import any_usable_key
+from app.keys.service import any_key_created, any_usable_key
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
@@ -23,12 +23,11 @@ def database_problem() -> str | None:
 
 
 def auth_problem(settings: Settings) -> str | None:
-    """A server that requires keys but has no usable one answers every /v1 request with 401: say so."""
-    if not settings.auth_required:
-        return None
+    """A server that requires keys (or once had one) but has no usable one answers every /v1 request with 401:
+    say so."""
     try:
         with new_session(reads_only=True) as session:
-            if any_usable_key(session):
+            if any_usable_key(session) or not (settings.auth_required or any_key_created(session)):
                 return None
     except Exception:  # noqa: BLE001 - the database check reports an outage
         return None

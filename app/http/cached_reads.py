@@ -101,5 +101,5 @@ class CachedReads:
         return await self._cached(KEYS, key_hash, lambda s: key_service.active_key(s, key_hash),
                                   keep=lambda key: key is not None)
 
-    async def any_active_key(self) -> bool:
-        return await self._cached(KEYS, "any", key_service.any_active_key)
+    async def any_key_created(self) -> bool:
+        return await self._cached(KEYS, "any", key_service.any_key_created)

@@ -25,7 +25,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# Closed when the route returns, before the response is sent: a request's transaction never outlives
+# the decision of its response (with FastAPI's default scope it would stay open while the body streams).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 async def get_cached_reads(request: Request) -> CachedReads:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from app.core.db.tables import InferenceServer, Model, ModelVersion, utcnow
 from app.core.errors import ApiError, NotFound, ServiceUnavailable
+from app.core.ids import DB_INT_MAX, ascii_number
 from app.core.inference_wire import GenerateRequest
 from app.core.settings import get_settings
 from app.inference.presenters import Reply, usage
@@ -74,9 +75,9 @@ def resolve(session: Session, name: str) -> ModelVersion:
     wanted: int | None = None
     if not at and ":v" in name:
         lineage, _, number = name.rpartition(":v")
-        if not number.isdigit():
+        wanted = ascii_number(number)
+        if wanted is None or wanted > DB_INT_MAX:
             raise _no_model(name)
-        wanted = int(number)
     model = session.get(Model, lineage)
     if model is None or model.deleted_at is not None or (at and alias != "previous"):
         raise _no_model(name)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from app.core.enums import EventType
 from app.core.schemas import ListObject, error_responses
@@ -12,7 +12,7 @@ from app.http.deps import CachedReadsDep, SessionDep
 from app.jobs import service
 from app.jobs.presenters import checkpoint_object, event_object, job_object
 from app.jobs.schemas import CheckpointObject, EventObject, JobCreate, JobObject
-from app.webhooks.delivery import deliver_job_webhook
+from app.webhooks.dispatch import notify_terminal
 
 router = APIRouter(prefix="/fine_tuning/jobs", tags=["fine-tuning"])
 
@@ -76,11 +76,12 @@ async def list_events(reads: CachedReadsDep, job_id: str, after: str | None = Qu
 
 @router.post("/{job_id}/cancel", response_model=JobObject, dependencies=[TRAIN],
              responses=error_responses(401, 403, 404, 409, 429))
-def cancel_job(session: SessionDep, job_id: str, background: BackgroundTasks) -> JobObject:
-    """Queued: cancelled at once. Running: the worker stops it at its next training step."""
+def cancel_job(session: SessionDep, job_id: str) -> JobObject:
+    """Queued: cancelled at once. Running: the worker stops it at its next check (each training step, and
+    between phases)."""
     job = service.cancel_job(session, job_id)
     if job.status == "cancelled" and job.webhook_url:  # no worker will see it: the API delivers
-        background.add_task(deliver_job_webhook, job.id)
+        notify_terminal(job.id)
     return job_object(job)
 
 

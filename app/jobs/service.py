@@ -20,7 +20,7 @@ from app.core.db.session import rows_matched
 from app.core.db.tables import Job, JobEvent, ModelVersion, utcnow
 from app.core.enums import TERMINAL_STATUSES, EventType
 from app.core.errors import Conflict, NotFound, RateLimited, Unprocessable
-from app.core.ids import DB_INT_MAX, new_id
+from app.core.ids import DB_INT_MAX, ascii_number, new_id
 from app.core.settings import get_settings
 from app.files.datasets import MIN_TRAINING_RECORDS
 from app.files.service import usable_file
@@ -32,7 +32,7 @@ from app.workers.service import waiting_for
 
 log = logging.getLogger("sculpt.jobs")
 
-MODEL_REF = re.compile(r"^(?P<id>[^:]+)(:v(?P<version>\d{1,9}))?$")
+MODEL_REF = re.compile(r"^(?P<id>[^:]+)(:v(?P<version>[0-9]{1,9}))?$")
 EVENT_PREFIX = "ftevent-"
 QUEUE_FULL_RETRY_SECONDS = 30
 JOB_ADMISSION_LOCK = 0x5C01_70B5  # any constant; names the lock below in pg_locks
@@ -156,22 +156,23 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
               seed=body.seed if body.seed is not None else 0, suffix=body.suffix,
               user_metadata=body.metadata, queue=continual["queue"], progress={},
               webhook_url=body.webhook_url, webhook_pending=body.webhook_url is not None)
-    session.add(job)
-    session.flush()
-    add_event(session, job.id, f"Created fine-tuning job: {job.id}")
-    if reason := waiting_for(session, job):  # said at once, rather than the job waiting silently
-        job.progress = {"waiting_for": reason}
-        add_event(session, job.id, f"The job cannot start yet: {reason} (GET /v1/workers lists the live ones)",
-                  level="warn", data={"waiting_for": reason})
-    try:
+    try:  # the flush too: on SQLite the admission lock is no lock, and a concurrent twin fails it
+        session.add(job)
+        session.flush()
+        add_event(session, job.id, f"Created fine-tuning job: {job.id}")
+        if reason := waiting_for(session, job):  # said at once, rather than the job waiting silently
+            job.progress = {"waiting_for": reason}
+            add_event(session, job.id, f"The job cannot start yet: {reason} (GET /v1/workers lists the live ones)",
+                      level="warn", data={"waiting_for": reason})
         session.commit()
-    except IntegrityError:
+    except IntegrityError as exc:
         session.rollback()
         if idempotency_key:  # a concurrent request with the same key committed first
             existing = _replay(session, idempotency_key, digest)
             if existing is not None:
                 return existing, False
-        raise
+        raise Conflict("A concurrent request created a job that conflicts with this one; retry it",
+                       code="concurrent_create") from exc
     return job, True
 
 
@@ -212,12 +213,12 @@ def list_jobs(session: Session, after: str | None, limit: int,
 
 
 def parse_event_id(event_id: str, param: str = "after") -> int:
-    number = event_id.removeprefix(EVENT_PREFIX)
-    if not number.isdigit() or len(number) > 18:
+    number = ascii_number(event_id.removeprefix(EVENT_PREFIX))
+    if number is None:
         raise Unprocessable(f"'{event_id}' is not an event id (ftevent-<n>)", param=param)
-    if int(number) > DB_INT_MAX:
+    if number > DB_INT_MAX:
         raise NotFound(f"No event with id '{event_id}'", param=param, code="event_not_found")
-    return int(number)
+    return number
 
 
 def list_events(session: Session, job_id: str, after: str | None, limit: int, type: EventType | None,

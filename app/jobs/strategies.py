@@ -7,12 +7,12 @@ missing. Adding a strategy: its spec (and settings model) here, its implementati
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from app.core.client_regex import compile_client_regex
 from app.core.enums import RETENTION_BASES, RETENTION_MODES, SHARDINGS
 from app.core.schemas import StrictModel
 
@@ -73,10 +73,7 @@ class Retention(SettingsModel):
     @classmethod
     def _regex_compiles(cls, value):
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression ({exc})") from exc
+            compile_client_regex(value)  # ValueError: pydantic's 422 names the field and the reason
         return value
 
     @model_validator(mode="after")

@@ -122,9 +122,10 @@ def active_key(session: Session, key_hash: str) -> KeyFacts | None:
     return None if key is None else KeyFacts(key.name, granted(key.scopes), key.expires_at)
 
 
-def any_active_key(session: Session) -> bool:
-    """An unrevoked key exists (expired or not): a loopback server without one is open."""
-    return session.scalar(select(ApiKey.id).where(ApiKey.revoked_at.is_(None)).limit(1)) is not None
+def any_key_created(session: Session) -> bool:
+    """A key was ever created here, revoked or expired ones included: a loopback server is open only until
+    then, so revoking its last key (a leaked one, say) locks it instead of opening it to anyone."""
+    return session.scalar(select(ApiKey.id).limit(1)) is not None
 
 
 def any_usable_key(session: Session) -> bool:

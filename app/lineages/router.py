@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Path, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 
+from app.core.ids import ascii_number
 from app.core.schemas import ListObject, error_responses
 from app.http.auth import ADMIN, PrincipalDep
 from app.http.deps import SessionDep
@@ -19,7 +20,7 @@ from app.lineages.schemas import (
     VersionObject,
     chosen_suites,
 )
-from app.webhooks.delivery import deliver_head_changes
+from app.webhooks.dispatch import notify_head_changes
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -52,8 +53,9 @@ def list_models(session: SessionDep) -> ListObject[ModelObject | VersionObject]:
 def get_model(session: SessionDep, model_id: str) -> ModelObject | VersionObject:
     """A lineage, or one version by its fine-tuned model name ('support-bot:v2', as jobs report it)."""
     lineage, _, version = model_id.rpartition(":v")
-    if lineage and version.isdigit():
-        row = service.get_version(session, lineage, int(version))
+    number = ascii_number(version)
+    if lineage and number is not None:
+        row = service.get_version(session, lineage, number)
         return version_object(row, service.get_model(session, lineage).head_version)
     return _present(session, service.get_model(session, model_id))
 
@@ -69,7 +71,7 @@ def list_versions(session: SessionDep, model_id: str) -> ListObject[VersionObjec
 @router.get("/{model_id}/versions/{version}", response_model=VersionObject,
             responses=error_responses(401, 404, 422, 429))
 def get_version(session: SessionDep, model_id: str,
-                version: int = Path(ge=1, le=2**31 - 1)) -> VersionObject:
+                version: int = Path(ge=1)) -> VersionObject:  # past the database's integers: 404
     row = service.get_version(session, model_id, version)
     return version_object(row, service.get_model(session, model_id).head_version)
 
@@ -77,12 +79,12 @@ def get_version(session: SessionDep, model_id: str,
 @router.post("/{model_id}/head", response_model=ModelObject, dependencies=[ADMIN],
              responses=error_responses(401, 403, 404, 409, 422, 429))
 def move_head(session: SessionDep, model_id: str, body: HeadChangeRequest,
-              principal: PrincipalDep, background: BackgroundTasks) -> ModelObject:
+              principal: PrincipalDep) -> ModelObject:
     """Promote or roll back the head; recorded in the head history with who and why, and posted to the
     lineage's webhook_url (if it has one) as a 'model.head_changed' event."""
     model = service.move_head(session, model_id, body.version, body.reason, principal.name,
                               force=body.force)
-    background.add_task(deliver_head_changes, model_id)
+    notify_head_changes(model_id)
     return _present(session, model)
 
 
@@ -110,7 +112,7 @@ def head_history(session: SessionDep, model_id: str) -> ListObject[HeadChangeObj
 @router.get("/{model_id}/evaluations", response_model=EvaluationsObject,
             responses=error_responses(401, 404, 422, 429))
 def evaluations(session: SessionDep, model_id: str,
-                version: int | None = Query(None, ge=1, le=2**31 - 1,
+                version: int | None = Query(None, ge=1,
                                             description="Whose figures to report (default: the head).")
                 ) -> EvaluationsObject:
     """The continual-learning record: the accuracy matrix with one version's ACC, BWT and forgetting."""

@@ -11,6 +11,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from app.core.ids import ascii_number
 from app.core.storage import Storage
 
 BLOCK = 512
@@ -97,15 +98,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     unit, _, spec = header.strip().partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()) \
-            or (last and not last.isdigit()):
+    first_text, dash, last_text = spec.strip().partition("-")
+    first, last = ascii_number(first_text), ascii_number(last_text)
+    if not dash or (first is None and last is None) or (first_text and first is None) \
+            or (last_text and last is None):
         return None
-    if not first:  # "-N": the last N bytes
-        return (max(size - int(last), 0), size) if int(last) > 0 else _unsatisfiable(size)
-    start = int(first)
-    stop = min(int(last) + 1, size) if last else size
-    if last and int(last) < start:
+    if first is None:  # "-N": the last N bytes
+        assert last is not None
+        return (max(size - last, 0), size) if last > 0 else _unsatisfiable(size)
+    start = first
+    stop = min(last + 1, size) if last is not None else size
+    if last is not None and last < start:
         return None
     if start >= size:
         _unsatisfiable(size)

@@ -23,7 +23,8 @@ from app.versions.schemas import (
 )
 
 router = APIRouter(prefix="/models", tags=["models"])
-VersionPath = Path(ge=1, le=2**31 - 1)
+# No upper bound: a number past the database's integers names no version (404, from the service).
+VersionPath = Path(ge=1)
 
 
 class RangeNotSatisfiable(ApiError):

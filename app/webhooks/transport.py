@@ -5,6 +5,10 @@ A delivery is a POST of a JSON body, signed with HMAC-SHA256 over ``timestamp + 
 backoff while the receiver fails. Redirects are not followed, so a delivery never leaves the
 operator's allowed hosts. What is posted and where attempts are recorded: ``app.webhooks.delivery``.
 
+A receiver cannot hold a delivery: each attempt, resolution included, has a total deadline
+(SCULPT_WEBHOOK_TIMEOUT_SECONDS, not a per-read timeout that a receiver dripping bytes keeps alive), and
+only the response's status is read, never its body, however large it says it is.
+
 An allowed host is ``host:port`` (a bare host: the scheme's default port only). Each attempt resolves the
 host again and connects to the address it checked (so a name cannot be re-pointed between the check and
 the connection): loopback, private, link-local (cloud metadata) and other non-public addresses only where
@@ -13,6 +17,7 @@ SCULPT_WEBHOOK_ALLOWED_NETWORKS allows them, or where the operator listed the ad
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -135,10 +140,11 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return f"{SIGNATURE_SCHEME}={digest}"
 
 
-def _attempt(client: httpx.Client, url: str, body: bytes, settings: Settings, number: int) -> dict:
+async def _attempt(client: httpx.AsyncClient, url: str, body: bytes, settings: Settings, number: int) -> dict:
     outcome: dict = {"attempt": number, "at": int(time.time())}
     try:
-        target = resolve_target(url, settings)  # at every attempt: what the name points at may change
+        # At every attempt: what the name points at may change. On a thread, so the deadline holds it too.
+        target = await asyncio.to_thread(resolve_target, url, settings)
     except OSError as exc:
         outcome["error"] = f"host '{urlsplit(url).hostname}' did not resolve: {exc.strerror or exc}"[:300]
         return outcome
@@ -150,8 +156,10 @@ def _attempt(client: httpx.Client, url: str, body: bytes, settings: Settings, nu
     extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
     for index, address_url in enumerate(target.urls):
         try:
-            outcome["status_code"] = client.post(address_url, content=body, headers=headers,
-                                                 extensions=extensions).status_code
+            # The status is the answer; leaving the stream unread closes the connection.
+            async with client.stream("POST", address_url, content=body, headers=headers,
+                                     extensions=extensions) as response:
+                outcome["status_code"] = response.status_code
             return outcome
         except httpx.ConnectError as exc:  # as a plain connection would: on to the host's next address
             if index == len(target.urls) - 1:
@@ -162,20 +170,39 @@ def _attempt(client: httpx.Client, url: str, body: bytes, settings: Settings, nu
     return outcome
 
 
+async def _attempt_within_deadline(client: httpx.AsyncClient, url: str, body: bytes, settings: Settings,
+                                   number: int) -> dict:
+    seconds = settings.webhook_timeout_seconds
+    try:
+        return await asyncio.wait_for(_attempt(client, url, body, settings, number), seconds)
+    except TimeoutError:
+        return {"attempt": number, "at": int(time.time()),
+                "error": f"no complete answer within {seconds:g} s (SCULPT_WEBHOOK_TIMEOUT_SECONDS)"}
+
+
 def delivery_seconds(settings: Settings) -> float:
-    """The longest a whole delivery can take: every attempt timing out, every backoff slept."""
+    """The longest a whole delivery can take: every attempt running to its deadline, every backoff slept."""
     return (settings.webhook_attempts * settings.webhook_timeout_seconds
             + settings.webhook_backoff_seconds * (2 ** (settings.webhook_attempts - 1) - 1))
 
 
-def post_signed(url: str, body: bytes, settings: Settings, on_attempt: Callable[[dict], None],
-                first: int = 1) -> bool:
-    """POST until a 2xx or the attempts run out, numbering them from ``first`` (a resumed delivery);
-    ``on_attempt`` sees each outcome. Returns delivered. A target refused when resolved ends the delivery."""
-    with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
+def post_signed(url: str, body: bytes, settings: Settings, begin: Callable[[int], bool],
+                on_attempt: Callable[[dict], None], first: int = 1) -> bool:
+    """POST until a 2xx or the attempts run out, numbering them from ``first`` (a resumed delivery).
+    ``begin(number)`` is asked before each send and stops the delivery when it answers False (another process
+    holds it now); ``on_attempt`` sees each outcome. Returns delivered. A target refused when resolved ends
+    the delivery."""
+    return asyncio.run(_post_signed(url, body, settings, begin, on_attempt, first))
+
+
+async def _post_signed(url: str, body: bytes, settings: Settings, begin: Callable[[int], bool],
+                       on_attempt: Callable[[dict], None], first: int) -> bool:
+    async with httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
         for number in range(first, settings.webhook_attempts + 1):
+            if not begin(number):
+                return False
             try:
-                outcome = _attempt(client, url, body, settings, number)
+                outcome = await _attempt_within_deadline(client, url, body, settings, number)
             except WebhookRefused as exc:
                 on_attempt({"attempt": number, "at": int(time.time()), "error": f"not sent: webhook_url {exc}"})
                 return False
@@ -183,5 +210,5 @@ def post_signed(url: str, body: bytes, settings: Settings, on_attempt: Callable[
             if 200 <= outcome.get("status_code", 0) < 300:
                 return True
             if number < settings.webhook_attempts:
-                time.sleep(settings.webhook_backoff_seconds * 2 ** (number - 1))
+                await asyncio.sleep(settings.webhook_backoff_seconds * 2 ** (number - 1))
     return False

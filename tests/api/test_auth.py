@@ -103,7 +103,7 @@ def test_revoking_the_last_key_of_an_exposed_server_locks_it(client, monkeypatch
     assert "no valid API key" in not_ready["message"] and "sculpt keys create" in not_ready["message"]
     assert client.get("/healthz").status_code == 200
     with new_session() as session:
-        assert keys.list_keys(session) and not keys.any_active_key(session)
+        assert keys.list_keys(session) and not keys.any_usable_key(session)
 
 
 def test_require_auth_locks_a_loopback_server_without_keys(sqlite_client, monkeypatch):

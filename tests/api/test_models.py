@@ -106,7 +106,7 @@ def test_unknown_model_and_version(client, base_model_dir):
     by_name = client.get("/v1/models/m:v1").json()  # the name jobs report as fine_tuned_model
     assert (by_name["id"], by_name["version"], by_name["is_head"]) == ("m:v1", 1, True)
     assert_error(client.get("/v1/models/m/versions/0"), 422, param="version")
-    assert_error(client.get("/v1/models/m/versions/99999999999999999999"), 422, param="version")
+    assert_error(client.get("/v1/models/m/versions/99999999999999999999"), 404, param="version")  # no such version
 
 
 def test_promote_rollback_and_audit(sqlite_client, base_model_dir):

@@ -139,3 +139,16 @@ def test_a_cancelled_request_stops_decoding_and_the_next_is_served(engine, folde
     engine.submit(after)
     assert answers(events)[1] in (["length"], ["stop"])
     assert long.cancelled and sum(e["type"] == "delta" for e in seen) == 1  # not 500 tokens decoded for no one
+
+
+def test_a_corrupted_checkpoint_is_a_503_with_the_reason(engine, folders):
+    weights = next(folders[1].glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # cut short, as a broken copy is
+    broken, events = request(folders[1], prompt="x")
+    engine.submit(broken)
+    event = events.get(timeout=60)
+    assert event["type"] == "error" and event["status"] == 503 and event["code"] == "checkpoint_unavailable", event
+    assert "tiny-1" in event["message"] and "cannot be loaded" in event["message"]
+    fine, events = request(folders[0], prompt="x", temperature=0, max_tokens=2)
+    engine.submit(fine)
+    assert answers(events)[1] in (["length"], ["stop"])

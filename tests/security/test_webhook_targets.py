@@ -15,6 +15,7 @@ from app.webhooks import transport
 from tests.api.helpers import create_job, register, upload_ok
 from tests.conftest import reset_caches
 from tests.webhooks.conftest import SECRET, receiver, webhooks_on  # noqa: F401  (a real receiver)
+from tests.webhooks.receiver import settled_deliveries
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
@@ -74,6 +75,7 @@ def hooks(sqlite_env, webhooks_on, receiver, base_model_dir, monkeypatch):  # no
         reset_caches()
         job = create_job(client, "m", file_id, webhook_url=f"http://{host}:{port}/hooks/sculpt").json()
         client.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel")
+        settled_deliveries(job["id"])
         return client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()["webhook"]["deliveries"]
 
     return deliver, answers, port

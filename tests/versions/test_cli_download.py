@@ -67,7 +67,10 @@ def test_a_corrupted_byte_is_caught_and_nothing_corrupt_is_left(served, capsys, 
     weights.write_bytes(bytes(data))
     code, _, err = run(capsys, url, "models", "download", "bot:v2", str(tmp_path / "out"))
     assert code == 1 and "model.safetensors" in err and "sha256" in err and "corrupt" in err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # the folder it made goes too; one that was there stays
+    (tmp_path / "mine").mkdir()
+    code, _, err = run(capsys, url, "models", "download", "bot:v2", str(tmp_path / "mine"))
+    assert code == 1 and sorted(p.name for p in (tmp_path / "mine").iterdir()) == []
 
 
 def test_a_download_resumes_where_the_part_file_stopped(served, capsys, tmp_path):

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from tests.api.helpers import assert_error, register
 from tests.versions.conftest import store_version
 from tests.webhooks.conftest import SECRET, receiver, webhooks_on  # noqa: F401 - fixtures
+from tests.webhooks.receiver import settle_head_changes
 from tests.worker.conftest import tiny_base, workers  # noqa: F401 - fixtures
 
 
@@ -35,6 +36,7 @@ def test_a_head_change_is_posted_signed_and_recorded(hooked, receiver):  # noqa:
     assert client.post("/v1/models/bot/head", json={"version": 2, "reason": "ship it"}).status_code == 200
     client.post("/v1/models/bot/head", json={"version": 1, "reason": "roll back"})
     deliveries = receiver.wait_for(2)
+    settle_head_changes()
     assert len(deliveries) == 2 and all(d.signed_with(SECRET) for d in deliveries)
     events = [json.loads(d.body) for d in deliveries]
     assert [e["type"] for e in events] == ["model.head_changed"] * 2
@@ -56,6 +58,7 @@ def test_a_failing_receiver_is_retried_and_a_lost_delivery_resumed(hooked, recei
     client.put("/v1/models/bot/webhook", json={"webhook_url": receiver.url})
     client.post("/v1/models/bot/head", json={"version": 2, "reason": "ship it"})
     receiver.wait_for(2)
+    settle_head_changes()
     change = client.get("/v1/models/bot/head/history").json()["data"][-1]
     assert [d["status_code"] for d in change["webhook_deliveries"]] == [500, 200]
 

@@ -66,3 +66,35 @@ class Receiver:
         while len(self.deliveries) < count and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.deliveries
+
+
+def settled_deliveries(job_id: str, timeout: float = 30) -> list[dict]:
+    """The job's delivery attempts as stored, once no delivery of it is pending: deliveries run on threads
+    of their own, after the request that started them has been answered."""
+    from sqlalchemy import select
+
+    from app.core.db.session import session_scope
+    from app.core.db.tables import Job
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope() as session:
+            job = session.scalars(select(Job).where(Job.id == job_id)).one()
+            if not job.webhook_pending or time.monotonic() > deadline:
+                return list(job.webhook_deliveries or [])
+        time.sleep(0.05)
+
+
+def settle_head_changes(timeout: float = 30) -> None:
+    """Wait until no head change has a delivery pending (each runs on a thread of its own)."""
+    from sqlalchemy import func, select
+
+    from app.core.db.session import session_scope
+    from app.core.db.tables import HeadChange
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope() as session:
+            if not session.scalar(select(func.count()).where(HeadChange.webhook_pending.is_(True))):
+                return
+        time.sleep(0.05)

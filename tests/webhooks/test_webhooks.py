@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from tests.api.helpers import assert_error, create_job, register, upload_ok
 from tests.webhooks.conftest import SECRET
+from tests.webhooks.receiver import settled_deliveries
 
 
 @pytest.fixture
@@ -62,6 +63,7 @@ def test_a_job_cancelled_while_queued_is_posted_signed_to_its_webhook(client, qu
 
     assert client.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
     [delivery] = receiver.wait_for(1)
+    settled_deliveries(job["id"])
     assert delivery.signed_with(SECRET)
     assert not delivery.signed_with("another-secret")
     assert delivery.headers["Content-Type"] == "application/json"
@@ -79,6 +81,7 @@ def test_a_failing_receiver_gets_retries_with_growing_delays(client, queued_job,
     job = queued_job(receiver.url)
     client.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel")
     arrivals = [d.arrived for d in receiver.wait_for(3)]
+    settled_deliveries(job["id"])
     assert len(arrivals) == 3
     assert arrivals[1] - arrivals[0] >= 0.2 and arrivals[2] - arrivals[1] >= 0.4  # backoff 0.2 s, doubling
     deliveries = client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()["webhook"]["deliveries"]
@@ -94,6 +97,7 @@ def test_an_unreachable_receiver_is_recorded_and_the_job_stands(client, queued_j
     reset_caches()
     job = queued_job(f"http://127.0.0.1:{port}/hook")
     assert client.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel").status_code == 200
+    settled_deliveries(job["id"])
     shown = client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
     assert shown["status"] == "cancelled"
     deliveries = shown["webhook"]["deliveries"]
@@ -108,6 +112,7 @@ def test_a_host_removed_from_the_allow_list_is_not_posted_to(client, queued_job,
     monkeypatch.setenv("SCULPT_WEBHOOK_ALLOWED_HOSTS", "hooks.example.com")
     get_settings.cache_clear()
     client.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel")
+    settled_deliveries(job["id"])
     [attempt] = client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()["webhook"]["deliveries"]
     assert "not sent" in attempt["error"] and receiver.deliveries == []
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
+from app.core.client_regex import compile_client_regex
+
 from .config import SettingsError
 
 # A module inside a block has a numeric index in its path ("layers.3.mlp.up_proj", "h.0.attn.c_attn",
@@ -37,7 +39,8 @@ class Target:
 
 
 def find_targets(model: nn.Module, target_regex: str | None = None) -> list[Target]:
-    pattern = re.compile(target_regex) if target_regex else INSIDE_BLOCK
+    # A client's pattern runs on RE2 (linear time): no pattern can hold the worker here.
+    pattern = compile_client_regex(target_regex) if target_regex else INSIDE_BLOCK
     targets = [
         Target(name, module)
         for name, module in model.named_modules()

@@ -104,8 +104,10 @@ class ModelPool:
         try:
             model, tokenizer, _kind = load_model_and_tokenizer(
                 folder, trust_remote_code=get_settings().trust_remote_code, device=self.device)
-        except ValueError as exc:
-            raise GenerationError(503, "checkpoint_unavailable", str(exc)) from exc
+        except Exception as exc:  # a truncated or corrupted file fails in many ways; each says why
+            reason = f"{type(exc).__name__}: {str(exc).replace(str(folder), '<checkpoint>')}"[:300]
+            raise GenerationError(503, "checkpoint_unavailable",
+                                  f"The checkpoint of {request.name} cannot be loaded ({reason})") from exc
         if is_encoder_decoder(model):
             raise GenerationError(400, "model_not_supported",
                                   f"{request.name} is an encoder-decoder model; inference serves decoder-only models")

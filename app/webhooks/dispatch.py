@@ -1,8 +1,7 @@
-"""The worker's side of webhooks: after a job's terminal state (or a head change) is committed, deliver
-it on a thread of its own, so a slow or failing receiver never holds the lineage or fails the job.
-
-The delivery itself (signing, retries, attempts recorded on the job) is shared with the API in
-``app.webhooks.delivery``; this module imports no torch.
+"""Starting a delivery once a job's terminal state (or a head change) is committed: on a thread of its own,
+in the API and the worker alike, so a slow or failing receiver never holds a request, its database session
+or its connection, the lineage, or the job. The delivery itself (signing, retries, attempts recorded on
+the row): ``app.webhooks.delivery``.
 """
 
 from __future__ import annotations
