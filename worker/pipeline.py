@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import gc
 import logging
-import time
 from typing import Any
 
 from app.core.faults import pause_at
@@ -122,11 +121,10 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     reporter = ProgressReporter(job.id, heartbeat)
 
     def on_phase(phase: str) -> None:
-        reporter.phase = phase
         store.set_phase(job.id, phase)
         pause_at(phase)
+        reporter.enter(phase)
 
-    started = time.monotonic()
     # The reference set (general text) is old data too, on every job: what general ability the base has.
     reference = [record["text"] for record in suites.get(GENERAL.name, [])]
     if inputs.replay_records:
@@ -137,9 +135,11 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
                          prior_records=inputs.prior_records, reference_texts=reference, on_phase=on_phase,
                          valid_records=inputs.eval_records if job.validation_file else (),
                          on_progress=reporter.on_progress, should_cancel=reporter.should_cancel)
-    emit(f"Trained {trained.steps} steps on {trained.trained_tokens} tokens in {time.monotonic() - started:.1f}s; "
+    seconds = reporter.seconds()  # the training phase's own: calibrating and decomposing have theirs
+    emit(f"Trained {trained.steps} steps on {trained.trained_tokens} tokens in {seconds:.1f}s; "
          f"final loss {trained.final_loss:.4f}", type="metrics",
-         data={"steps": trained.steps, "trained_tokens": trained.trained_tokens, "final_loss": trained.final_loss})
+         data={"steps": trained.steps, "trained_tokens": trained.trained_tokens, "final_loss": trained.final_loss,
+               "seconds": round(seconds, 3)})
 
     on_phase("evaluating")
     scores = job_scoring.score_tasks(trained.model, tokenizer, inputs, emit)

@@ -26,12 +26,19 @@ class ProgressReporter:
         self.job_id = job_id
         self.heartbeat = heartbeat
         self.phase = "training"
-        self.started = time.monotonic()
+        self.started = time.monotonic()  # of the current phase: its ETA and its time are its own
         self._last_row = self._last_cancel = 0.0
         self._cancelled = False
         self.points: list[dict] = []  # the loss curve: step, train_loss, valid_loss, lr, ...
         self._window: list[float] = []
         self._unwritten: list[dict] = []
+
+    def enter(self, phase: str) -> None:
+        self.phase, self.started = phase, time.monotonic()
+
+    def seconds(self) -> float:
+        """How long the current phase has run."""
+        return time.monotonic() - self.started
 
     def on_progress(self, info) -> None:
         now = time.monotonic()

@@ -40,7 +40,10 @@ class PhaseDisplay:
         self.server_now: float | None = None
         self.phase_started_at: float | None = None
         self.progress: dict = {}
-        self.loss: float | None = None
+        # The newest loss point (a metrics event: step, total_steps, loss, eta_seconds). The job row's progress
+        # is written at most once a second, so on a fast job it lags the points: the line shows the point's
+        # step, the one its loss belongs to.
+        self.point: dict = {}
         self.line = ""
 
     def on_event(self, event: ServerEvent) -> None:
@@ -55,7 +58,7 @@ class PhaseDisplay:
         if "phase" in data:  # phase changes come as events, so even a phase shorter than a poll shows
             self._enter(data["phase"])
         elif event.event == "metrics" and data.get("loss") is not None:
-            self.loss = data["loss"]
+            self.point = data
             self._draw(report=True)
         elif event.event == "message":
             self._print(f"  {event.data['message']}")
@@ -64,7 +67,7 @@ class PhaseDisplay:
         if phase == self.phase:
             return
         self._finish_phase()
-        self.phase, self.phase_started, self.progress, self.loss = phase, time.monotonic(), {}, None
+        self.phase, self.phase_started, self.progress, self.point = phase, time.monotonic(), {}, {}
         self.phase_started_at = self.server_now
         if phase is not None and not self.live:
             self.out.write(f"  {phase}\n")
@@ -82,13 +85,14 @@ class PhaseDisplay:
 
     def _line(self) -> str:
         parts = [f"  {self.phase:<12}"]
-        progress = self.progress
+        progress = {**self.progress, **self.point}
         # The row keeps training's step figures into later phases: show them while training only.
         if self.phase == "training" and progress.get("total_steps"):
-            parts.append(progress_bar(progress.get("fraction") or 0.0))
-            parts.append(f"step {progress.get('step') or 0}/{progress['total_steps']}")
-        if self.loss is not None:
-            parts.append(f"loss {self.loss:.4f}")
+            step = progress.get("step") or 0
+            parts.append(progress_bar(step / progress["total_steps"]))
+            parts.append(f"step {step}/{progress['total_steps']}")
+        if self.point:
+            parts.append(f"loss {self.point['loss']:.4f}")
         if self.phase == "training" and progress.get("eta_seconds"):
             parts.append(f"eta {progress['eta_seconds']:.0f}s")
         return "  ".join(parts)

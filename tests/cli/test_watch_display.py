@@ -123,3 +123,22 @@ def test_watch_exit_code_says_whether_the_version_was_promoted():
     assert watch(OneJob({**done, "result": {"promoted": True}}), "ftjob-1", out=out) == 0
     assert watch(OneJob({**done, "result": {"promoted": False}}), "ftjob-1", out=out) == 5
     assert "not promoted (failed gates)" in out.getvalue()
+
+
+def point(step: int, total: int, loss: float) -> ServerEvent:
+    return ServerEvent("metrics", {"message": f"Step {step}/{total}", "type": "metrics",
+                                   "data": {"step": step, "total_steps": total, "loss": loss, "eta_seconds": 0}})
+
+
+def test_the_step_shown_is_the_one_the_loss_belongs_to_and_training_ends_at_100_percent():
+    # A fast job: the job row (written at most once a second) still says step 1 while every step's loss arrives.
+    stream = [phase("training"), running("training", step=1, total_steps=3, fraction=0.33),
+              point(1, 3, 3.0), point(2, 3, 2.0), point(3, 3, 1.0), phase("evaluating")]
+    out = io.StringIO()
+    display = PhaseDisplay(out, live=False)
+    for event in stream:
+        display.on_event(event)
+    lines = [line for line in out.getvalue().splitlines() if "loss" in line]
+    assert [line.split("]")[1].split()[:4] for line in lines] == [
+        ["33%", "step", "1/3", "loss"], ["67%", "step", "2/3", "loss"], ["100%", "step", "3/3", "loss"]]
+    assert [line.split()[-1] for line in lines] == ["3.0000", "2.0000", "1.0000"]
