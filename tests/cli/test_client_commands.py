@@ -232,3 +232,60 @@ def test_files_page_like_the_api_and_the_api_s_resources_have_commands(capsys, l
         session.execute(update(Job).where(Job.id == job).values(status="running", started_at=datetime.now(UTC)))
     code, _, err = run(capsys, live_url, "models", "rollback", "bot", "1", "--reason", "test")
     assert code == 1 and "pass --force" in err and "force=true" not in err
+
+
+def test_deleted_and_pinned_versions_say_so_and_a_version_is_named_either_way(capsys, live_url, base_model_dir):
+    from tests.versions.conftest import set_head, store_version
+
+    assert run(capsys, live_url, "models", "create", "bot", str(base_model_dir))[0] == 0
+    for version in (2, 3):
+        store_version("bot", version)
+    set_head("bot", 3)
+    code, out, _ = run(capsys, live_url, "models", "delete", "bot:v2")
+    assert code == 0 and out.startswith("bot:v2: deleted (its checkpoint is gone")
+    assert "checkpoint    deleted" in out
+    code, out, _ = run(capsys, live_url, "models", "pin", "bot", "v3")
+    assert code == 0 and "stored, pinned" in out
+    code, out, _ = run(capsys, live_url, "models", "show", "bot")
+    rows = {line.split()[0]: line for line in out.split("Versions")[1].splitlines()[2:5]}
+    assert "deleted" in rows["v2"] and "stored, pinned" in rows["v3"] and "stored" in rows["v1"]
+
+    # 'id:vN' and 'id N' name a version in every command that takes one.
+    code, out, _ = run(capsys, live_url, "models", "promote", "bot:v1", "--reason", "back to the base")
+    assert code == 0 and "head is now v1" in out
+    code, out, _ = run(capsys, live_url, "models", "promote", "bot", "3", "--reason", "forward again")
+    assert code == 0 and "head is now v3" in out
+    code, _, err = run(capsys, live_url, "models", "promote", "bot:v3", "1", "--reason", "which?")
+    assert code == 1 and "give one" in err
+    code, _, err = run(capsys, live_url, "models", "promote", "bot", "--reason", "which?")
+    assert code == 1 and "which version of 'bot'" in err
+
+
+def test_a_reader_that_stops_early_gets_no_error(live_url, dataset):
+    import os
+    import subprocess
+    import sys
+
+    assert main(["files", "upload", str(dataset), "--url", live_url]) == 0
+    read, write = os.pipe()
+    os.close(read)  # as `| head` does once it has its lines
+    done = subprocess.run([sys.executable, "-m", "app.cli.main", "files", "list", "--url", live_url], stdout=write,
+                          stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(write)
+    assert done.returncode == 0 and done.stderr == ""
+
+
+def test_a_refused_job_leaves_no_uploads_behind(capsys, live_url, base_model_dir, dataset):
+    code, _, err = run(capsys, live_url, "jobs", "create", "--model", "no-such-lineage", "--training-file",
+                       str(dataset), "--task", "x")
+    assert code == 1 and "no-such-lineage" in err and "HTTP 404" in err
+    assert json.loads(run(capsys, live_url, "files", "list", "--json")[1]) == []  # checked before uploading
+
+    assert run(capsys, live_url, "models", "create", "bot", str(base_model_dir))[0] == 0
+    held_out = dataset.parent / "held-out.jsonl"
+    held_out.write_bytes(jsonl(records("omega", 4)))
+    # Refused by the server after both files went up (a gate threshold out of range): both are taken back.
+    code, _, err = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", str(dataset),
+                       "--validation-file", str(held_out), "--gates", '{"max_forgetting": 5}')
+    assert code == 1 and "max_forgetting" in err
+    assert json.loads(run(capsys, live_url, "files", "list", "--json")[1]) == []

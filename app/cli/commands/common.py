@@ -6,14 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from app.cli import output
-from app.cli.http_client import ClientError, SculptClient, default_key, default_url
+from app.cli.http_client import ApiError, ClientError, SculptClient, default_key, default_url
 
 Handler = Callable[[SculptClient, argparse.Namespace], int]
+# The API's own wording for its flags, and the CLI flag that sets each.
+FLAG_WORDING = {"force=true": "--force"}
 
 
 def json_flag(flag: str, text: str) -> dict:
@@ -63,15 +66,37 @@ def show(args, data, columns, many: bool = True) -> int:
     return 0
 
 
+def cli_wording(message: str) -> str:
+    """The server's message with its API flags named as this command's flags."""
+    for api, flag in FLAG_WORDING.items():
+        message = message.replace(api, flag)
+    return message
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout went away (``sculpt files list | head``): send what is left nowhere, so exiting
+    does not fail on flushing it."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def run(handler: Handler) -> Callable[[argparse.Namespace], int]:
     def call(args: argparse.Namespace) -> int:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # no per-request log lines in the output
         try:
             with SculptClient(args.url or default_url(), args.api_key or default_key()) as client:
-                return handler(client, args)
+                code = handler(client, args)
+            sys.stdout.flush()  # here, so a reader that went away is noticed below rather than at exit
+            return code
+        except ApiError as exc:
+            print(f"error: {cli_wording(str(exc))}", file=sys.stderr)
+            return 1
         except ClientError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        except BrokenPipeError:
+            _quiet_stdout()
+            return 0
         except OSError as exc:  # a local file that cannot be read: say which, without a traceback
             print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
             return 1

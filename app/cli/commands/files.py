@@ -35,7 +35,7 @@ def files_content(client: SculptClient, args) -> int:
 
 
 def files_delete(client: SculptClient, args) -> int:
-    deleted = client.delete(f"/v1/files/{args.id}")
+    deleted = client.delete(f"/v1/files/{args.id}", force=str(args.force).lower())
     if args.json:
         output.as_json(deleted)
     else:
@@ -55,4 +55,7 @@ def register(files: Command) -> None:
     listing.add_argument("--purpose", help="only files of this purpose")
     files("show", files_show, "one file").add_argument("id")
     files("content", files_content, "write a file's content to stdout").add_argument("id")
-    files("delete", files_delete, "delete a file (refused while a job uses it)").add_argument("id")
+    remove = files("delete", files_delete, "delete a file (refused while a job uses it)")
+    remove.add_argument("id")
+    remove.add_argument("--force", action="store_true",
+                        help="delete it though a lineage's tasks were taught with it (they are no longer evaluated)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.cli import output
 from app.cli.commands.common import Command, json_flag, local_file, page, pairs, show
-from app.cli.http_client import ClientError, SculptClient
+from app.cli.http_client import ApiError, ClientError, SculptClient
 from app.cli.watch import EXIT_HELP, watch
 
 JOB_COLUMNS = [("id", lambda j: j["id"]), ("model", lambda j: j["model"]),
@@ -31,12 +31,26 @@ CHECKPOINT_COLUMNS = [("id", lambda c: c["id"]), ("model", lambda c: c["fine_tun
                       ("created", lambda c: output.when(c["created_at"]))]
 
 
-def _training_file(client: SculptClient, reference: str) -> str:
-    """A file id as given, or a local file uploaded first (call it last: nothing is uploaded for a bad flag)."""
-    path = Path(reference)
-    if reference.startswith("file-") and not path.exists():
+def _is_file_id(reference: str) -> bool:
+    return reference.startswith("file-") and not Path(reference).exists()
+
+
+def _dataset(client: SculptClient, reference: str, uploaded: list[str]) -> str:
+    """A file id as given, or a local file uploaded (its id added to ``uploaded``)."""
+    if _is_file_id(reference):
         return reference
-    return client.upload(local_file(path), "fine-tune")["id"]
+    file_id = client.upload(local_file(Path(reference)), "fine-tune")["id"]
+    uploaded.append(file_id)
+    return file_id
+
+
+def _check_before_upload(client: SculptClient, args) -> None:
+    """What can be checked without the data, so a job that would be refused uploads nothing: the local files
+    exist and the lineage does."""
+    for reference in (args.training_file, args.validation_file):
+        if reference is not None and not _is_file_id(reference):
+            local_file(Path(reference))
+    client.get(f"/v1/models/{args.model.partition(':v')[0]}")
 
 
 def _check_strategy(client: SculptClient, strategy: str | None) -> None:
@@ -58,12 +72,21 @@ def jobs_create(client: SculptClient, args) -> int:
                  if value is not None}
     if args.gates:
         continual["gates"] = json_flag("--gates", args.gates)
-    body = {"model": args.model, "validation_file": args.validation_file, "seed": args.seed, "suffix": args.suffix,
+    body = {"model": args.model, "seed": args.seed, "suffix": args.suffix,
             "metadata": pairs("--metadata", args.metadata), "hyperparameters": hyperparameters or None,
             "continual": continual or None}
-    body["training_file"] = _training_file(client, args.training_file)  # last: every flag checked before
+    _check_before_upload(client, args)
+    uploaded: list[str] = []
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
-    job = client.post("/v1/fine_tuning/jobs", {k: v for k, v in body.items() if v is not None}, headers)
+    try:  # uploads last: every flag checked before
+        body["training_file"] = _dataset(client, args.training_file, uploaded)
+        if args.validation_file is not None:
+            body["validation_file"] = _dataset(client, args.validation_file, uploaded)
+        job = client.post("/v1/fine_tuning/jobs", {k: v for k, v in body.items() if v is not None}, headers)
+    except ApiError:
+        for file_id in uploaded:  # refused: take back what this command uploaded, so retries leave no copies
+            client.delete(f"/v1/files/{file_id}")
+        raise
     if args.watch:
         if not args.json:
             print(f"{job['id']} created; following it")
@@ -116,7 +139,8 @@ def register(jobs: Command) -> None:
     create.add_argument("--epochs", type=int)
     create.add_argument("--batch-size", type=int)
     create.add_argument("--lr-multiplier", type=float)
-    create.add_argument("--validation-file")
+    create.add_argument("--validation-file", help="the held-out set the accuracy matrix scores (a file id or a local "
+                        "JSONL path); default: a seeded 10%% of the training file, not trained on")
     create.add_argument("--seed", type=int)
     create.add_argument("--suffix")
     create.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")

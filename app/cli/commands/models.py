@@ -7,7 +7,7 @@ from pathlib import Path
 from app.cli import output
 from app.cli.commands.common import Command, json_flag, pairs, show
 from app.cli.download import download
-from app.cli.http_client import ApiError, ClientError, SculptClient
+from app.cli.http_client import ClientError, SculptClient
 from app.core.storage import MANIFEST
 
 MODEL_COLUMNS = [("id", lambda m: m["id"]), ("head", lambda m: f"v{m['head']}"),
@@ -17,6 +17,8 @@ VERSION_COLUMNS = [("version", lambda v: f"v{v['version']}" + (" (head)" if v["i
                    ("parent", lambda v: v["parent_version"] and f"v{v['parent_version']}"),
                    ("status", lambda v: v["status"]), ("task", lambda v: v["task"]),
                    ("strategy", lambda v: v["strategy"]),
+                   ("checkpoint", lambda v: ("deleted" if v["deleted"] else "stored")
+                    + (", pinned" if v["pinned"] else "")),
                    ("failed gates", lambda v: ", ".join(f["gate"] for f in v["gate_verdict"].get("failed", []))),
                    ("job", lambda v: v["job_id"]), ("created", lambda v: output.when(v["created_at"]))]
 HISTORY_COLUMNS = [("when", lambda h: output.when(h["created_at"])),
@@ -24,8 +26,28 @@ HISTORY_COLUMNS = [("when", lambda h: output.when(h["created_at"])),
                    ("to", lambda h: f"v{h['to_version']}"), ("actor", lambda h: h["actor"]),
                    ("reason", lambda h: h["reason"])]
 GATE_COLUMNS = [("gate", lambda g: g[0]), ("threshold", lambda g: g[1])]
-# The API's own wording for its flags, and the CLI flag that sets each.
-FLAG_WORDING = {"force=true": "--force"}
+
+
+def version_ref(ref: str, version: str | None, required: bool = True) -> tuple[str, int | None]:
+    """A version named as 'id:vN' or as 'id N' (also 'id vN'), the same way in every command."""
+    model, sep, suffix = ref.rpartition(":v")
+    if sep and suffix.isdigit():
+        if version is not None and version.removeprefix("v") != suffix:
+            raise ClientError(f"{ref!r} names v{suffix}, but version {version!r} was given too; give one")
+        return model, int(suffix)
+    if version is None:
+        if required:
+            raise ClientError(f"which version of {ref!r}? give '{ref}:vN' or '{ref} N'")
+        return ref, None
+    number = version.removeprefix("v")
+    if not number.isdigit() or int(number) < 1:
+        raise ClientError(f"{version!r} is not a version number (e.g. 3 or v3)")
+    return ref, int(number)
+
+
+def _add_version(parser, required: bool = True, text: str = "the version, if the first argument is a lineage id"):
+    parser.add_argument("id", metavar="MODEL", help="'<id>:v<n>', or a lineage id followed by the version")
+    parser.add_argument("version", nargs="?", help=text if required else text + " (optional)")
 
 
 def models_create(client: SculptClient, args) -> int:
@@ -55,39 +77,28 @@ def models_show(client: SculptClient, args) -> int:
     return 0
 
 
-def _cli_wording(exc: ApiError) -> ClientError:
-    """The server's error, its API flags named as this command's flags."""
-    message = str(exc)
-    for api, flag in FLAG_WORDING.items():
-        message = message.replace(api, flag)
-    return ClientError(message)
-
-
-def _move_head(client: SculptClient, args, version: int) -> int:
+def _move_head(client: SculptClient, args, model_id: str, version: int) -> int:
     body = {"version": version, "reason": args.reason, "force": args.force}
-    try:
-        model = client.post(f"/v1/models/{args.id}/head", body)
-    except ApiError as exc:
-        raise _cli_wording(exc) from None
+    model = client.post(f"/v1/models/{model_id}/head", body)
     if args.json:
         output.as_json(model)
     else:
-        print(f"{args.id}: head is now v{model['head']}")
+        print(f"{model_id}: head is now v{model['head']}")
     return 0
 
 
 def models_promote(client: SculptClient, args) -> int:
-    return _move_head(client, args, args.version)
+    return _move_head(client, args, *version_ref(args.id, args.version))
 
 
 def models_rollback(client: SculptClient, args) -> int:
-    version = args.version
+    model_id, version = version_ref(args.id, args.version, required=False)
     if version is None:  # one step back along the chain: the head's parent
-        head = client.get(f"/v1/models/{args.id}")["head"]
-        version = client.get(f"/v1/models/{args.id}/versions/{head}")["parent_version"]
+        head = client.get(f"/v1/models/{model_id}")["head"]
+        version = client.get(f"/v1/models/{model_id}/versions/{head}")["parent_version"]
         if version is None:
-            raise ClientError(f"v{head} of {args.id} is the base; there is nothing to roll back to")
-    return _move_head(client, args, version)
+            raise ClientError(f"v{head} of {model_id} is the base; there is nothing to roll back to")
+    return _move_head(client, args, model_id, version)
 
 
 def models_gates(client: SculptClient, args) -> int:
@@ -112,7 +123,8 @@ def models_suites(client: SculptClient, args) -> int:
 
 
 def models_download(client: SculptClient, args) -> int:
-    version, files = download(client, args.ref, args.dest)
+    model_id, number = version_ref(args.ref, args.version, required=False)
+    version, files = download(client, model_id if number is None else f"{model_id}:v{number}", args.dest)
     if args.json:
         output.as_json({"model": version["id"], "path": str(args.dest.resolve()), "files": files})
     else:
@@ -121,15 +133,18 @@ def models_download(client: SculptClient, args) -> int:
 
 
 def models_delete(client: SculptClient, args) -> int:
-    if args.version is not None:
-        return show(args, client.delete(f"/v1/models/{args.id}/versions/{args.version}"), VERSION_COLUMNS,
-                    many=False)
-    deleted = client.delete(f"/v1/models/{args.id}", force=str(args.force).lower())
+    model_id, number = version_ref(args.id, args.version, required=False)
+    if number is not None:
+        version = client.delete(f"/v1/models/{model_id}/versions/{number}")
+        if not args.json:
+            print(f"{version['id']}: deleted (its checkpoint is gone; its row, scores and head history stay)")
+        return show(args, version, VERSION_COLUMNS, many=False)
+    deleted = client.delete(f"/v1/models/{model_id}", force=str(args.force).lower())
     if args.json:
         output.as_json(deleted)
     else:
         state = "deleted" if deleted["completed"] else "deleted from the API; its files go once its jobs have stopped"
-        print(f"{args.id}: {state} ({deleted['bytes_freed']} bytes freed)")
+        print(f"{model_id}: {state} ({deleted['bytes_freed']} bytes freed)")
     return 0
 
 
@@ -144,8 +159,9 @@ def models_retention(client: SculptClient, args) -> int:
 
 
 def models_pin(client: SculptClient, args) -> int:
+    model_id, number = version_ref(args.id, args.version)
     action = "unpin" if args.unpin else "pin"
-    return show(args, client.post(f"/v1/models/{args.id}/versions/{args.version}/{action}"), VERSION_COLUMNS,
+    return show(args, client.post(f"/v1/models/{model_id}/versions/{number}/{action}"), VERSION_COLUMNS,
                 many=False)
 
 
@@ -175,14 +191,12 @@ def register(models: Command) -> None:
     models("list", models_list, "list lineages")
     models("show", models_show, "a lineage, its versions and head history").add_argument("id")
     promote = models("promote", models_promote, "make a version the head")
-    promote.add_argument("id")
-    promote.add_argument("version", type=int)
+    _add_version(promote)
     promote.add_argument("--reason", required=True)
     promote.add_argument("--force", action="store_true",
                          help="promote a version its gates rejected, or while a job trains on the lineage")
     rollback = models("rollback", models_rollback, "move the head back (default: to the head's parent)")
-    rollback.add_argument("id")
-    rollback.add_argument("version", type=int, nargs="?")
+    _add_version(rollback, required=False, text="the version to move to (default: the head's parent)")
     rollback.add_argument("--reason", required=True)
     rollback.add_argument("--force", action="store_true", help="move the head while a job trains on the lineage")
     gates = models("gates", models_gates, "show a lineage's default gates, or set them")
@@ -196,18 +210,19 @@ def register(models: Command) -> None:
     suites.add_argument("--suite", action="append", default=[], metavar="PURPOSE=FILE",
                         help="any suite's file by its purpose, e.g. general=file-… (the general-answers suite)")
     fetch = models("download", models_download, "download a version's checkpoint, verified against its manifest")
-    fetch.add_argument("ref", help="'<id>:v<n>', or a lineage id for its head")
+    fetch.add_argument("ref", metavar="MODEL", help="'<id>:v<n>', or a lineage id (its head, or the version given)")
+    fetch.add_argument("version", nargs="?", help="the version, if MODEL is a lineage id (default: its head)")
     fetch.add_argument("dest", type=Path, help="the folder to unpack it into (from_pretrained loads it)")
-    remove = models("delete", models_delete, "delete a lineage, or one version's checkpoint with --version")
-    remove.add_argument("id")
-    remove.add_argument("--version", type=int)
+    remove = models("delete", models_delete, "delete a lineage, or one version's checkpoint ('<id>:v<n>', "
+                    "or --version)")
+    remove.add_argument("id", metavar="MODEL", help="a lineage id, or '<id>:v<n>' for one version")
+    remove.add_argument("--version", help="delete only this version's checkpoint")
     remove.add_argument("--force", action="store_true", help="cancel the lineage's queued and running jobs first")
     retention = models("retention", models_retention, "set how many newest versions the lineage keeps")
     retention.add_argument("id")
     retention.add_argument("--keep-last", type=int, help="omit to keep every version")
     pin = models("pin", models_pin, "keep a version whatever the retention policy says")
-    pin.add_argument("id")
-    pin.add_argument("version", type=int)
+    _add_version(pin)
     pin.add_argument("--unpin", action="store_true", help="let the policy delete it again")
     gc = models("gc", models_gc, "delete the checkpoints retention policies let go")
     gc.add_argument("id", nargs="?", help="one lineage (default: every lineage with a policy)")
