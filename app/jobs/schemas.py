@@ -29,7 +29,11 @@ class JobCreate(StrictModel):
     model: str = Field(min_length=1, max_length=80,
                        description="A lineage id (train on its head) or '<id>:v<n>' (only if that is still the head).")
     training_file: str = Field(min_length=1, max_length=64)
-    validation_file: str | None = Field(None, min_length=1, max_length=64)
+    validation_file: str | None = Field(
+        None, min_length=1, max_length=64,
+        description="The task's held-out set: the accuracy matrix scores the task on it (and the validation loss is "
+                    "measured on it each epoch). Left out: a seeded 10% of the training file is held out instead, "
+                    "never trained on. Refused (400) when it is the training file or shares a record with it.")
     hyperparameters: Hyperparameters | None = None
     seed: int | None = Field(None, ge=0, le=2**31 - 1, strict=True)
     suffix: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)

@@ -372,3 +372,23 @@ def test_concurrent_requests_with_one_idempotency_key_all_get_the_same_job(pg_en
             assert sorted(r.status_code for r in responses) == [200] * 15 + [201], [r.text for r in responses]
             assert len({r.json()["id"] for r in responses}) == 1
         assert len(http.get("/v1/fine_tuning/jobs").json()["data"]) == 3
+
+
+def test_a_held_out_set_that_shares_records_with_the_training_file_is_refused(client, base_model_dir):
+    register(client, "m", base_model_dir)
+    rows = [{"prompt": f"What is {i} + 2?", "completion": str(i + 2)} for i in range(12)]
+    training = upload_ok(client, rows)
+    error = assert_error(create_job(client, "m", training, validation_file=training), 400,
+                         param="validation_file", code="validation_overlaps_training")
+    assert "is the training file" in error["message"] and "10%" in error["message"]
+    copy = upload_ok(client, rows)  # the same bytes uploaded again
+    error = assert_error(create_job(client, "m", training, validation_file=copy), 400, param="validation_file")
+    assert f"same content as the training file {training}" in error["message"]
+    # Key order differs, the record is the same: line 2 of the held-out set was trained on.
+    mixed = upload_ok(client, [{"prompt": "What is 100 + 2?", "completion": "102"},
+                               {"completion": "5", "prompt": "What is 3 + 2?"}])
+    error = assert_error(create_job(client, "m", training, validation_file=mixed), 400, param="validation_file")
+    assert error["message"].startswith(f"1 record(s) of validation_file {mixed} (line 2)")
+    assert client.get("/v1/fine_tuning/jobs").json()["data"] == []  # nothing was created
+    held_out = upload_ok(client, [{"prompt": "What is 100 + 2?", "completion": "102"}])
+    assert create_job(client, "m", training, validation_file=held_out).status_code == 201

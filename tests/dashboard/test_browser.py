@@ -170,6 +170,12 @@ def test_cancel_and_api_errors_in_the_browser(browser_page, live_url, base_model
         specs.unregister("norms_only")
     page.get_by_label("Training dataset").select_option(file_id)
     page.get_by_label("Task name").fill("alpha")
+    # The held-out set is offered, and one that is the training file is refused, naming the field.
+    page.get_by_label("Held-out set").select_option(file_id)
+    page.get_by_role("button", name="Start job").click()
+    expect(page.locator("#job-error")).to_contain_text("is the training file")
+    expect(page.locator("#job-error")).to_contain_text("(validation_file)")
+    page.get_by_label("Held-out set").select_option("")
     page.get_by_role("button", name="Start job").click()
     expect(page.locator("#job-error")).to_contain_text(
         f"Job {queued} on this model already trains a task named 'alpha'")
@@ -178,6 +184,7 @@ def test_cancel_and_api_errors_in_the_browser(browser_page, live_url, base_model
 
     page.goto(f"{live_url}/#/jobs/{queued}")
     expect(page.get_by_role("progressbar", name=f"Progress of {queued}")).to_have_attribute("aria-valuetext", "queued")
+    expect(page.locator("dl.facts")).to_contain_text("Held-out set10% of the training file")
     page.get_by_role("button", name=f"Cancel job {queued}").click()
     expect(page.get_by_role("status", name="Job status")).to_have_text("cancelled")
     expect(page.get_by_text("Job cancelled before it started")).to_be_visible()

@@ -122,7 +122,8 @@ def test_a_job_records_every_steps_loss_each_epochs_validation_loss_and_a_result
     workers(1, SCULPT_FAULT_PAUSE_AT="calibrating", SCULPT_FAULT_PAUSE_SECONDS="3")
     response = client.post("/v1/fine_tuning/jobs", json={
         "model": "curve", "training_file": upload(client, records("kappa")), "seed": 0,
-        "validation_file": upload(client, records("kappa", 8)), "hyperparameters": {"n_epochs": 2, "batch_size": 4},
+        "validation_file": upload(client, records("kappa", 32)[24:]),  # held out: none of the 24 trained on
+        "hyperparameters": {"n_epochs": 2, "batch_size": 4},
         "continual": {"task": "kappa", "learning_rate": 3e-3}})
     assert response.status_code == 201, response.text
     job = wait_for(client, response.json()["id"])

@@ -19,6 +19,7 @@ JOB_COLUMNS = [("id", lambda j: j["id"]), ("model", lambda j: j["model"]),
 JOB_FIELDS = [
     *JOB_COLUMNS,
     ("strategy", lambda j: j["continual"].get("strategy")), ("training file", lambda j: j["training_file"]),
+    ("held-out set", lambda j: j["validation_file"] or "10% of the training file (a seeded split, not trained on)"),
     ("hyperparameters", lambda j: json.dumps(j["hyperparameters"])), ("trained tokens", lambda j: j["trained_tokens"]),
     ("eta seconds", lambda j: j["progress"].get("eta_seconds")), ("finished", lambda j: output.when(j["finished_at"])),
     ("promoted", lambda j: (j.get("result") or {}).get("promoted")),
