@@ -28,21 +28,27 @@ HISTORY_COLUMNS = [("when", lambda h: output.when(h["created_at"])),
 GATE_COLUMNS = [("gate", lambda g: g[0]), ("threshold", lambda g: g[1])]
 
 
-def version_ref(ref: str, version: str | None, required: bool = True) -> tuple[str, int | None]:
-    """A version named as 'id:vN' or as 'id N' (also 'id vN'), the same way in every command."""
+def version_ref(ref: str, version: str | None) -> tuple[str, int | None]:
+    """A version named as 'id:vN' or as 'id N' (also 'id vN'), the same way in every command; None: only a
+    lineage was named."""
     model, sep, suffix = ref.rpartition(":v")
     if sep and suffix.isdigit():
         if version is not None and version.removeprefix("v") != suffix:
             raise ClientError(f"{ref!r} names v{suffix}, but version {version!r} was given too; give one")
         return model, int(suffix)
     if version is None:
-        if required:
-            raise ClientError(f"which version of {ref!r}? give '{ref}:vN' or '{ref} N'")
         return ref, None
     number = version.removeprefix("v")
     if not number.isdigit() or int(number) < 1:
         raise ClientError(f"{version!r} is not a version number (e.g. 3 or v3)")
     return ref, int(number)
+
+
+def one_version(ref: str, version: str | None) -> tuple[str, int]:
+    model, number = version_ref(ref, version)
+    if number is None:
+        raise ClientError(f"which version of {ref!r}? give '{ref}:vN' or '{ref} N'")
+    return model, number
 
 
 def _add_version(parser, required: bool = True, text: str = "the version, if the first argument is a lineage id"):
@@ -88,11 +94,11 @@ def _move_head(client: SculptClient, args, model_id: str, version: int) -> int:
 
 
 def models_promote(client: SculptClient, args) -> int:
-    return _move_head(client, args, *version_ref(args.id, args.version))
+    return _move_head(client, args, *one_version(args.id, args.version))
 
 
 def models_rollback(client: SculptClient, args) -> int:
-    model_id, version = version_ref(args.id, args.version, required=False)
+    model_id, version = version_ref(args.id, args.version)
     if version is None:  # one step back along the chain: the head's parent
         head = client.get(f"/v1/models/{model_id}")["head"]
         version = client.get(f"/v1/models/{model_id}/versions/{head}")["parent_version"]
@@ -123,7 +129,7 @@ def models_suites(client: SculptClient, args) -> int:
 
 
 def models_download(client: SculptClient, args) -> int:
-    model_id, number = version_ref(args.ref, args.version, required=False)
+    model_id, number = version_ref(args.ref, args.version)
     version, files = download(client, model_id if number is None else f"{model_id}:v{number}", args.dest)
     if args.json:
         output.as_json({"model": version["id"], "path": str(args.dest.resolve()), "files": files})
@@ -133,7 +139,7 @@ def models_download(client: SculptClient, args) -> int:
 
 
 def models_delete(client: SculptClient, args) -> int:
-    model_id, number = version_ref(args.id, args.version, required=False)
+    model_id, number = version_ref(args.id, args.version)
     if number is not None:
         version = client.delete(f"/v1/models/{model_id}/versions/{number}")
         if not args.json:
@@ -159,7 +165,7 @@ def models_retention(client: SculptClient, args) -> int:
 
 
 def models_pin(client: SculptClient, args) -> int:
-    model_id, number = version_ref(args.id, args.version)
+    model_id, number = one_version(args.id, args.version)
     action = "unpin" if args.unpin else "pin"
     return show(args, client.post(f"/v1/models/{model_id}/versions/{number}/{action}"), VERSION_COLUMNS,
                 many=False)
