@@ -219,12 +219,16 @@ def evaluations(session: Session, model_id: str, version: int | None = None) -> 
         "metric": metric, "acc": summary["acc"], "bwt": summary["bwt"], "fwt": summary["fwt"],
         "forgetting": {names[i]: f for i, f in summary["forgetting"].items()},
         "general": shown_metrics.get("general") or {}, "safety": shown_metrics.get("safety") or {},
-        "suites": {name: _suite_figures(shown_metrics[name]) for name in SUITES if shown_metrics.get(name)},
+        "suites": {name: suite_figures(shown_metrics[name]) for name in SUITES if shown_metrics.get(name)},
         "unevaluable": {t.name: t.unevaluable_reason for t in tasks if t.unevaluable_reason},
     }
 
 
-def _suite_figures(result: dict) -> dict:
-    """A suite's result without its per-item lists (every prompt, answer and verdict), which the version's
-    own metrics keep; what changed stays, for people to read."""
-    return {key: value for key, value in result.items() if not isinstance(value, list) or key == "changed"}
+# The per-item list a suite keeps that stays in a summary: a few answers that went wrong, for people to read.
+SUMMARY_LISTS = ("changed",)
+
+
+def suite_figures(result: dict) -> dict:
+    """A suite's result without its per-item lists (every prompt, answer and verdict), which ?expand=answers
+    and the answers sub-resource give; what changed stays, for people to read."""
+    return {key: value for key, value in result.items() if not isinstance(value, list) or key in SUMMARY_LISTS}
