@@ -55,8 +55,13 @@ def run_suites(model, tokenizer, data: dict[str, list[dict]], emit: Emit,
 
     results = {}
     for name, records in data.items():
-        results[name] = result = runner(name)(model, tokenizer, records, (baselines or {}).get(name))
-        emit(f"Suite {name}: " + ", ".join(f"{key} {_shown(value)}" for key, value in result.items()
-                                           if not isinstance(value, list | dict)),
-             type="metrics", data={"suite": name, **result})
+        baseline = (baselines or {}).get(name)
+        results[name] = result = runner(name)(model, tokenizer, records, baseline)
+        # Said with what it means against the base (general_answers: general_kept, the default gate's figure),
+        # measures first; a figure not measured on this run (accuracy over questions not asked) is left out.
+        judged, measures = SUITES[name].judge(result, baseline)
+        shown = {**measures, **judged}
+        emit(f"Suite {name}: " + ", ".join(f"{key} {_shown(value)}" for key, value in shown.items()
+                                           if value is not None and not isinstance(value, list | dict)),
+             type="metrics", data={"suite": name, **judged})
     return results

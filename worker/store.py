@@ -179,6 +179,13 @@ def suite_files(model_id: str) -> dict[str, str]:
         return {purpose: session.get_one(File, file_id).sha256 for purpose, file_id in chosen.items()}
 
 
+def general_kept(answers: dict) -> dict[str, Any]:
+    """The default gate's figure for a job's result: the share of the base's right general answers the version
+    still gets right, with how many it lost of how many it was asked."""
+    return {"general_kept": answers.get("general_kept"), "general_lost": answers.get("lost"),
+            "general_asked": answers.get("asked")}
+
+
 def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: str, retention: dict,
                    evaluation: VersionEvaluation, trained_tokens: int, owner: str, *,
                    losses: dict | None = None, result_file: File | None = None) -> dict:
@@ -222,6 +229,7 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
                        "bwt": evaluation.summary["bwt"], "forgetting": evaluation.summary["forgetting"],
                        "max_forgetting": evaluation.summary["max_forgetting"], "scores": metrics["tasks"],
                        "general": evaluation.suites.get("general", {}),
+                       **general_kept(evaluation.suites.get("general_answers") or {}),
                        "safety": evaluation.suites.get("safety", {}),
                        "failed_gates": evaluation.verdict.get("failed", [])})
         verdict = "promoted to head" if promoted else (

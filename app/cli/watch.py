@@ -137,11 +137,18 @@ def exit_code(job: dict) -> int:
     return REJECTED if _rejected(job) else EXIT_CODES[job["status"]]
 
 
+def kept_words(kept: float | None, lost: int | None, asked: int | None) -> str | None:
+    """'0.957 (3 lost of 69 asked)': the default gate's figure, general_kept; None when not measured."""
+    return None if kept is None else f"{kept:.3f} ({lost} lost of {asked} asked)"
+
+
 def summary(job: dict) -> str:
     if job["status"] == "succeeded":
         result = job.get("result") or {}
         verdict = "kept, not promoted (failed gates)" if _rejected(job) else "promoted to head"
         figures = "".join(f", {name} {result[name]:.3f}" for name in ("acc", "bwt") if result.get(name) is not None)
+        kept = kept_words(result.get("general_kept"), result.get("general_lost"), result.get("general_asked"))
+        figures += f", general_kept {kept}" if kept else ""
         return f"{job['id']} succeeded: {job['fine_tuned_model']} {verdict}{figures}"
     error = job.get("error") or {}
     reason = f": {error.get('code')}: {error.get('message')}" if error else ""

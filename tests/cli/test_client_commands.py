@@ -235,12 +235,19 @@ def test_files_page_like_the_api_and_the_api_s_resources_have_commands(capsys, l
 
 
 def test_deleted_and_pinned_versions_say_so_and_a_version_is_named_either_way(capsys, live_url, base_model_dir):
+    from sqlalchemy import update
+
+    from app.core.db.session import session_scope
+    from app.core.db.tables import ModelVersion
     from tests.versions.conftest import set_head, store_version
 
     assert run(capsys, live_url, "models", "create", "bot", str(base_model_dir))[0] == 0
     for version in (2, 3):
         store_version("bot", version)
     set_head("bot", 3)
+    with session_scope() as session:  # what a worker records of the general-answers suite
+        session.execute(update(ModelVersion).where(ModelVersion.version == 3).values(metrics={"general_answers": {
+            "general_kept": 0.957, "lost": 3, "asked": 69}}))
     code, out, _ = run(capsys, live_url, "models", "delete", "bot:v2")
     assert code == 0 and out.startswith("bot:v2: deleted (its checkpoint is gone")
     assert "checkpoint    deleted" in out
@@ -249,6 +256,7 @@ def test_deleted_and_pinned_versions_say_so_and_a_version_is_named_either_way(ca
     code, out, _ = run(capsys, live_url, "models", "show", "bot")
     rows = {line.split()[0]: line for line in out.split("Versions")[1].splitlines()[2:5]}
     assert "deleted" in rows["v2"] and "stored, pinned" in rows["v3"] and "stored" in rows["v1"]
+    assert "GENERAL KEPT" in out and "0.957 (3 lost of 69 asked)" in rows["v3"]
 
     # 'id:vN' and 'id N' name a version in every command that takes one.
     code, out, _ = run(capsys, live_url, "models", "promote", "bot:v1", "--reason", "back to the base")

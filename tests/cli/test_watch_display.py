@@ -142,3 +142,13 @@ def test_the_step_shown_is_the_one_the_loss_belongs_to_and_training_ends_at_100_
     assert [line.split("]")[1].split()[:4] for line in lines] == [
         ["33%", "step", "1/3", "loss"], ["67%", "step", "2/3", "loss"], ["100%", "step", "3/3", "loss"]]
     assert [line.split()[-1] for line in lines] == ["3.0000", "2.0000", "1.0000"]
+
+
+def test_the_final_line_has_general_kept_with_what_it_rests_on():
+    from app.cli.watch import watch
+
+    result = {"promoted": True, "acc": 0.9, "general_kept": 0.957, "general_lost": 3, "general_asked": 69}
+    out = io.StringIO()
+    watch(OneJob({"id": "ftjob-1", "status": "succeeded", "progress": {}, "fine_tuned_model": "m:v2",
+                  "result": result}), "ftjob-1", out=out)
+    assert out.getvalue().endswith("promoted to head, acc 0.900, general_kept 0.957 (3 lost of 69 asked)\n")

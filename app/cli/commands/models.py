@@ -8,6 +8,7 @@ from app.cli import output
 from app.cli.commands.common import Command, json_flag, pairs, show
 from app.cli.download import download
 from app.cli.http_client import ClientError, SculptClient
+from app.cli.watch import kept_words
 from app.core.storage import MANIFEST
 
 MODEL_COLUMNS = [("id", lambda m: m["id"]), ("head", lambda m: f"v{m['head']}"),
@@ -19,6 +20,8 @@ VERSION_COLUMNS = [("version", lambda v: f"v{v['version']}" + (" (head)" if v["i
                    ("strategy", lambda v: v["strategy"]),
                    ("checkpoint", lambda v: ("deleted" if v["deleted"] else "stored")
                     + (", pinned" if v["pinned"] else "")),
+                   ("general kept", lambda v: kept_words(*(((v["metrics"] or {}).get("general_answers") or {}).get(k)
+                                                            for k in ("general_kept", "lost", "asked")))),
                    ("failed gates", lambda v: ", ".join(f["gate"] for f in v["gate_verdict"].get("failed", []))),
                    ("job", lambda v: v["job_id"]), ("created", lambda v: output.when(v["created_at"]))]
 HISTORY_COLUMNS = [("when", lambda h: output.when(h["created_at"])),
