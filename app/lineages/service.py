@@ -14,6 +14,7 @@ from app.core.ids import DB_INT_MAX
 from app.core.settings import get_settings
 from app.core.storage import get_storage
 from app.files.service import usable_file
+from app.keys.service import any_active_key
 from app.lineages.base_models import check_base_model
 from app.lineages.gates import default_gates
 from app.lineages.record import summarize
@@ -36,7 +37,9 @@ def register_model(session: Session, model_id: str, base_model: str, actor: str,
                    suites: dict[str, tuple[str, str]] | None = None) -> Model:
     """A new lineage whose version 1 is the base, unchanged, and is its head. ``gates`` None: the default
     gate set (``{}``: none)."""
-    reference = check_base_model(base_model, get_settings())
+    settings = get_settings()
+    reference = check_base_model(base_model, settings,
+                                 name_roots=not settings.server_mode and not any_active_key(session))
     if session.get(Model, model_id) is not None:
         raise Conflict(f"Model '{model_id}' already exists", param="id", code="model_exists")
     model = Model(id=model_id, base_model=reference, head_version=1,

@@ -289,3 +289,24 @@ def test_models_and_versions_are_summaries_unless_details_are_asked_for(client, 
     rest = client.get("/v1/models/m/versions/2/retention", params={"after": layers["last_id"]}).json()
     assert len(rest["data"]) == 5 and not rest["has_more"]
     assert_error(client.get("/v1/models/m/versions/2/answers", params={"suite": "nope"}), 422, param="suite")
+
+
+def test_a_refused_model_path_names_the_allowed_roots_only_to_an_unkeyed_loopback_server(
+        sqlite_client, base_model_dir, tmp_path, monkeypatch):
+    from app.core.db.session import new_session
+    from app.keys.service import create_key
+    from tests.conftest import reset_caches
+
+    roots = tmp_path / "models"
+    roots.mkdir()
+    monkeypatch.setenv("SCULPT_MODEL_ROOTS", str(roots))
+    reset_caches()
+    outside = {"id": "m", "base_model": str(base_model_dir)}
+    error = assert_error(sqlite_client.post("/v1/models", json=outside), 422, param="base_model",
+                         code="path_not_allowed")
+    assert f"SCULPT_MODEL_ROOTS): {roots}; put the model file or folder in one of them" in error["message"]
+
+    with new_session() as session:
+        sqlite_client.headers["Authorization"] = f"Bearer {create_key(session, 'ops')}"
+    error = assert_error(sqlite_client.post("/v1/models", json=outside), 422, param="base_model")
+    assert str(roots) not in error["message"] and "SCULPT_MODEL_ROOTS" in error["message"]

@@ -137,7 +137,9 @@ def models_download(client: SculptClient, args) -> int:
     if args.json:
         output.as_json({"model": version["id"], "path": str(args.dest.resolve()), "files": files})
     else:
-        print(f"{version['id']}: {len(files)} files in {args.dest}, each matching its sha256 in {MANIFEST}")
+        size = sum((args.dest / name).stat().st_size for name in files) / 1e6
+        print(f"{version['id']}: {len(files)} files ({size:.1f} MB) in {args.dest}, each matching its sha256 in "
+              f"{MANIFEST}")
     return 0
 
 
