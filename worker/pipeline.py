@@ -1,4 +1,4 @@
-"""One fine-tuning job, start to end: loading → calibrating → decomposing → training →
+"""One fine-tuning job, start to end: loading → evaluating_base → calibrating → decomposing → training →
 evaluating → saving. Any failure before the version row leaves the head and the artifact
 root as they were."""
 
@@ -15,12 +15,13 @@ from app.core.settings import get_settings
 from app.core.storage import StorageError, get_storage
 from app.lineages.suites import GENERAL
 from worker import job_eval, job_scoring, store
+from worker.base_scores import base_fingerprint, data_fingerprint
 from worker.cache import local_checkpoint
 from worker.checkpoints import CorruptCheckpoint, checkpoint_key, discard, save_checkpoint, verify_stored
 from worker.errors import JobFailed, LeaseLost
 from worker.job_inputs import JobInputs, resolve
 from worker.leases import Heartbeat
-from worker.progress import ProgressReporter
+from worker.progress import ItemProgress, ProgressReporter
 from worker.results import results_file
 
 log = logging.getLogger("sculpt.worker")
@@ -76,31 +77,42 @@ def _load(model_id: str, version: int, uri: str, sha256: str | None):
                         "model") from exc
 
 
-def _score_on_origin(inputs: JobInputs, emit: job_scoring.Emit) -> None:
+def _score_on_origin(inputs: JobInputs, emit: job_scoring.Emit, progress: ItemProgress) -> None:
     """The new task's score on the lineage's original base (version 1), for forward transfer.
     Loaded and freed before the head is loaded, so two models never share memory."""
-    if inputs.base_version == 1:
-        return  # the baseline pass below measures it on version 1 already
     model, tokenizer = _load(inputs.model_id, 1, inputs.origin_uri, None)
     result = job_scoring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
-                               f"{inputs.task_name} (on the original base v1)", emit)
-    store.store_cell(inputs.model_id, 1, inputs.task_name, inputs.metric, result["score"], result["n"])
+                               f"{inputs.task_name} (on the original base v1)", emit, progress)
+    store.store_cell(inputs.model_id, 1, inputs.task_name, inputs.metric, result)
     del model
     gc.collect()
 
 
-def _baseline(model, tokenizer, inputs: JobInputs, suites: dict[str, list[dict]], emit: job_scoring.Emit) -> None:
-    """Scores of the model before training: the new task (forward transfer) and, once per
-    version, each evaluation suite, which later versions are compared against."""
+def _baseline(model, tokenizer, inputs: JobInputs, missing: dict[str, list[dict]], emit: job_scoring.Emit,
+              progress: ItemProgress) -> None:
+    """Scores of the model before training: the new task (forward transfer) and, once per version, each
+    evaluation suite ``missing`` from its metrics, which later versions are compared against. A suite's
+    results on the same base weights and records are kept once, for every lineage (``worker.base_scores``)."""
     before = job_scoring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
-                               f"{inputs.task_name} (before training)", emit)
-    store.store_cell(inputs.model_id, inputs.base_version, inputs.task_name, inputs.metric,
-                     before["score"], before["n"])
-    measured = store.version_metrics(inputs.model_id, inputs.base_version)
-    missing = {name: records for name, records in suites.items() if name not in measured}
-    if missing:
-        store.store_base_metrics(inputs.model_id, inputs.base_version,
-                                 job_scoring.run_suites(model, tokenizer, missing, emit))
+                               f"{inputs.task_name} (before training)", emit, progress)
+    store.store_cell(inputs.model_id, inputs.base_version, inputs.task_name, inputs.metric, before)
+    if not missing:
+        return
+    base = base_fingerprint(inputs.base_uri, inputs.base_sha256)
+    results = {}
+    for name, records in missing.items():
+        data = data_fingerprint(records)
+        kept = store.kept_base_score(base, name, data) if base else None
+        if kept is not None:
+            progress.skip(name, len(records))
+            emit(f"Suite {name} on the base: the results measured before on the same base file and records "
+                 "(no need to ask again)", data={"suite": name, "kept_from": "base_scores"})
+            results[name] = kept
+            continue
+        results[name] = job_scoring.run_suites(model, tokenizer, {name: records}, emit, progress)[name]
+        if base:
+            store.keep_base_score(base, name, data, results[name])
+    store.store_base_metrics(inputs.model_id, inputs.base_version, results)
 
 
 def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
@@ -113,17 +125,28 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     emit(f"Training {inputs.model_id}:v{inputs.base_version} on task {inputs.task_name!r}: "
          f"{len(inputs.train_records)} training and {len(inputs.eval_records)} held-out records; "
          f"{len(inputs.learned)} earlier task(s) to re-evaluate")
-    _score_on_origin(inputs, emit)
-    model, tokenizer = _load(inputs.model_id, inputs.base_version, inputs.base_uri, inputs.base_sha256)
-    suites = job_scoring.suite_data(inputs.model_id)
-    _baseline(model, tokenizer, inputs, suites, emit)
-
     reporter = ProgressReporter(job.id, heartbeat)
 
     def on_phase(phase: str) -> None:
         store.set_phase(job.id, phase)
         pause_at(phase)
         reporter.enter(phase)
+
+    suites = job_scoring.suite_data(inputs.model_id)
+    measured = store.version_metrics(inputs.model_id, inputs.base_version)
+    missing = {name: records for name, records in suites.items() if name not in measured}
+    # Version 1 scores the task before training below; a later head also scores it on version 1, first, so
+    # that model is gone before the head is loaded (the head's loading is then part of this phase).
+    on_origin = inputs.base_version != 1
+    base_scoring = ItemProgress(job.id, "evaluating_base", len(inputs.eval_records) * (1 + on_origin)
+                                + sum(len(records) for records in missing.values()))
+    if on_origin:
+        on_phase("evaluating_base")
+        _score_on_origin(inputs, emit, base_scoring)
+    model, tokenizer = _load(inputs.model_id, inputs.base_version, inputs.base_uri, inputs.base_sha256)
+    if not on_origin:
+        on_phase("evaluating_base")
+    _baseline(model, tokenizer, inputs, missing, emit, base_scoring)
 
     # The reference set (general text) is old data too, on every job: what general ability the base has.
     reference = [record["text"] for record in suites.get(GENERAL.name, [])]
@@ -142,9 +165,11 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
                "seconds": round(seconds, 3)})
 
     on_phase("evaluating")
-    scores = job_scoring.score_tasks(trained.model, tokenizer, inputs, emit)
+    scoring = ItemProgress(job.id, "evaluating", job_scoring.task_items(inputs)
+                           + sum(len(records) for records in suites.values()))
+    scores = job_scoring.score_tasks(trained.model, tokenizer, inputs, emit, scoring)
     base_metrics = store.version_metrics(inputs.model_id, inputs.ancestry[0])
-    suite_results = job_scoring.run_suites(trained.model, tokenizer, suites, emit, base_metrics)
+    suite_results = job_scoring.run_suites(trained.model, tokenizer, suites, emit, scoring, base_metrics)
     # The gates were resolved once, when the job was submitted (continual.gates shows them).
     evaluation = job_eval.evaluate(inputs, scores, suite_results,
                                    store.ancestry_cells(inputs.model_id, inputs.ancestry[1:]), base_metrics,

@@ -23,6 +23,11 @@ RECONNECTS = 5
 BAR_WIDTH = 24
 
 
+def shown(phase: str) -> str:
+    """A phase as people read it: 'evaluating_base' -> 'evaluating base'."""
+    return phase.replace("_", " ")
+
+
 def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
     filled = int(width * min(max(fraction, 0.0), 1.0))
     return f"[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}"
@@ -70,7 +75,7 @@ class PhaseDisplay:
         self.phase, self.phase_started, self.progress, self.point = phase, time.monotonic(), {}, {}
         self.phase_started_at = self.server_now
         if phase is not None and not self.live:
-            self.out.write(f"  {phase}\n")
+            self.out.write(f"  {shown(phase)}\n")
 
     def _progress(self, job: dict) -> None:
         progress = job.get("progress") or {}
@@ -80,20 +85,26 @@ class PhaseDisplay:
         if self.phase is None:  # loading starts with the attempt, without a phase event
             self._enter(progress.get("phase"))
         if progress.get("phase") == self.phase:
+            # A scoring phase's progress moves set by set: a log gets a line each time it does.
+            moved = progress.get("unit") == "items" and progress.get("step") != self.progress.get("step")
             self.progress = progress
-            self._draw()
+            self._draw(report=moved)
 
     def _line(self) -> str:
-        parts = [f"  {self.phase:<12}"]
+        parts = [f"  {shown(self.phase or ''):<12}"]
         progress = {**self.progress, **self.point}
-        # The row keeps training's step figures into later phases: show them while training only.
-        if self.phase == "training" and progress.get("total_steps"):
+        # Training counts steps; the scoring phases count items (held-out records, suite items), set by set.
+        counted = self.phase == "training" or progress.get("unit") == "items"
+        if counted and progress.get("total_steps"):
             step = progress.get("step") or 0
             parts.append(progress_bar(step / progress["total_steps"]))
-            parts.append(f"step {step}/{progress['total_steps']}")
+            unit = "items" if progress.get("unit") == "items" else "step"
+            parts.append(f"{unit} {step}/{progress['total_steps']}")
+            if progress.get("stage"):
+                parts.append(progress["stage"])
         if self.point:
             parts.append(f"loss {self.point['loss']:.4f}")
-        if self.phase == "training" and progress.get("eta_seconds"):
+        if counted and progress.get("eta_seconds"):
             parts.append(f"eta {progress['eta_seconds']:.0f}s")
         return "  ".join(parts)
 
@@ -116,9 +127,9 @@ class PhaseDisplay:
         else:
             took = f"done in {time.monotonic() - self.phase_started:.1f}s"
         if self.live:
-            self.out.write("\r\x1b[K" + (self.line or f"  {self.phase:<12}") + f"  {took}\n")
+            self.out.write("\r\x1b[K" + (self.line or f"  {shown(self.phase):<12}") + f"  {took}\n")
         else:
-            self.out.write(f"  {self.phase} {took}\n")
+            self.out.write(f"  {shown(self.phase)} {took}\n")
         self.line = ""
 
     def _print(self, text: str) -> None:

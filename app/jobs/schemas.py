@@ -72,8 +72,11 @@ class JobError(BaseModel):
 
 class Progress(BaseModel):
     phase: str | None = None
-    step: int | None = None
+    step: int | None = Field(None, description="Training: optimizer steps done. Scoring phases (unit 'items'): "
+                                               "held-out records and suite items scored.")
     total_steps: int | None = None
+    unit: str | None = Field(None, description="'items' while a scoring phase counts scored items; else steps.")
+    stage: str | None = Field(None, description="What a scoring phase is scoring now: a task or a suite.")
     fraction: float | None = None
     eta_seconds: float | None = None
     # Why a queued job cannot start, e.g. "queue gpu has no live worker" (issue 14); None otherwise.

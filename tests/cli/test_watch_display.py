@@ -152,3 +152,23 @@ def test_the_final_line_has_general_kept_with_what_it_rests_on():
     watch(OneJob({"id": "ftjob-1", "status": "succeeded", "progress": {}, "fine_tuned_model": "m:v2",
                   "result": result}), "ftjob-1", out=out)
     assert out.getvalue().endswith("promoted to head, acc 0.900, general_kept 0.957 (3 lost of 69 asked)\n")
+
+
+def scoring(phase_name: str, step: int, total: int, stage: str) -> ServerEvent:
+    return running(phase_name, unit="items", step=step, total_steps=total, stage=stage,
+                   fraction=step / total, eta_seconds=None)
+
+
+def test_scoring_the_base_is_a_phase_of_its_own_with_items_done_of_items():
+    stream = [running("loading"), phase("evaluating_base"), scoring("evaluating_base", 0, 150, "alpha"),
+              scoring("evaluating_base", 3, 150, "general_answers"), scoring("evaluating_base", 123, 150, "safety"),
+              scoring("evaluating_base", 150, 150, "safety"), phase("calibrating")]
+    out = io.StringIO()
+    display = PhaseDisplay(out, live=False)
+    for event in stream:
+        display.on_event(event)
+    lines = out.getvalue().splitlines()
+    assert "  evaluating base" in lines and any(line.startswith("  evaluating base done in") for line in lines)
+    progress = [line.split("]")[1].split() for line in lines if "items" in line]
+    assert progress == [["0%", "items", "0/150", "alpha"], ["2%", "items", "3/150", "general_answers"],
+                        ["82%", "items", "123/150", "safety"], ["100%", "items", "150/150", "safety"]]
