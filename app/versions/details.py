@@ -1,12 +1,15 @@
-"""A version's details that a summary leaves out, a page at a time: every answer of a suite beside the base's,
-and the retention kept in each matrix."""
+"""A version's details that a summary leaves out, a page at a time: the held-out examples behind an accuracy-matrix
+cell beside the previous version's answers, every answer of a suite beside the base's, and the retention kept in
+each matrix."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.db.tables import Evaluation
 from app.core.errors import NotFound, Unprocessable
 from app.lineages.service import get_version
 from app.lineages.suites import SUITES
@@ -54,3 +57,42 @@ def retention_matrices(session: Session, model_id: str, version: int, after: str
     matrices = (get_version(session, model_id, version).retention or {}).get("matrices") or {}
     items = [{"object": "model.retention.matrix", "name": name, **details} for name, details in matrices.items()]
     return _page(items, "name", after, limit)
+
+
+def _cell(session: Session, model_id: str, version: int, task: str) -> Evaluation | None:
+    return session.scalar(select(Evaluation).where(Evaluation.model_id == model_id, Evaluation.version == version,
+                                                   Evaluation.task_name == task))
+
+
+def _change(before: float | None, now: float) -> str | None:
+    if before is None or before == now:
+        return None
+    return "gained" if now > before else "lost"
+
+
+def task_examples(session: Session, model_id: str, version: int, task: str, changed_only: bool, after: str | None,
+                  limit: int) -> tuple[list[dict], bool]:
+    """The held-out examples behind the version's score on ``task`` (a cell of the accuracy matrix), each with
+    the answer of the version before it (its parent) beside this one's: what it forgot, exactly."""
+    row = get_version(session, model_id, version)
+    cell = _cell(session, model_id, version, task)
+    if cell is None:
+        raise NotFound(f"v{version} of '{model_id}' was not evaluated on task {task!r}", param="task",
+                       code="cell_not_found")
+    if cell.examples is None:
+        raise NotFound(f"v{version} of '{model_id}' was scored on {task!r} before examples were kept (Sculpt "
+                       "0012); only its score is known", param="task", code="no_examples")
+    parent = row.parent_version
+    before = _cell(session, model_id, parent, task) if parent is not None else None
+    previous = before.examples if before is not None and before.examples is not None else []
+    items = []
+    for i, example in enumerate(cell.examples):
+        earlier = previous[i] if i < len(previous) and previous[i]["prompt"] == example["prompt"] else None
+        items.append({"object": "model.example", "index": i, **example,
+                      "previous_version": parent if earlier else None,
+                      "previous_answer": earlier["answer"] if earlier else None,
+                      "previous_score": earlier["score"] if earlier else None,
+                      "change": _change(earlier["score"] if earlier else None, example["score"])})
+    if changed_only:
+        items = [item for item in items if item["change"]]
+    return _page(items, "index", after, limit)

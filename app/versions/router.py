@@ -68,6 +68,21 @@ def _listing(items: list[dict[str, Any]], has_more: bool, key: str) -> ListObjec
                       last_id=str(items[-1][key]) if items else None)
 
 
+@router.get("/{model_id}/versions/{version}/examples", response_model=ListObject[dict[str, Any]],
+            responses=error_responses(401, 404, 422, 429))
+def version_examples(session: SessionDep, model_id: str, version: int = VersionPath,
+                     task: str = Query(min_length=1, max_length=128, description="The task (a matrix column)."),
+                     changed: bool = Query(False, description="Only the examples whose score changed since the "
+                                                              "previous version (lost or gained)."),
+                     after: str | None = Query(None, description="The index of the last item of the previous page."),
+                     limit: int = Query(20, ge=1, le=200)) -> ListObject[dict[str, Any]]:
+    """The held-out examples behind one cell of the accuracy matrix (this version on `task`): each prompt, the
+    reference, this version's answer and score, beside the previous version's (its parent's) answer and score,
+    and `change` (`lost`, `gained` or null): what this version forgot or learned, exactly."""
+    items, has_more = details.task_examples(session, model_id, version, task, changed, after, limit)
+    return _listing(items, has_more, "index")
+
+
 @router.get("/{model_id}/versions/{version}/answers", response_model=ListObject[dict[str, Any]],
             responses=error_responses(401, 404, 422, 429))
 def version_answers(session: SessionDep, model_id: str, version: int = VersionPath,

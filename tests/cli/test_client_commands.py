@@ -119,7 +119,7 @@ def test_watch_exits_zero_on_success_and_non_zero_on_failure(capsys, live_url, t
                          "--task", "alpha", "--epochs", "1", "--batch-size", "4", "--learning-rate", "0.003",
                          "--watch")
     assert code == 0, out + err
-    for phase in ("loading", "calibrating", "decomposing", "training", "evaluating", "saving"):
+    for phase in ("loading", "evaluating base", "calibrating", "decomposing", "training", "evaluating", "saving"):
         assert f"  {phase} done in" in out
     assert "succeeded: bot:v2 promoted to head" in out
 
@@ -297,3 +297,39 @@ def test_a_refused_job_leaves_no_uploads_behind(capsys, live_url, base_model_dir
                        "--validation-file", str(held_out), "--gates", '{"max_forgetting": 5}')
     assert code == 1 and "max_forgetting" in err
     assert json.loads(run(capsys, live_url, "files", "list", "--json")[1]) == []
+
+
+def test_a_matrix_cell_opens_its_examples_beside_the_previous_versions_answers(capsys, live_url, tiny_base,
+                                                                                 dataset, tmp_path):
+    import httpx
+
+    from worker.scheduler import run_lineage_for
+
+    assert run(capsys, live_url, "models", "create", "bot", str(tiny_base))[0] == 0
+    beta = tmp_path / "beta.jsonl"
+    beta.write_bytes(jsonl(records("beta")))
+    for task, path in (("alpha", dataset), ("beta", beta)):
+        code, out, err = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", str(path),
+                             "--task", task, "--epochs", "1", "--batch-size", "4", "--learning-rate", "0.003",
+                             "--json")
+        assert code == 0, err
+        run_lineage_for(json.loads(out)["id"], frozenset({"default"}))  # a real job, in this process
+
+    # alpha's 10% held out (2 of 24 records), as v3 answers them beside v2 (which learned alpha).
+    examples = httpx.get(f"{live_url}/v1/models/bot/versions/3/examples", params={"task": "alpha"}).json()["data"]
+    assert len(examples) == 2 and all(e["prompt"].startswith("alpha ") for e in examples)
+    assert all(e["previous_version"] == 2 and e["previous_answer"] is not None for e in examples)
+    record = httpx.get(f"{live_url}/v1/models/bot/evaluations").json()
+    cell = record["matrix"][record["versions"].index(3)][record["tasks"].index("alpha")]
+    assert sum(e["score"] for e in examples) / 2 == cell  # the examples are what the cell's score rests on
+    # A task learned at a version is compared with its parent's score before training on it.
+    before = httpx.get(f"{live_url}/v1/models/bot/versions/3/examples", params={"task": "beta"}).json()["data"]
+    assert {e["previous_version"] for e in before} == {2}
+
+    code, out, _ = run(capsys, live_url, "eval", "show", "bot:v3", "--task", "alpha")
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "bot:v3 on alpha: 'before' is v2's answer, 'now' v3's"
+    assert lines[1].split() == ["#", "CHANGE", "PROMPT", "REFERENCE", "BEFORE", "NOW"]
+    assert examples[0]["prompt"] in lines[2]
+    code, _, err = run(capsys, live_url, "eval", "show", "bot:v3", "--task", "gamma")
+    assert code == 1 and "not evaluated on task 'gamma'" in err

@@ -60,7 +60,8 @@ export function lineChart(title, series, { xLabel = "step", yFixed } = {}) {
 // Red (0) to green (1), light enough for dark text.
 const cellColor = (score) => `hsl(${Math.round(score * 120)}, 65%, ${78 - score * 8}%)`;
 
-export function heatmap(record) {
+// onCell(version, task): a scored cell is a button that opens the examples behind it.
+export function heatmap(record, onCell) {
   const head = h("tr", {}, h("th", { scope: "col" }, "version"),
     record.tasks.map((task) => h("th", { scope: "col" }, task)));
   const rows = record.versions.map((version, r) => h("tr", { "data-version": String(version) },
@@ -68,7 +69,10 @@ export function heatmap(record) {
     record.matrix[r].map((score, i) => h("td", {
       class: "cell", style: score === null ? null : `background:${cellColor(score)}`,
       "aria-label": `v${version} on ${record.tasks[i]}: ${score === null ? "not evaluated" : fmt.score(score)}`,
-    }, fmt.score(score)))));
+    }, score === null || !onCell ? fmt.score(score) : h("button", { type: "button", class: "cell-open",
+      title: `The held-out examples behind v${version}'s score on ${record.tasks[i]}`,
+      "aria-label": `Examples of v${version} on ${record.tasks[i]}`, onclick: () => onCell(version, record.tasks[i]) },
+    fmt.score(score))))));
   return h("table", { class: "heatmap" }, h("caption", { class: "muted" },
     "Score of each version (rows) on each task learned (columns), held-out exact match"),
   h("thead", {}, head), h("tbody", {}, rows));

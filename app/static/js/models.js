@@ -107,7 +107,29 @@ function shownVersion(record, model, versions, pick) {
   picker);
 }
 
-function forgetting(record, shown) {
+// The examples behind one cell: each held-out prompt with the previous version's answer beside this one's.
+async function openExamples(panel, modelId, version, task) {
+  fill(panel, h("p", { class: "muted" }, `Loading v${version} on ${task}…`));
+  try {
+    const listing = await api(`/v1/models/${encodeURIComponent(modelId)}/versions/${version}/examples?task=${encodeURIComponent(task)}&limit=200`);
+    const previous = listing.data.find((e) => e.previous_version !== null)?.previous_version;
+    fill(panel, h("h2", {}, `v${version} on ${task}: the held-out examples`),
+      h("p", { class: "muted" }, previous ? `Beside v${previous}'s answers (the version before it). ${listing.data.filter((e) => e.change === "lost").length} lost, ${listing.data.filter((e) => e.change === "gained").length} gained.`
+        : "No earlier answers to compare with."),
+      h("table", { class: "examples", "aria-label": `Examples of v${version} on ${task}` },
+        h("thead", {}, h("tr", {}, ["Prompt", "Reference", previous ? `v${previous}` : "Before", `v${version}`, "Change"]
+          .map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, listing.data.map((e) => h("tr", { class: e.change || "" },
+          h("td", {}, e.prompt), h("td", {}, e.reference), h("td", {}, e.previous_answer ?? "–"),
+          h("td", {}, e.answer), h("td", {}, e.change ?? "")))))),
+      listing.has_more ? h("p", { class: "muted" }, "First 200 shown; the API pages the rest.") : null);
+  } catch (e) {
+    fill(panel, h("p", { class: "error", role: "alert" }, e.message));
+  }
+  panel.scrollIntoView({ block: "nearest" });
+}
+
+function forgetting(record, shown, modelId) {
   // Figures only: how long the measurement took is not one.
   const numbers = (group) => Object.entries(group || {}).filter(([k, v]) => typeof v === "number" && k !== "seconds")
     .map(([k, v]) => [k.replaceAll("_", " "), k.startsWith("n_") ? String(v) : fmt.score(v)]);  // n_*: counts
@@ -116,11 +138,14 @@ function forgetting(record, shown) {
     .filter(([, result]) => numbers(result).length);
   const perTask = record.tasks.map((task, i) => ({ name: task,
     points: record.versions.map((v, r) => [v, record.matrix[r][i]]).filter(([, score]) => score !== null) }));
+  const examples = h("div", { id: "examples", "aria-live": "polite" });
   return [
     h("div", { class: "card", id: "forgetting" }, h("h2", {}, "Forgetting"), shown,
       figures([["ACC", fmt.score(record.acc)], ["BWT", record.bwt === null ? "–" : (record.bwt >= 0 ? "+" : "") + fmt.score(record.bwt)],
         ...Object.entries(record.forgetting || {}).map(([task, f]) => [`forgetting ${task}`, fmt.score(f)])]),
-      record.versions.length ? heatmap(record) : h("p", { class: "muted" }, "No evaluations yet: train a task first.")),
+      record.versions.length ? [heatmap(record, (version, task) => openExamples(examples, modelId, version, task)),
+        h("p", { class: "muted" }, "Open a score to see the examples behind it.")]
+        : h("p", { class: "muted" }, "No evaluations yet: train a task first."), examples),
     h("div", { class: "grid" },
       h("div", { class: "card" }, lineChart("Score per task across versions", perTask, { xLabel: "version", yFixed: [0, 1] })),
       h("div", { class: "card", id: "suites" }, h("h2", {}, `v${record.version}: general ability and safety`),
@@ -150,7 +175,7 @@ export async function modelPage(main, [modelId], signal) {
     const pick = (version) => { picked = version; reload(); };
     fill(main, h("h1", {}, `Model ${model.id} `, h("span", { class: "muted" }, `head v${model.head}`)),
       h("div", { class: "card" }, h("h2", {}, "Versions"), tree(versions.data)),
-      forgetting(record, shownVersion(record, model, versions.data, pick)),
+      forgetting(record, shownVersion(record, model, versions.data, pick), model.id),
       h("div", { class: "grid" },
         h("div", { class: "card" }, headForm(model, versions.data, reload)),
         h("div", { class: "card" }, h("h2", {}, "Head history"), h("table", {},
