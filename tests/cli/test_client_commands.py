@@ -269,12 +269,18 @@ def test_deleted_and_pinned_versions_say_so_and_a_version_is_named_either_way(ca
     assert code == 1 and "which version of 'bot'" in err
 
 
-def test_a_reader_that_stops_early_gets_no_error(live_url, dataset):
+def test_a_reader_that_stops_early_gets_no_error_and_the_more_hint_comes_last(live_url, dataset):
     import os
     import subprocess
     import sys
 
-    assert main(["files", "upload", str(dataset), "--url", live_url]) == 0
+    for _ in range(2):
+        assert main(["files", "upload", str(dataset), "--url", live_url]) == 0
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as stdout into a pipe is
+    both = subprocess.run([sys.executable, "-m", "app.cli.main", "files", "list", "--limit", "1", "--url", live_url],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120, env=buffered)
+    assert both.stdout.startswith("ID ") and both.stdout.splitlines()[-1].startswith("more: sculpt files list")
+    assert both.stdout.endswith("\n")
     read, write = os.pipe()
     os.close(read)  # as `| head` does once it has its lines
     done = subprocess.run([sys.executable, "-m", "app.cli.main", "files", "list", "--url", live_url], stdout=write,

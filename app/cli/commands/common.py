@@ -52,7 +52,8 @@ def page(args, listing: dict, columns, command: str) -> int:
     """One page of a list; says (on stderr, so --json output stays parseable) how to get the next."""
     show(args, listing["data"], columns)
     if listing.get("has_more"):
-        print(f"more: {command} --after {listing['last_id']}", file=sys.stderr)
+        sys.stdout.flush()  # the page first: into one pipe or file, the hint comes after it, on a line of its own
+        print(f"more: {command} --after {listing['last_id']}", file=sys.stderr, flush=True)
     return 0
 
 
