@@ -118,7 +118,7 @@ export async function jobPage(main, [jobId], signal) {
     const steps = events.filter((e) => e.type === "metrics" && e.data?.loss !== undefined).map((e) => e.data);
     const line = (name, key) => [{ name, points: steps.filter((d) => d[key] != null).map((d) => [d.step, d[key]]) }];
     const losses = [...line("train", "loss"), ...line("validation", "valid_loss")].filter((s) => s.points.length);
-    fill(charts, h("div", { class: "card" }, lineChart("Training loss", losses)),
+    fill(charts, h("div", { class: "card" }, lineChart("Training loss", losses, { log: true })),
       h("div", { class: "card" }, lineChart("Learning rate", line("lr", "lr")),
         lineChart("Tokens per second", line("tokens/s", "tokens_per_second"))));
     const spans = phaseDurations(events);

@@ -18,11 +18,13 @@ export async function modelsPage(main, _params, signal) {
 
 function versionCard(version) {
   const failed = version.gate_verdict?.failed || [];
-  return h("article", { class: `version ${version.status}${version.is_head ? " is-head" : ""}`, "data-version": String(version.version),
-    "data-parent": version.parent_version ? String(version.parent_version) : "",
-    "aria-label": `Version ${version.version}${version.is_head ? ", the head" : ""}` },
+  return h("article", { class: `version ${version.status}${version.is_head ? " is-head" : ""}${version.deleted ? " deleted" : ""}`,
+    "data-version": String(version.version), "data-parent": version.parent_version ? String(version.parent_version) : "",
+    "aria-label": `Version ${version.version}${version.is_head ? ", the head" : ""}${version.deleted ? ", deleted" : ""}${version.pinned ? ", pinned" : ""}` },
   h("h3", {}, `v${version.version} `, version.is_head ? badge("head") : null),
-  h("p", {}, badge(version.status)),
+  h("p", {}, badge(version.status), " ", version.deleted ? badge("deleted", "failed") : null, " ",
+    version.pinned ? badge("pinned") : null),
+  version.deleted ? h("p", { class: "muted" }, `checkpoint deleted ${fmt.time(version.deleted_at)}`) : null,
   h("p", {}, version.parent_version ? `parent v${version.parent_version}` : "base model"),
   h("p", {}, `task: ${version.task || "–"}`),
   version.strategy ? h("p", { class: "muted" }, version.strategy) : null,
@@ -121,7 +123,7 @@ async function openExamples(panel, modelId, version, task) {
           .map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, listing.data.map((e) => h("tr", { class: e.change || "" },
           h("td", {}, e.prompt), h("td", {}, e.reference), h("td", {}, e.previous_answer ?? "–"),
-          h("td", {}, e.answer), h("td", {}, e.change ?? "")))))),
+          h("td", {}, e.answer), h("td", {}, e.change ?? ""))))),
       listing.has_more ? h("p", { class: "muted" }, "First 200 shown; the API pages the rest.") : null);
   } catch (e) {
     fill(panel, h("p", { class: "error", role: "alert" }, e.message));
@@ -129,10 +131,15 @@ async function openExamples(panel, modelId, version, task) {
   panel.scrollIntoView({ block: "nearest" });
 }
 
+// A suite's figures as people read them: counts as whole numbers, shares and ratios to three places.
+const FIGURE_LABELS = { n: "items", asked: "asked", lost: "lost", base_right: "base right", n_harmful: "harmful prompts",
+  n_benign: "benign prompts", over_refusal_rate: "over-refusal rate" };
+const isCount = (key) => key in FIGURE_LABELS && key !== "over_refusal_rate";
+
 function forgetting(record, shown, modelId) {
   // Figures only: how long the measurement took is not one.
   const numbers = (group) => Object.entries(group || {}).filter(([k, v]) => typeof v === "number" && k !== "seconds")
-    .map(([k, v]) => [k.replaceAll("_", " "), k.startsWith("n_") ? String(v) : fmt.score(v)]);  // n_*: counts
+    .map(([k, v]) => [FIGURE_LABELS[k] ?? k.replaceAll("_", " "), isCount(k) ? String(Math.round(v)) : fmt.score(v)]);
   // Every suite the version was measured with (older servers sent only general and safety).
   const suites = Object.entries(record.suites || { general: record.general, safety: record.safety })
     .filter(([, result]) => numbers(result).length);
@@ -178,7 +185,7 @@ export async function modelPage(main, [modelId], signal) {
       forgetting(record, shownVersion(record, model, versions.data, pick), model.id),
       h("div", { class: "grid" },
         h("div", { class: "card" }, headForm(model, versions.data, reload)),
-        h("div", { class: "card" }, h("h2", {}, "Head history"), h("table", {},
+        h("div", { class: "card" }, h("h2", {}, "Head history"), h("table", { class: "history" },
           h("thead", {}, h("tr", {}, ["When", "From", "To", "By", "Reason"].map((t) => h("th", { scope: "col" }, t)))),
           h("tbody", {}, history.data.slice().reverse().map((change) => h("tr", {},
             h("td", { class: "nowrap" }, fmt.time(change.created_at)), h("td", {}, change.from_version ? `v${change.from_version}` : "–"),
