@@ -197,7 +197,7 @@ def test_cancel(client, base_model_dir):
     flagged = client.post(f"/v1/fine_tuning/jobs/{running['id']}/cancel").json()
     assert flagged["status"] == "running" and flagged["cancel_requested"] is True
     assert flagged["progress"] == {"phase": "training", "step": 3, "total_steps": 10, "fraction": 0.3,
-                                   "eta_seconds": 20.0, "waiting_for": None}
+                                   "eta_seconds": 20.0, "waiting_for": None, "unit": None, "stage": None}
     assert flagged["estimated_finish"] is not None
     assert_error(client.post("/v1/fine_tuning/jobs/ftjob-nope/cancel"), 404)
 
