@@ -14,15 +14,16 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.db.session import rows_matched, session_scope
-from app.core.db.tables import Evaluation, File, Job, Model, ModelVersion, Task, utcnow
+from app.core.db.tables import BaseScore, Evaluation, File, Job, Model, ModelVersion, Task, utcnow
 from app.core.enums import EventType
 from app.jobs.service import add_event
 from app.jobs.strategies import DEFAULT_STRATEGY
 from app.lineages.service import set_head
-from app.lineages.suites import GENERAL, SAFETY
+from app.lineages.suites import GENERAL, GENERAL_ANSWERS, SAFETY
 from app.webhooks.dispatch import notify_head_changes, notify_terminal
 from worker.errors import LeaseLost
 from worker.leases import _expiry
@@ -85,7 +86,7 @@ def set_phase(job_id: str, phase: str) -> None:
     with session_scope() as session:
         job = session.scalars(select(Job).where(Job.id == job_id)).one()
         job.phase = phase
-        job.progress = {**(job.progress or {}), "phase": phase}
+        job.progress = {"phase": phase}  # a new phase starts from nothing: no figures of the one before
     log_event(job_id, f"Phase: {phase}", data={"phase": phase})
 
 
@@ -160,14 +161,15 @@ def ancestry_cells(model_id: str, versions: list[int]) -> dict[tuple[str, int], 
     return {(name, version): value for name, version, value in rows}
 
 
-def store_cell(model_id: str, version: int, task: str, metric: str, score: float, n: int) -> None:
-    """A single matrix cell outside a version's creation (the base's score before training)."""
+def store_cell(model_id: str, version: int, task: str, metric: str, result: dict) -> None:
+    """A single matrix cell outside a version's creation (the base's score before training), with the
+    examples behind it."""
     with session_scope() as session:
         existing = session.scalar(select(Evaluation).where(
             Evaluation.model_id == model_id, Evaluation.version == version, Evaluation.task_name == task))
         if existing is None:
             session.add(Evaluation(model_id=model_id, version=version, task_name=task, metric=metric,
-                                   score=score, n=n))
+                                   score=result["score"], n=result["n"], examples=result.get("examples")))
 
 
 def store_base_metrics(model_id: str, version: int, results: dict[str, dict]) -> None:
@@ -178,11 +180,33 @@ def store_base_metrics(model_id: str, version: int, results: dict[str, dict]) ->
         row.metrics = {**(row.metrics or {}), **results}
 
 
+def kept_base_score(base_sha256: str, suite: str, data_sha256: str) -> dict | None:
+    """A suite's results on a base measured before (by any lineage), or None."""
+    with session_scope() as session:
+        return session.scalar(select(BaseScore.results).where(
+            BaseScore.base_sha256 == base_sha256, BaseScore.suite == suite, BaseScore.data_sha256 == data_sha256))
+
+
+def keep_base_score(base_sha256: str, suite: str, data_sha256: str, results: dict) -> None:
+    try:
+        with session_scope() as session:
+            session.add(BaseScore(base_sha256=base_sha256, suite=suite, data_sha256=data_sha256, results=results))
+    except IntegrityError:
+        pass  # another worker kept the same results first
+
+
 def suite_files(model_id: str) -> dict[str, str]:
     """The lineage's own suite files: purpose -> sha256 of the stored bytes."""
     with session_scope() as session:
         chosen = session.get_one(Model, model_id).suites or {}
         return {purpose: session.get_one(File, file_id).sha256 for purpose, file_id in chosen.items()}
+
+
+def general_kept(answers: dict) -> dict[str, Any]:
+    """The default gate's figure for a job's result: the share of the base's right general answers the version
+    still gets right, with how many it lost of how many it was asked."""
+    return {"general_kept": answers.get("general_kept"), "general_lost": answers.get("lost"),
+            "general_asked": answers.get("asked")}
 
 
 def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: str, retention: dict,
@@ -218,7 +242,7 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
         for name, scored in evaluation.scores.items():
             session.add(Evaluation(model_id=inputs.model_id, version=version, task_name=name,
                                    metric=scored.get("metric", inputs.metric), score=scored["score"],
-                                   n=scored["n"]))
+                                   n=scored["n"], examples=scored.get("examples")))
         if promoted:
             set_head(session, model, version, f"job {job.id} learned {inputs.task_name}; gates passed", "worker",
                      job_id=job.id)
@@ -226,6 +250,7 @@ def record_version(job: Job, inputs: JobInputs, version: int, uri: str, sha256: 
                        "bwt": evaluation.summary["bwt"], "forgetting": evaluation.summary["forgetting"],
                        "max_forgetting": evaluation.summary["max_forgetting"], "scores": metrics["tasks"],
                        "general": evaluation.suites.get(GENERAL.name, {}),
+                       **general_kept(evaluation.suites.get(GENERAL_ANSWERS.name) or {}),
                        "safety": evaluation.suites.get(SAFETY.name, {}),
                        "failed_gates": evaluation.verdict.get("failed", []),
                        "unmeasured_gates": evaluation.verdict.get("unmeasured", {})})

@@ -11,6 +11,7 @@ from app.lineages.suites import GENERAL, SUITES, default_records
 from worker import job_db
 from worker.cache import local_file
 from worker.job_inputs import JobInputs
+from worker.progress import ItemProgress
 
 
 class Emit(Protocol):
@@ -19,22 +20,30 @@ class Emit(Protocol):
     def __call__(self, message: str, *, type: EventType = ..., data: dict | None = ..., level: str = ...) -> None: ...
 
 
-def score(model, tokenizer, records, metric, labels, name: str, emit: Emit) -> dict:
+def score(model, tokenizer, records, metric, labels, name: str, emit: Emit, progress: ItemProgress) -> dict:
     from worker.evaluation import score_task
 
-    result = score_task(model, tokenizer, records, metric=metric, labels=labels)
+    with progress.scoring(name, len(records)):
+        result = score_task(model, tokenizer, records, metric=metric, labels=labels)
     emit(f"Task {name}: {metric} {result['score']:.3f} on {result['n']} examples ({result['seconds']:.1f}s)",
-         type=EventType.METRICS, data={"task": name, "metric": metric, **result})
+         type=EventType.METRICS, data={"task": name, "metric": metric,
+                               **{k: v for k, v in result.items() if k != "examples"}})  # those go with the cell
     return result
 
 
-def score_tasks(model, tokenizer, inputs: JobInputs, emit: Emit) -> dict[str, dict]:
+def score_tasks(model, tokenizer, inputs: JobInputs, emit: Emit, progress: ItemProgress) -> dict[str, dict]:
     """Every task the lineage learned, and the new one."""
-    scores = {task.name: score(model, tokenizer, task.eval_records, task.metric, task.labels, task.name, emit)
+    scores = {task.name: score(model, tokenizer, task.eval_records, task.metric, task.labels, task.name, emit,
+                               progress)
               for task in inputs.learned}
     scores[inputs.task_name] = score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
-                                     inputs.task_name, emit)
+                                     inputs.task_name, emit, progress)
     return scores
+
+
+def task_items(inputs: JobInputs) -> int:
+    """How many held-out records ``score_tasks`` scores."""
+    return sum(len(task.eval_records) for task in inputs.learned) + len(inputs.eval_records)
 
 
 def suite_data(model_id: str) -> dict[str, list[dict]]:
@@ -53,7 +62,7 @@ def _shown(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def run_suites(model, tokenizer, data: dict[str, list[dict]], emit: Emit,
+def run_suites(model, tokenizer, data: dict[str, list[dict]], emit: Emit, progress: ItemProgress,
                baselines: dict[str, dict] | None = None) -> dict[str, dict]:
     """suite name -> its results on the model, for the suites in ``data``; ``baselines``: each suite's
     results on the lineage's base (None when the model is the base)."""
@@ -61,8 +70,14 @@ def run_suites(model, tokenizer, data: dict[str, list[dict]], emit: Emit,
 
     results = {}
     for name, records in data.items():
-        results[name] = result = runner(name)(model, tokenizer, records, (baselines or {}).get(name))
-        emit(f"Suite {name}: " + ", ".join(f"{key} {_shown(value)}" for key, value in result.items()
-                                           if not isinstance(value, list | dict)),
-             type=EventType.METRICS, data={"suite": name, **result})
+        baseline = (baselines or {}).get(name)
+        with progress.scoring(name, len(records)):
+            results[name] = result = runner(name)(model, tokenizer, records, baseline)
+        # Said with what it means against the base (general_answers: general_kept, the default gate's figure),
+        # measures first; a figure not measured on this run (accuracy over questions not asked) is left out.
+        judged, measures = SUITES[name].judge(result, baseline)
+        shown = {**measures, **judged}
+        emit(f"Suite {name}: " + ", ".join(f"{key} {_shown(value)}" for key, value in shown.items()
+                                           if value is not None and not isinstance(value, list | dict)),
+             type=EventType.METRICS, data={"suite": name, **judged})
     return results

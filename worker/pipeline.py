@@ -1,4 +1,4 @@
-"""One fine-tuning job, start to end: loading → calibrating → decomposing → training →
+"""One fine-tuning job, start to end: loading → evaluating_base → calibrating → decomposing → training →
 evaluating → saving. Any failure before the version row leaves the head and the artifact
 root as they were."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import time
 from typing import Any
 
 from app.core.enums import EventType
@@ -14,13 +13,14 @@ from app.core.faults import pause_at
 from app.core.logsafe import describe
 from app.core.settings import get_settings
 from worker import job_db, judging, measuring
+from worker.base_scores import base_fingerprint, data_fingerprint
 from worker.cache import local_checkpoint
 from worker.checkpoints import CorruptCheckpoint, checkpoint_key, discard, save_checkpoint, verify_stored
 from worker.errors import JobFailed, LeaseLost, failure_of
 from worker.job_config import job_train_config
 from worker.job_inputs import JobInputs, resolve
 from worker.leases import Heartbeat
-from worker.progress import ProgressReporter
+from worker.progress import ItemProgress, ProgressReporter
 
 log = logging.getLogger("sculpt.worker")
 
@@ -44,31 +44,42 @@ def _load(model_id: str, version: int, uri: str, sha256: str | None):
                         "model") from exc
 
 
-def _score_on_origin(inputs: JobInputs, emit: measuring.Emit) -> None:
+def _score_on_origin(inputs: JobInputs, emit: measuring.Emit, progress: ItemProgress) -> None:
     """The new task's score on the lineage's original base (version 1), for forward transfer.
     Loaded and freed before the head is loaded, so two models never share memory."""
-    if inputs.base_version == 1:
-        return  # the baseline pass below measures it on version 1 already
     model, tokenizer = _load(inputs.model_id, 1, inputs.origin_uri, None)
     result = measuring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
-                               f"{inputs.task_name} (on the original base v1)", emit)
-    job_db.store_cell(inputs.model_id, 1, inputs.task_name, inputs.metric, result["score"], result["n"])
+                               f"{inputs.task_name} (on the original base v1)", emit, progress)
+    job_db.store_cell(inputs.model_id, 1, inputs.task_name, inputs.metric, result)
     del model
     gc.collect()
 
 
-def _baseline(model, tokenizer, inputs: JobInputs, suites: dict[str, list[dict]], emit: measuring.Emit) -> None:
-    """Scores of the model before training: the new task (forward transfer) and, once per
-    version, each evaluation suite, which later versions are compared against."""
+def _baseline(model, tokenizer, inputs: JobInputs, missing: dict[str, list[dict]], emit: measuring.Emit,
+              progress: ItemProgress) -> None:
+    """Scores of the model before training: the new task (forward transfer) and, once per version, each
+    evaluation suite ``missing`` from its metrics, which later versions are compared against. A suite's
+    results on the same base weights and records are kept once, for every lineage (``worker.base_scores``)."""
     before = measuring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
-                               f"{inputs.task_name} (before training)", emit)
-    job_db.store_cell(inputs.model_id, inputs.base_version, inputs.task_name, inputs.metric,
-                     before["score"], before["n"])
-    measured = job_db.version_metrics(inputs.model_id, inputs.base_version)
-    missing = {name: records for name, records in suites.items() if name not in measured}
-    if missing:
-        job_db.store_base_metrics(inputs.model_id, inputs.base_version,
-                                 measuring.run_suites(model, tokenizer, missing, emit))
+                               f"{inputs.task_name} (before training)", emit, progress)
+    job_db.store_cell(inputs.model_id, inputs.base_version, inputs.task_name, inputs.metric, before)
+    if not missing:
+        return
+    base = base_fingerprint(inputs.base_uri, inputs.base_sha256)
+    results = {}
+    for name, records in missing.items():
+        data = data_fingerprint(records)
+        kept = job_db.kept_base_score(base, name, data) if base else None
+        if kept is not None:
+            progress.skip(name, len(records))
+            emit(f"Suite {name} on the base: the results measured before on the same base file and records "
+                 "(no need to ask again)", data={"suite": name, "kept_from": "base_scores"})
+            results[name] = kept
+            continue
+        results[name] = measuring.run_suites(model, tokenizer, {name: records}, emit, progress)[name]
+        if base:
+            job_db.keep_base_score(base, name, data, results[name])
+    job_db.store_base_metrics(inputs.model_id, inputs.base_version, results)
 
 
 def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
@@ -81,23 +92,33 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     emit(f"Training {inputs.model_id}:v{inputs.base_version} on task {inputs.task_name!r}: "
          f"{len(inputs.train_records)} training and {len(inputs.eval_records)} held-out records; "
          f"{len(inputs.learned)} earlier task(s) to re-evaluate")
-    _score_on_origin(inputs, emit)
-    model, tokenizer = _load(inputs.model_id, inputs.base_version, inputs.base_uri, inputs.base_sha256)
-    suites = measuring.suite_data(inputs.model_id)
-    _baseline(model, tokenizer, inputs, suites, emit)
-
     reporter = ProgressReporter(job.id, heartbeat)
 
     def on_phase(phase: str) -> None:
-        reporter.phase = phase
         job_db.set_phase(job.id, phase)
         pause_at(phase)
+        reporter.enter(phase)
         # Between phases too, not only at training steps: a cancel during calibrating or decomposing stops
         # the job before the next phase's work.
         if reporter.should_cancel():
             raise _cancelled()
 
-    started = time.monotonic()
+    suites = measuring.suite_data(inputs.model_id)
+    measured = job_db.version_metrics(inputs.model_id, inputs.base_version)
+    missing = {name: records for name, records in suites.items() if name not in measured}
+    # Version 1 scores the task before training below; a later head also scores it on version 1, first, so
+    # that model is gone before the head is loaded (the head's loading is then part of this phase).
+    on_origin = inputs.base_version != 1
+    base_scoring = ItemProgress(job.id, "evaluating_base", len(inputs.eval_records) * (1 + on_origin)
+                                + sum(len(records) for records in missing.values()))
+    if on_origin:
+        on_phase("evaluating_base")
+        _score_on_origin(inputs, emit, base_scoring)
+    model, tokenizer = _load(inputs.model_id, inputs.base_version, inputs.base_uri, inputs.base_sha256)
+    if not on_origin:
+        on_phase("evaluating_base")
+    _baseline(model, tokenizer, inputs, missing, emit, base_scoring)
+
     # The reference set (general text) is old data too, on every job: what general ability the base has.
     reference = measuring.reference_texts(suites)
     if inputs.replay_records:
@@ -108,16 +129,20 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
                          prior_records=inputs.prior_records, reference_texts=reference, on_phase=on_phase,
                          valid_records=inputs.eval_records if job.validation_file else (),
                          on_progress=reporter.on_progress, should_cancel=reporter.should_cancel)
-    emit(f"Trained {trained.steps} steps on {trained.trained_tokens} tokens in {time.monotonic() - started:.1f}s; "
+    seconds = reporter.seconds()  # the training phase's own: calibrating and decomposing have theirs
+    emit(f"Trained {trained.steps} steps on {trained.trained_tokens} tokens in {seconds:.1f}s; "
          f"final loss {trained.final_loss:.4f}", type=EventType.METRICS,
-         data={"steps": trained.steps, "trained_tokens": trained.trained_tokens, "final_loss": trained.final_loss})
+         data={"steps": trained.steps, "trained_tokens": trained.trained_tokens, "final_loss": trained.final_loss,
+               "seconds": round(seconds, 3)})
 
     on_phase("evaluating")
-    scores = measuring.score_tasks(trained.model, tokenizer, inputs, emit)
+    scoring = ItemProgress(job.id, "evaluating", measuring.task_items(inputs)
+                           + sum(len(records) for records in suites.values()))
+    scores = measuring.score_tasks(trained.model, tokenizer, inputs, emit, scoring)
     if reporter.should_cancel():
         raise _cancelled()
     base_metrics = job_db.version_metrics(inputs.model_id, inputs.ancestry[0])
-    suite_results = measuring.run_suites(trained.model, tokenizer, suites, emit, base_metrics)
+    suite_results = measuring.run_suites(trained.model, tokenizer, suites, emit, scoring, base_metrics)
     # The gates were resolved once, when the job was submitted (continual.gates shows them).
     evaluation = judging.evaluate(inputs, scores, suite_results,
                                    job_db.ancestry_cells(inputs.model_id, inputs.ancestry[1:]), base_metrics,

@@ -1,4 +1,5 @@
-"""Turns the engine's per-step callbacks into job progress, the loss curve and cancel checks.
+"""Turns the engine's per-step callbacks into job progress, the loss curve and cancel checks; and the
+scoring phases' progress (``ItemProgress``).
 
 The loss curve is every step's training loss, or, past MAX_POINTS steps, the mean over windows of
 steps small enough for MAX_POINTS points; each epoch's end is a point too, with the validation loss
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from statistics import fmean
 
 from app.core.db.tables import File
@@ -28,12 +31,19 @@ class ProgressReporter:
         self.job_id = job_id
         self.heartbeat = heartbeat
         self.phase = "training"
-        self.started = time.monotonic()
+        self.started = time.monotonic()  # of the current phase: its ETA and its time are its own
         self._last_row = self._last_cancel = 0.0
         self._cancelled = False
         self.points: list[dict] = []  # the loss curve: step, train_loss, valid_loss, lr, ...
         self._window: list[float] = []
         self._unwritten: list[dict] = []
+
+    def enter(self, phase: str) -> None:
+        self.phase, self.started = phase, time.monotonic()
+
+    def seconds(self) -> float:
+        """How long the current phase has run."""
+        return time.monotonic() - self.started
 
     def on_progress(self, info) -> None:
         now = time.monotonic()
@@ -82,3 +92,33 @@ class ProgressReporter:
             self._last_cancel = now
             self._cancelled = job_db.cancel_requested(self.job_id)
         return self._cancelled
+
+
+class ItemProgress:
+    """Progress of a scoring phase ('evaluating_base', 'evaluating'): items scored of items to score, set by
+    set (a task's held-out records, then each suite), with the set being scored and an ETA."""
+
+    def __init__(self, job_id: str, phase: str, total: int) -> None:
+        self.job_id, self.phase, self.total = job_id, phase, max(total, 1)
+        self.done = 0
+        self.started = time.monotonic()
+
+    @contextmanager
+    def scoring(self, stage: str, items: int) -> Iterator[None]:
+        """Around scoring ``items`` items of ``stage``: written when it starts and when it is done."""
+        self._write(stage)
+        yield
+        self.skip(stage, items)
+
+    def skip(self, stage: str, items: int) -> None:
+        """``items`` items that needed no scoring (their results were kept from before)."""
+        self.done = min(self.done + items, self.total)
+        self._write(stage)
+
+    def _write(self, stage: str) -> None:
+        fraction = self.done / self.total
+        elapsed = time.monotonic() - self.started
+        eta = round(elapsed / fraction * (1 - fraction), 1) if fraction > 0 else None
+        job_db.write_progress(self.job_id, {"phase": self.phase, "stage": stage, "unit": "items", "step": self.done,
+                                           "total_steps": self.total, "fraction": round(fraction, 4),
+                                           "eta_seconds": eta})

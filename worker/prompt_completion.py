@@ -46,3 +46,18 @@ def prompt_token_ids(tokenizer: Any, prompt: str) -> list[int]:
     leading = leading_special_ids(tokenizer)
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     return ids if ids[:len(leading)] == leading else leading + ids
+
+
+def system_message(record: dict[str, Any]) -> str | None:
+    """The record's system message, if it has one: some tasks answer in their trained format only with it."""
+    return next((m["content"] for m in record.get("messages", []) if m["role"] == "system"), None)
+
+
+def shown_prompt(record: dict[str, Any]) -> str:
+    """The prompt as a person wrote it (not as a chat template renders it): a record's prompt, or the last user
+    message before the target."""
+    if "messages" not in record:
+        return str(record["prompt"])
+    messages = list(record["messages"])
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return next((m["content"] for m in reversed(messages[:last]) if m["role"] == "user"), "")

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy.engine import make_url
 
-from app.cli.client_commands import add_client_commands, add_global_options
+from app.cli.commands import add_client_commands, add_global_options
 from app.cli.watch import EXIT_HELP
 from app.core import logsafe
 from app.core.children import die_with_parent

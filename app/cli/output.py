@@ -21,6 +21,17 @@ def score(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+CLIP = 40
+
+
+def clip(text: str | None, width: int = CLIP) -> str | None:
+    """Text for a table cell: one line, at most ``width`` characters."""
+    if text is None:
+        return None
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
 def cell(value: Any) -> str:
     if value is None or value == "":
         return "-"

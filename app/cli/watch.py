@@ -23,6 +23,11 @@ RECONNECTS = 5
 BAR_WIDTH = 24
 
 
+def shown(phase: str) -> str:
+    """A phase as people read it: 'evaluating_base' -> 'evaluating base'."""
+    return phase.replace("_", " ")
+
+
 def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
     filled = int(width * min(max(fraction, 0.0), 1.0))
     return f"[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}"
@@ -40,7 +45,10 @@ class PhaseDisplay:
         self.server_now: float | None = None
         self.phase_started_at: float | None = None
         self.progress: dict = {}
-        self.loss: float | None = None
+        # The newest loss point (a metrics event: step, total_steps, loss, eta_seconds). The job row's progress
+        # is written at most once a second, so on a fast job it lags the points: the line shows the point's
+        # step, the one its loss belongs to.
+        self.point: dict = {}
         self.line = ""
 
     def on_event(self, event: ServerEvent) -> None:
@@ -55,7 +63,7 @@ class PhaseDisplay:
         if "phase" in data:  # phase changes come as events, so even a phase shorter than a poll shows
             self._enter(data["phase"])
         elif event.event == "metrics" and data.get("loss") is not None:
-            self.loss = data["loss"]
+            self.point = data
             self._draw(report=True)
         elif event.event == "message":
             self._print(f"  {event.data['message']}")
@@ -64,10 +72,10 @@ class PhaseDisplay:
         if phase == self.phase:
             return
         self._finish_phase()
-        self.phase, self.phase_started, self.progress, self.loss = phase, time.monotonic(), {}, None
+        self.phase, self.phase_started, self.progress, self.point = phase, time.monotonic(), {}, {}
         self.phase_started_at = self.server_now
         if phase is not None and not self.live:
-            self.out.write(f"  {phase}\n")
+            self.out.write(f"  {shown(phase)}\n")
 
     def _progress(self, job: dict) -> None:
         progress = job.get("progress") or {}
@@ -77,19 +85,26 @@ class PhaseDisplay:
         if self.phase is None:  # loading starts with the attempt, without a phase event
             self._enter(progress.get("phase"))
         if progress.get("phase") == self.phase:
+            # A scoring phase's progress moves set by set: a log gets a line each time it does.
+            moved = progress.get("unit") == "items" and progress.get("step") != self.progress.get("step")
             self.progress = progress
-            self._draw()
+            self._draw(report=moved)
 
     def _line(self) -> str:
-        parts = [f"  {self.phase:<12}"]
-        progress = self.progress
-        # The row keeps training's step figures into later phases: show them while training only.
-        if self.phase == "training" and progress.get("total_steps"):
-            parts.append(progress_bar(progress.get("fraction") or 0.0))
-            parts.append(f"step {progress.get('step') or 0}/{progress['total_steps']}")
-        if self.loss is not None:
-            parts.append(f"loss {self.loss:.4f}")
-        if self.phase == "training" and progress.get("eta_seconds"):
+        parts = [f"  {shown(self.phase or ''):<12}"]
+        progress = {**self.progress, **self.point}
+        # Training counts steps; the scoring phases count items (held-out records, suite items), set by set.
+        counted = self.phase == "training" or progress.get("unit") == "items"
+        if counted and progress.get("total_steps"):
+            step = progress.get("step") or 0
+            parts.append(progress_bar(step / progress["total_steps"]))
+            unit = "items" if progress.get("unit") == "items" else "step"
+            parts.append(f"{unit} {step}/{progress['total_steps']}")
+            if progress.get("stage"):
+                parts.append(progress["stage"])
+        if self.point:
+            parts.append(f"loss {self.point['loss']:.4f}")
+        if counted and progress.get("eta_seconds"):
             parts.append(f"eta {progress['eta_seconds']:.0f}s")
         return "  ".join(parts)
 
@@ -112,9 +127,9 @@ class PhaseDisplay:
         else:
             took = f"done in {time.monotonic() - self.phase_started:.1f}s"
         if self.live:
-            self.out.write("\r\x1b[K" + (self.line or f"  {self.phase:<12}") + f"  {took}\n")
+            self.out.write("\r\x1b[K" + (self.line or f"  {shown(self.phase):<12}") + f"  {took}\n")
         else:
-            self.out.write(f"  {self.phase} {took}\n")
+            self.out.write(f"  {shown(self.phase)} {took}\n")
         self.line = ""
 
     def _print(self, text: str) -> None:
@@ -133,11 +148,18 @@ def exit_code(job: dict) -> int:
     return REJECTED if _rejected(job) else EXIT_CODES[job["status"]]
 
 
+def kept_words(kept: float | None, lost: int | None, asked: int | None) -> str | None:
+    """'0.957 (3 lost of 69 asked)': the default gate's figure, general_kept; None when not measured."""
+    return None if kept is None else f"{kept:.3f} ({lost} lost of {asked} asked)"
+
+
 def summary(job: dict) -> str:
     if job["status"] == "succeeded":
         result = job.get("result") or {}
         verdict = "kept, not promoted (failed gates)" if _rejected(job) else "promoted to head"
         figures = "".join(f", {name} {result[name]:.3f}" for name in ("acc", "bwt") if result.get(name) is not None)
+        kept = kept_words(result.get("general_kept"), result.get("general_lost"), result.get("general_asked"))
+        figures += f", general_kept {kept}" if kept else ""
         return f"{job['id']} succeeded: {job['fine_tuned_model']} {verdict}{figures}"
     error = job.get("error") or {}
     reason = f": {error.get('code')}: {error.get('message')}" if error else ""

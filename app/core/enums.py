@@ -9,8 +9,10 @@ from enum import StrEnum
 
 JOB_STATUSES = ("validating_files", "queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
-# What a running job is doing, in the order a job goes through them ("decomposing": adaptive_svd only).
-PHASES = ("loading", "calibrating", "decomposing", "training", "evaluating", "saving")
+# What a running job is doing, in the order a job goes through them ("decomposing": adaptive_svd only;
+# "evaluating_base": scoring the model before training, long on a lineage's first job, which asks the base
+# every suite).
+PHASES = ("loading", "evaluating_base", "calibrating", "decomposing", "training", "evaluating", "saving")
 # The task metrics a job may ask for (continual.metric); the worker scores each of these.
 METRICS = ("exact_match", "contains", "rouge_l", "choice")
 # A job's loss-curve point, in its metrics events and as the columns of its results file, in this order.

@@ -29,7 +29,11 @@ class JobCreate(StrictModel):
     model: str = Field(min_length=1, max_length=80,
                        description="A lineage id (train on its head) or '<id>:v<n>' (only if that is still the head).")
     training_file: str = Field(min_length=1, max_length=64)
-    validation_file: str | None = Field(None, min_length=1, max_length=64)
+    validation_file: str | None = Field(
+        None, min_length=1, max_length=64,
+        description="The task's held-out set: the accuracy matrix scores the task on it (and the validation loss is "
+                    "measured on it each epoch). Left out: a seeded 10% of the training file is held out instead, "
+                    "never trained on. Refused (400) when it is the training file or shares a record with it.")
     hyperparameters: Hyperparameters | None = None
     seed: int | None = Field(None, ge=0, le=2**31 - 1, strict=True)
     suffix: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
@@ -68,8 +72,11 @@ class JobError(BaseModel):
 
 class Progress(BaseModel):
     phase: str | None = None
-    step: int | None = None
+    step: int | None = Field(None, description="Training: optimizer steps done. Scoring phases (unit 'items'): "
+                                               "held-out records and suite items scored.")
     total_steps: int | None = None
+    unit: str | None = Field(None, description="'items' while a scoring phase counts scored items; else steps.")
+    stage: str | None = Field(None, description="What a scoring phase is scoring now: a task or a suite.")
     fraction: float | None = None
     eta_seconds: float | None = None
     # Why a queued job cannot start, e.g. "queue gpu has no live worker" (issue 14); None otherwise.

@@ -24,6 +24,7 @@ from app.core.ids import DB_INT_MAX, ascii_number, new_id
 from app.core.settings import get_settings
 from app.files.datasets import MIN_TRAINING_RECORDS
 from app.files.service import usable_file
+from app.jobs.held_out import check_disjoint
 from app.jobs.schemas import JobCreate
 from app.jobs.spec import Continual, Hyperparameters, check_devices
 from app.lineages.service import get_model, learned_tasks
@@ -119,7 +120,7 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
                            param="model", code="head_moved")
     training = usable_file(session, body.training_file, "fine-tune", "training_file")
     if body.validation_file is not None:
-        usable_file(session, body.validation_file, "fine-tune", "validation_file")
+        check_disjoint(training, usable_file(session, body.validation_file, "fine-tune", "validation_file"))
     elif training.record_count is not None and training.record_count < MIN_TRAINING_RECORDS:
         raise Unprocessable(f"File '{training.id}' holds {training.record_count} record(s); without a "
                             f"validation_file a job needs at least {MIN_TRAINING_RECORDS} (one is held out for "

@@ -35,14 +35,17 @@ def is_gguf(path: str | Path) -> bool:
     return str(path).lower().endswith(".gguf")
 
 
-def _check_local(reference: str, settings: Settings) -> str:
+def _check_local(reference: str, settings: Settings, name_roots: bool) -> str:
     resolved = Path(reference).expanduser().resolve()
     roots = settings.allowed_model_roots
     if not roots:
         raise Unprocessable("local base models are turned off on this server: the operator names the folders "
                             "they may be in with SCULPT_MODEL_ROOTS", param="base_model", code="path_not_allowed")
     if not any(resolved.is_relative_to(root) for root in roots):
-        raise Unprocessable("base_model resolves outside the allowed model roots (SCULPT_MODEL_ROOTS)",
+        # Where models may be is the operator's layout: said only to a loopback server's own user.
+        where = (f": {', '.join(map(str, roots))}; put the model file or folder in one of them, or add its folder "
+                 "to SCULPT_MODEL_ROOTS") if name_roots else ""
+        raise Unprocessable(f"base_model resolves outside the allowed model roots (SCULPT_MODEL_ROOTS){where}",
                             param="base_model", code="path_not_allowed")
     if resolved.is_file() and is_gguf(resolved):
         return _check_gguf(resolved)
@@ -67,20 +70,21 @@ def _check_gguf(path: Path) -> str:
     return str(path)
 
 
-def _check_local_safely(reference: str, settings: Settings) -> str:
+def _check_local_safely(reference: str, settings: Settings, name_roots: bool) -> str:
     try:
-        return _check_local(reference, settings)
+        return _check_local(reference, settings, name_roots)
     except OSError as exc:
         raise Unprocessable(f"base_model cannot be read ({exc.strerror})", param="base_model",
                             code="invalid_model") from exc
 
 
-def check_base_model(reference: str, settings: Settings) -> str:
-    """Return the canonical reference (an absolute path or the hub id) or raise Unprocessable."""
+def check_base_model(reference: str, settings: Settings, name_roots: bool = False) -> str:
+    """Return the canonical reference (an absolute path or the hub id) or raise Unprocessable.
+    ``name_roots``: a refused path's error may list the allowed roots (a loopback server without keys)."""
     if any(ord(ch) < 32 for ch in reference):
         raise Unprocessable("base_model contains control characters", param="base_model")
     if _looks_like_path(reference):
-        return _check_local_safely(reference, settings)
+        return _check_local_safely(reference, settings, name_roots)
     if ".." in reference or not HUB_ID.match(reference):
         raise Unprocessable("base_model is neither an existing local folder nor a hub id like 'org/name'",
                             param="base_model", code="invalid_model")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 
@@ -23,6 +25,10 @@ from app.lineages.schemas import (
 from app.webhooks.dispatch import notify_head_changes
 
 router = APIRouter(prefix="/models", tags=["models"])
+ExpandQuery = Query([], description="Add to each version what its summary leaves out: 'retention' (every matrix's "
+                    "kept ranks) and/or 'answers' (every suite item's answer). Repeat for both; the sub-resources "
+                    "/versions/{n}/retention and /versions/{n}/answers page them.")
+Expand = list[Literal["retention", "answers"]]
 
 
 def _present(session: Session, model) -> ModelObject:
@@ -40,40 +46,42 @@ def register_model(session: SessionDep, body: ModelCreate, principal: PrincipalD
 
 
 @router.get("", response_model=ListObject[ModelObject | VersionObject], responses=error_responses(401, 429))
-def list_models(session: SessionDep) -> ListObject[ModelObject | VersionObject]:
-    """Each lineage, followed by its versions that can serve ('<id>:v<n>'), as OpenAI lists fine-tuned models."""
+def list_models(session: SessionDep, expand: Expand = ExpandQuery) -> ListObject[ModelObject | VersionObject]:
+    """Each lineage, followed by its versions that can serve ('<id>:v<n>'), as OpenAI lists fine-tuned models.
+    Versions are summaries unless ?expand= asks for more."""
     data: list[ModelObject | VersionObject] = []
     for model in service.list_models(session):
         data.append(_present(session, model))
-        data += [version_object(v, model.head_version) for v in service.servable_versions(session, model.id)]
+        data += [version_object(v, model.head_version, expand) for v in service.servable_versions(session, model.id)]
     return ListObject(data=data)
 
 
 @router.get("/{model_id}", response_model=ModelObject | VersionObject, responses=error_responses(401, 404, 429))
-def get_model(session: SessionDep, model_id: str) -> ModelObject | VersionObject:
+def get_model(session: SessionDep, model_id: str, expand: Expand = ExpandQuery) -> ModelObject | VersionObject:
     """A lineage, or one version by its fine-tuned model name ('support-bot:v2', as jobs report it)."""
     lineage, _, version = model_id.rpartition(":v")
     number = ascii_number(version)
     if lineage and number is not None:
         row = service.get_version(session, lineage, number)
-        return version_object(row, service.get_model(session, lineage).head_version)
+        return version_object(row, service.get_model(session, lineage).head_version, expand)
     return _present(session, service.get_model(session, model_id))
 
 
 @router.get("/{model_id}/versions", response_model=ListObject[VersionObject],
             responses=error_responses(401, 404, 429))
-def list_versions(session: SessionDep, model_id: str) -> ListObject[VersionObject]:
+def list_versions(session: SessionDep, model_id: str, expand: Expand = ExpandQuery) -> ListObject[VersionObject]:
+    """Every version, summaries unless ?expand= asks for more."""
     rows = service.list_versions(session, model_id)
     head = service.get_model(session, model_id).head_version
-    return ListObject(data=[version_object(r, head) for r in rows])
+    return ListObject(data=[version_object(r, head, expand) for r in rows])
 
 
 @router.get("/{model_id}/versions/{version}", response_model=VersionObject,
             responses=error_responses(401, 404, 422, 429))
-def get_version(session: SessionDep, model_id: str,
-                version: int = Path(ge=1)) -> VersionObject:  # past the database's integers: 404
+def get_version(session: SessionDep, model_id: str, version: int = Path(ge=1),  # past the database's integers: 404
+                expand: Expand = ExpandQuery) -> VersionObject:
     row = service.get_version(session, model_id, version)
-    return version_object(row, service.get_model(session, model_id).head_version)
+    return version_object(row, service.get_model(session, model_id).head_version, expand)
 
 
 @router.post("/{model_id}/head", response_model=ModelObject, dependencies=[ADMIN],

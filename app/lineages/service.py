@@ -14,6 +14,7 @@ from app.core.ids import DB_INT_MAX
 from app.core.settings import get_settings
 from app.core.storage import get_storage
 from app.files.service import usable_file
+from app.keys.service import any_key_created
 from app.lineages.base_models import check_base_model
 from app.lineages.continual_metrics import summarize
 from app.lineages.gates import default_gates
@@ -36,7 +37,9 @@ def register_model(session: Session, model_id: str, base_model: str, actor: str,
                    suites: dict[str, tuple[str, str]] | None = None) -> Model:
     """A new lineage whose version 1 is the base, unchanged, and is its head. ``gates`` None: the default
     gate set (``{}``: none)."""
-    reference = check_base_model(base_model, get_settings())
+    settings = get_settings()
+    reference = check_base_model(base_model, settings,
+                                 name_roots=not settings.server_mode and not any_key_created(session))
     if session.get(Model, model_id) is not None:
         raise Conflict(f"Model '{model_id}' already exists", param="id", code="model_exists")
     model = Model(id=model_id, base_model=reference, head_version=1,
@@ -226,14 +229,18 @@ def evaluations(session: Session, model_id: str, version: int | None = None) -> 
         "metric": metric, "acc": summary["acc"], "bwt": summary["bwt"], "fwt": summary["fwt"],
         "forgetting": {names[i]: f for i, f in summary["forgetting"].items()},
         "general": shown_metrics.get(GENERAL.name) or {}, "safety": shown_metrics.get(SAFETY.name) or {},
-        "suites": {name: _suite_figures(shown_metrics[name]) for name in SUITES if shown_metrics.get(name)},
+        "suites": {name: suite_figures(shown_metrics[name]) for name in SUITES if shown_metrics.get(name)},
         "unevaluable": {t.name: t.unevaluable_reason for t in tasks if t.unevaluable_reason},
         "not_measured": {measure: why for name in SUITES
                          for measure, why in ((shown_metrics.get(name) or {}).get("not_measured") or {}).items()},
     }
 
 
-def _suite_figures(result: dict) -> dict:
-    """A suite's result without its per-item lists (every prompt, answer and verdict), which the version's
-    own metrics keep; what changed stays, for people to read."""
-    return {key: value for key, value in result.items() if not isinstance(value, list) or key == "changed"}
+# The per-item list a suite keeps that stays in a summary: a few answers that went wrong, for people to read.
+SUMMARY_LISTS = ("changed",)
+
+
+def suite_figures(result: dict) -> dict:
+    """A suite's result without its per-item lists (every prompt, answer and verdict), which ?expand=answers
+    and the answers sub-resource give; what changed stays, for people to read."""
+    return {key: value for key, value in result.items() if not isinstance(value, list) or key in SUMMARY_LISTS}

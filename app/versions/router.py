@@ -1,16 +1,18 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from app.core.errors import ApiError
-from app.core.schemas import error_responses
+from app.core.schemas import ListObject, error_responses
 from app.http.auth import ADMIN
 from app.http.deps import SessionDep
 from app.lineages.presenters import version_object
 from app.lineages.schemas import VersionObject
-from app.versions import service
+from app.versions import details, service
 from app.versions.archive import parse_range
 from app.versions.schemas import (
     ModelDeleted,
@@ -60,6 +62,49 @@ def version_content(session: SessionDep, model_id: str, version: int = VersionPa
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{archive.size}"
     return StreamingResponse(archive.chunks(start, stop), status_code=206 if wanted else 200, headers=headers,
                              media_type="application/x-tar")
+
+
+def _listing(items: list[dict[str, Any]], has_more: bool, key: str) -> ListObject[dict[str, Any]]:
+    return ListObject(data=items, has_more=has_more, first_id=str(items[0][key]) if items else None,
+                      last_id=str(items[-1][key]) if items else None)
+
+
+@router.get("/{model_id}/versions/{version}/examples", response_model=ListObject[dict[str, Any]],
+            responses=error_responses(401, 404, 422, 429))
+def version_examples(session: SessionDep, model_id: str, version: int = VersionPath,
+                     task: str = Query(min_length=1, max_length=128, description="The task (a matrix column)."),
+                     changed: bool = Query(False, description="Only the examples whose score changed since the "
+                                                              "previous version (lost or gained)."),
+                     after: str | None = Query(None, description="The index of the last item of the previous page."),
+                     limit: int = Query(20, ge=1, le=200)) -> ListObject[dict[str, Any]]:
+    """The held-out examples behind one cell of the accuracy matrix (this version on `task`): each prompt, the
+    reference, this version's answer and score, beside the previous version's (its parent's) answer and score,
+    and `change` (`lost`, `gained` or null): what this version forgot or learned, exactly."""
+    items, has_more = details.task_examples(session, model_id, version, task, changed, after, limit)
+    return _listing(items, has_more, "index")
+
+
+@router.get("/{model_id}/versions/{version}/answers", response_model=ListObject[dict[str, Any]],
+            responses=error_responses(401, 404, 422, 429))
+def version_answers(session: SessionDep, model_id: str, version: int = VersionPath,
+                    suite: str = Query("general_answers", description="The suite whose answers to list."),
+                    after: str | None = Query(None, description="The index of the last item of the previous page."),
+                    limit: int = Query(20, ge=1, le=200)) -> ListObject[dict[str, Any]]:
+    """Every item a suite asked the version, a page at a time: its answer and whether it was right, beside
+    the base's answer to the same item (the version object's summary keeps only a few that went wrong)."""
+    items, has_more = details.suite_answers(session, model_id, version, suite, after, limit)
+    return _listing(items, has_more, "index")
+
+
+@router.get("/{model_id}/versions/{version}/retention", response_model=ListObject[dict[str, Any]],
+            responses=error_responses(401, 404, 422, 429))
+def version_retention(session: SessionDep, model_id: str, version: int = VersionPath,
+                      after: str | None = Query(None, description="The last matrix name of the previous page."),
+                      limit: int = Query(20, ge=1, le=200)) -> ListObject[dict[str, Any]]:
+    """What the version's strategy kept in each matrix it trained, a page at a time (the version object's
+    retention has only the summary)."""
+    items, has_more = details.retention_matrices(session, model_id, version, after, limit)
+    return _listing(items, has_more, "name")
 
 
 @router.delete("/{model_id}/versions/{version}", dependencies=[ADMIN], response_model=VersionObject,

@@ -200,7 +200,7 @@ def test_cancel(client, base_model_dir):
     flagged = client.post(f"/v1/fine_tuning/jobs/{running['id']}/cancel").json()
     assert flagged["status"] == "running" and flagged["cancel_requested"] is True
     assert flagged["progress"] == {"phase": "training", "step": 3, "total_steps": 10, "fraction": 0.3,
-                                   "eta_seconds": 20.0, "waiting_for": None}
+                                   "eta_seconds": 20.0, "waiting_for": None, "unit": None, "stage": None}
     assert flagged["estimated_finish"] is not None
     assert_error(client.post("/v1/fine_tuning/jobs/ftjob-nope/cancel"), 404)
 
@@ -401,3 +401,23 @@ def test_more_devices_than_examples_a_step_are_refused_at_creation(sqlite_client
     assert sqlite_client.get("/v1/fine_tuning/jobs").json()["data"] == []
     job = create_job(sqlite_client, "m", training, hyperparameters={"batch_size": 4}, continual={"devices": 4})
     assert job.status_code == 201, job.text
+
+
+def test_a_held_out_set_that_shares_records_with_the_training_file_is_refused(client, base_model_dir):
+    register(client, "m", base_model_dir)
+    rows = [{"prompt": f"What is {i} + 2?", "completion": str(i + 2)} for i in range(12)]
+    training = upload_ok(client, rows)
+    error = assert_error(create_job(client, "m", training, validation_file=training), 400,
+                         param="validation_file", code="validation_overlaps_training")
+    assert "is the training file" in error["message"] and "10%" in error["message"]
+    copy = upload_ok(client, rows)  # the same bytes uploaded again
+    error = assert_error(create_job(client, "m", training, validation_file=copy), 400, param="validation_file")
+    assert f"same content as the training file {training}" in error["message"]
+    # Key order differs, the record is the same: line 2 of the held-out set was trained on.
+    mixed = upload_ok(client, [{"prompt": "What is 100 + 2?", "completion": "102"},
+                               {"completion": "5", "prompt": "What is 3 + 2?"}])
+    error = assert_error(create_job(client, "m", training, validation_file=mixed), 400, param="validation_file")
+    assert error["message"].startswith(f"1 record(s) of validation_file {mixed} (line 2)")
+    assert client.get("/v1/fine_tuning/jobs").json()["data"] == []  # nothing was created
+    held_out = upload_ok(client, [{"prompt": "What is 100 + 2?", "completion": "102"}])
+    assert create_job(client, "m", training, validation_file=held_out).status_code == 201

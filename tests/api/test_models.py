@@ -242,3 +242,71 @@ def test_record_figures_are_the_heads_by_default_and_any_versions_on_request(cli
 
     assert_error(client.get("/v1/models/bot/evaluations?version=9"), 404, param="version", code="version_not_found")
     assert_error(client.get("/v1/models/bot/evaluations?version=0"), 422, param="version")
+
+
+def test_models_and_versions_are_summaries_unless_details_are_asked_for(client, base_model_dir, tmp_path):
+    from sqlalchemy import update
+
+    register(client, "m", base_model_dir)
+    prompts = [f"Question {i}?" for i in range(120)]
+    base = {"general_answers": {"accuracy": 1.0, "n": 120, "asked": 120, "prompts": prompts,
+                                "answers": [f"answer {i}" for i in range(120)], "right": [True] * 120}}
+    with session_scope() as session:
+        session.execute(update(ModelVersion).where(ModelVersion.model_id == "m", ModelVersion.version == 1)
+                        .values(metrics=base))
+    changed = [{"prompt": prompts[0], "base": "answer 0", "answer": "#"}]
+    add_version("m", 2, metrics={"general_answers": {
+        "accuracy": None, "n": 120, "asked": 120, "general_kept": 0.99, "lost": 1, "base_right": 120,
+        "prompts": prompts, "answers": ["#"] + [f"answer {i}" for i in range(1, 120)],
+        "right": [False] + [True] * 119, "changed": changed}})
+    matrices = {f"model.layers.{i}.mlp.up_proj": {"shape": [64, 32], "ratio": 0.5, "kept_out": 16, "kept_in": 0}
+                for i in range(30)}
+    with session_scope() as session:
+        session.execute(update(ModelVersion).where(ModelVersion.model_id == "m", ModelVersion.version == 2).values(
+            retention={"strategy": "adaptive_svd", "matrices": matrices, "summary": {"matrix_count": 30}},
+            checkpoint_uri=str(tmp_path)))  # a checkpoint that is there, so GET /v1/models lists the version
+
+    for path in ("/v1/models", "/v1/models/m:v2", "/v1/models/m/versions", "/v1/models/m/versions/2"):
+        response = client.get(path)
+        assert response.status_code == 200 and len(response.content) < 3000, (path, len(response.content))
+        body = response.json()
+        version = next(v for v in body.get("data", [body]) if v.get("version") == 2)
+        assert version["retention"] == {"strategy": "adaptive_svd", "summary": {"matrix_count": 30}}
+        general = version["metrics"]["general_answers"]
+        assert general["general_kept"] == 0.99 and general["changed"] == changed and "answers" not in general
+    full = client.get("/v1/models/m/versions/2", params=[("expand", "retention"), ("expand", "answers")]).json()
+    assert full["retention"]["matrices"] == matrices and len(full["metrics"]["general_answers"]["answers"]) == 120
+    assert_error(client.get("/v1/models/m/versions", params={"expand": "everything"}), 422, param="expand.0")
+
+    page = client.get("/v1/models/m/versions/2/answers", params={"limit": 2}).json()
+    assert page["has_more"] and [a["index"] for a in page["data"]] == [0, 1]
+    assert page["data"][0] == {"object": "model.answer", "index": 0, "prompt": "Question 0?", "answer": "#",
+                                   "right": False, "base_answer": "answer 0", "base_right": True}
+    last = client.get("/v1/models/m/versions/2/answers", params={"after": "118", "limit": 5}).json()
+    assert [a["index"] for a in last["data"]] == [119] and not last["has_more"]
+    layers = client.get("/v1/models/m/versions/2/retention", params={"limit": 25}).json()
+    assert len(layers["data"]) == 25 and layers["has_more"] and layers["data"][0]["ratio"] == 0.5
+    rest = client.get("/v1/models/m/versions/2/retention", params={"after": layers["last_id"]}).json()
+    assert len(rest["data"]) == 5 and not rest["has_more"]
+    assert_error(client.get("/v1/models/m/versions/2/answers", params={"suite": "nope"}), 422, param="suite")
+
+
+def test_a_refused_model_path_names_the_allowed_roots_only_to_an_unkeyed_loopback_server(
+        sqlite_client, base_model_dir, tmp_path, monkeypatch):
+    from app.core.db.session import new_session
+    from app.keys.service import create_key
+    from tests.conftest import reset_caches
+
+    roots = tmp_path / "models"
+    roots.mkdir()
+    monkeypatch.setenv("SCULPT_MODEL_ROOTS", str(roots))
+    reset_caches()
+    outside = {"id": "m", "base_model": str(base_model_dir)}
+    error = assert_error(sqlite_client.post("/v1/models", json=outside), 422, param="base_model",
+                         code="path_not_allowed")
+    assert f"SCULPT_MODEL_ROOTS): {roots}; put the model file or folder in one of them" in error["message"]
+
+    with new_session() as session:
+        sqlite_client.headers["Authorization"] = f"Bearer {create_key(session, 'ops')}"
+    error = assert_error(sqlite_client.post("/v1/models", json=outside), 422, param="base_model")
+    assert str(roots) not in error["message"] and "SCULPT_MODEL_ROOTS" in error["message"]

@@ -119,7 +119,7 @@ def test_watch_exits_zero_on_success_and_non_zero_on_failure(capsys, live_url, t
                          "--task", "alpha", "--epochs", "1", "--batch-size", "4", "--learning-rate", "0.003",
                          "--watch")
     assert code == 0, out + err
-    for phase in ("loading", "calibrating", "decomposing", "training", "evaluating", "saving"):
+    for phase in ("loading", "evaluating base", "calibrating", "decomposing", "training", "evaluating", "saving"):
         assert f"  {phase} done in" in out
     assert "succeeded: bot:v2 promoted to head" in out
 
@@ -232,3 +232,110 @@ def test_files_page_like_the_api_and_the_api_s_resources_have_commands(capsys, l
         session.execute(update(Job).where(Job.id == job).values(status="running", started_at=datetime.now(UTC)))
     code, _, err = run(capsys, live_url, "models", "rollback", "bot", "1", "--reason", "test")
     assert code == 1 and "pass --force" in err and "force=true" not in err
+
+
+def test_deleted_and_pinned_versions_say_so_and_a_version_is_named_either_way(capsys, live_url, base_model_dir):
+    from sqlalchemy import update
+
+    from app.core.db.session import session_scope
+    from app.core.db.tables import ModelVersion
+    from tests.versions.conftest import set_head, store_version
+
+    assert run(capsys, live_url, "models", "create", "bot", str(base_model_dir))[0] == 0
+    for version in (2, 3):
+        store_version("bot", version)
+    set_head("bot", 3)
+    with session_scope() as session:  # what a worker records of the general-answers suite
+        session.execute(update(ModelVersion).where(ModelVersion.version == 3).values(metrics={"general_answers": {
+            "general_kept": 0.957, "lost": 3, "asked": 69}}))
+    code, out, _ = run(capsys, live_url, "models", "delete", "bot:v2")
+    assert code == 0 and out.startswith("bot:v2: deleted (its checkpoint is gone")
+    assert "checkpoint    deleted" in out
+    code, out, _ = run(capsys, live_url, "models", "pin", "bot", "v3")
+    assert code == 0 and "stored, pinned" in out
+    code, out, _ = run(capsys, live_url, "models", "show", "bot")
+    rows = {line.split()[0]: line for line in out.split("Versions")[1].splitlines()[2:5]}
+    assert "deleted" in rows["v2"] and "stored, pinned" in rows["v3"] and "stored" in rows["v1"]
+    assert "GENERAL KEPT" in out and "0.957 (3 lost of 69 asked)" in rows["v3"]
+
+    # 'id:vN' and 'id N' name a version in every command that takes one.
+    code, out, _ = run(capsys, live_url, "models", "promote", "bot:v1", "--reason", "back to the base")
+    assert code == 0 and "head is now v1" in out
+    code, out, _ = run(capsys, live_url, "models", "promote", "bot", "3", "--reason", "forward again")
+    assert code == 0 and "head is now v3" in out
+    code, _, err = run(capsys, live_url, "models", "promote", "bot:v3", "1", "--reason", "which?")
+    assert code == 1 and "give one" in err
+    code, _, err = run(capsys, live_url, "models", "promote", "bot", "--reason", "which?")
+    assert code == 1 and "which version of 'bot'" in err
+
+
+def test_a_reader_that_stops_early_gets_no_error_and_the_more_hint_comes_last(live_url, dataset):
+    import os
+    import subprocess
+    import sys
+
+    for _ in range(2):
+        assert main(["files", "upload", str(dataset), "--url", live_url]) == 0
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as stdout into a pipe is
+    both = subprocess.run([sys.executable, "-m", "app.cli.main", "files", "list", "--limit", "1", "--url", live_url],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120, env=buffered)
+    assert both.stdout.startswith("ID ") and both.stdout.splitlines()[-1].startswith("more: sculpt files list")
+    assert both.stdout.endswith("\n")
+    read, write = os.pipe()
+    os.close(read)  # as `| head` does once it has its lines
+    done = subprocess.run([sys.executable, "-m", "app.cli.main", "files", "list", "--url", live_url], stdout=write,
+                          stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(write)
+    assert done.returncode == 0 and done.stderr == ""
+
+
+def test_a_refused_job_leaves_no_uploads_behind(capsys, live_url, base_model_dir, dataset):
+    code, _, err = run(capsys, live_url, "jobs", "create", "--model", "no-such-lineage", "--training-file",
+                       str(dataset), "--task", "x")
+    assert code == 1 and "no-such-lineage" in err and "HTTP 404" in err
+    assert json.loads(run(capsys, live_url, "files", "list", "--json")[1]) == []  # checked before uploading
+
+    assert run(capsys, live_url, "models", "create", "bot", str(base_model_dir))[0] == 0
+    held_out = dataset.parent / "held-out.jsonl"
+    held_out.write_bytes(jsonl(records("omega", 4)))
+    # Refused by the server after both files went up (a gate threshold out of range): both are taken back.
+    code, _, err = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", str(dataset),
+                       "--validation-file", str(held_out), "--gates", '{"max_forgetting": 5}')
+    assert code == 1 and "max_forgetting" in err
+    assert json.loads(run(capsys, live_url, "files", "list", "--json")[1]) == []
+
+
+def test_a_matrix_cell_opens_its_examples_beside_the_previous_versions_answers(capsys, live_url, tiny_base,
+                                                                                 dataset, tmp_path):
+    import httpx
+
+    from worker.scheduler import run_lineage_for
+
+    assert run(capsys, live_url, "models", "create", "bot", str(tiny_base))[0] == 0
+    beta = tmp_path / "beta.jsonl"
+    beta.write_bytes(jsonl(records("beta")))
+    for task, path in (("alpha", dataset), ("beta", beta)):
+        code, out, err = run(capsys, live_url, "jobs", "create", "--model", "bot", "--training-file", str(path),
+                             "--task", task, "--epochs", "1", "--batch-size", "4", "--learning-rate", "0.003",
+                             "--json")
+        assert code == 0, err
+        run_lineage_for(json.loads(out)["id"], frozenset({"default"}))  # a real job, in this process
+
+    # alpha's 10% held out (2 of 24 records), as v3 answers them beside v2 (which learned alpha).
+    examples = httpx.get(f"{live_url}/v1/models/bot/versions/3/examples", params={"task": "alpha"}).json()["data"]
+    assert len(examples) == 2 and all(e["prompt"].startswith("alpha ") for e in examples)
+    assert all(e["previous_version"] == 2 and e["previous_answer"] is not None for e in examples)
+    record = httpx.get(f"{live_url}/v1/models/bot/evaluations").json()
+    cell = record["matrix"][record["versions"].index(3)][record["tasks"].index("alpha")]
+    assert sum(e["score"] for e in examples) / 2 == cell  # the examples are what the cell's score rests on
+    # A task learned at a version is compared with its parent's score before training on it.
+    before = httpx.get(f"{live_url}/v1/models/bot/versions/3/examples", params={"task": "beta"}).json()["data"]
+    assert {e["previous_version"] for e in before} == {2}
+
+    code, out, _ = run(capsys, live_url, "eval", "show", "bot:v3", "--task", "alpha")
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "bot:v3 on alpha: 'before' is v2's answer, 'now' v3's"
+    assert lines[1].split() == ["#", "CHANGE", "PROMPT", "REFERENCE", "BEFORE", "NOW"]
+    assert examples[0]["prompt"] in lines[2]
+    code, _, err = run(capsys, live_url, "eval", "show", "bot:v3", "--task", "gamma")
+    assert code == 1 and "not evaluated on task 'gamma'" in err

@@ -123,3 +123,52 @@ def test_watch_exit_code_says_whether_the_version_was_promoted():
     assert watch(OneJob({**done, "result": {"promoted": True}}), "ftjob-1", out=out) == 0
     assert watch(OneJob({**done, "result": {"promoted": False}}), "ftjob-1", out=out) == 5
     assert "not promoted (failed gates)" in out.getvalue()
+
+
+def point(step: int, total: int, loss: float) -> ServerEvent:
+    return ServerEvent("metrics", {"message": f"Step {step}/{total}", "type": "metrics",
+                                   "data": {"step": step, "total_steps": total, "loss": loss, "eta_seconds": 0}})
+
+
+def test_the_step_shown_is_the_one_the_loss_belongs_to_and_training_ends_at_100_percent():
+    # A fast job: the job row (written at most once a second) still says step 1 while every step's loss arrives.
+    stream = [phase("training"), running("training", step=1, total_steps=3, fraction=0.33),
+              point(1, 3, 3.0), point(2, 3, 2.0), point(3, 3, 1.0), phase("evaluating")]
+    out = io.StringIO()
+    display = PhaseDisplay(out, live=False)
+    for event in stream:
+        display.on_event(event)
+    lines = [line for line in out.getvalue().splitlines() if "loss" in line]
+    assert [line.split("]")[1].split()[:4] for line in lines] == [
+        ["33%", "step", "1/3", "loss"], ["67%", "step", "2/3", "loss"], ["100%", "step", "3/3", "loss"]]
+    assert [line.split()[-1] for line in lines] == ["3.0000", "2.0000", "1.0000"]
+
+
+def test_the_final_line_has_general_kept_with_what_it_rests_on():
+    from app.cli.watch import watch
+
+    result = {"promoted": True, "acc": 0.9, "general_kept": 0.957, "general_lost": 3, "general_asked": 69}
+    out = io.StringIO()
+    watch(OneJob({"id": "ftjob-1", "status": "succeeded", "progress": {}, "fine_tuned_model": "m:v2",
+                  "result": result}), "ftjob-1", out=out)
+    assert out.getvalue().endswith("promoted to head, acc 0.900, general_kept 0.957 (3 lost of 69 asked)\n")
+
+
+def scoring(phase_name: str, step: int, total: int, stage: str) -> ServerEvent:
+    return running(phase_name, unit="items", step=step, total_steps=total, stage=stage,
+                   fraction=step / total, eta_seconds=None)
+
+
+def test_scoring_the_base_is_a_phase_of_its_own_with_items_done_of_items():
+    stream = [running("loading"), phase("evaluating_base"), scoring("evaluating_base", 0, 150, "alpha"),
+              scoring("evaluating_base", 3, 150, "general_answers"), scoring("evaluating_base", 123, 150, "safety"),
+              scoring("evaluating_base", 150, 150, "safety"), phase("calibrating")]
+    out = io.StringIO()
+    display = PhaseDisplay(out, live=False)
+    for event in stream:
+        display.on_event(event)
+    lines = out.getvalue().splitlines()
+    assert "  evaluating base" in lines and any(line.startswith("  evaluating base done in") for line in lines)
+    progress = [line.split("]")[1].split() for line in lines if "items" in line]
+    assert progress == [["0%", "items", "0/150", "alpha"], ["2%", "items", "3/150", "general_answers"],
+                        ["82%", "items", "123/150", "safety"], ["100%", "items", "150/150", "safety"]]

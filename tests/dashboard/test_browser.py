@@ -123,12 +123,14 @@ def test_upload_train_and_watch_in_the_browser(browser_page, live_url, tiny_base
     expect(bar).to_have_attribute("aria-valuetext", "done")
     expect(page.get_by_text("The job has successfully completed")).to_be_visible()
     expect(page.locator("svg[aria-label^='Training loss']")).to_be_visible()
+    # The loss falls by orders of magnitude: on a log scale the first steps do not flatten the rest.
+    expect(page.locator("svg[aria-label^='Training loss']")).to_have_attribute("data-scale", "log")
     shot(page, "05-job-done")
     states = page.evaluate("window.barStates")
     # The bar only moves forward through the phases; a short one may fall between two polls.
-    order = ["validating_files", "queued", "running", "loading", "calibrating", "decomposing", "training",
-             "evaluating", "saving", "done"]
-    phases = [order.index(state.split()[0]) for state in states]
+    order = ["validating_files", "queued", "running", "loading", "evaluating base", "calibrating", "decomposing",
+             "training", "evaluating", "saving", "done"]
+    phases = [order.index(re.sub(r" \d+%$", "", state)) for state in states]
     assert phases == sorted(phases) and phases[-1] == order.index("done"), states
 
     page.get_by_role("link", name="Jobs", exact=True).click()
@@ -170,6 +172,12 @@ def test_cancel_and_api_errors_in_the_browser(browser_page, live_url, base_model
         specs.unregister("norms_only")
     page.get_by_label("Training dataset").select_option(file_id)
     page.get_by_label("Task name").fill("alpha")
+    # The held-out set is offered, and one that is the training file is refused, naming the field.
+    page.get_by_label("Held-out set").select_option(file_id)
+    page.get_by_role("button", name="Start job").click()
+    expect(page.locator("#job-error")).to_contain_text("is the training file")
+    expect(page.locator("#job-error")).to_contain_text("(validation_file)")
+    page.get_by_label("Held-out set").select_option("")
     page.get_by_role("button", name="Start job").click()
     expect(page.locator("#job-error")).to_contain_text(
         f"Job {queued} on this model already trains a task named 'alpha'")
@@ -178,6 +186,7 @@ def test_cancel_and_api_errors_in_the_browser(browser_page, live_url, base_model
 
     page.goto(f"{live_url}/#/jobs/{queued}")
     expect(page.get_by_role("progressbar", name=f"Progress of {queued}")).to_have_attribute("aria-valuetext", "queued")
+    expect(page.locator("dl.facts")).to_contain_text("Held-out set10% of the training file")
     page.get_by_role("button", name=f"Cancel job {queued}").click()
     expect(page.get_by_role("status", name="Job status")).to_have_text("cancelled")
     expect(page.get_by_text("Job cancelled before it started")).to_be_visible()
@@ -197,7 +206,15 @@ HEAD_METRICS = {"general_answers": {
                  "answer": "#France"}]}}
 
 
+EXAMPLES = {9: [{"prompt": "route 1", "system": None, "reference": "billing", "answer": "sales", "score": 0.0},
+                {"prompt": "route 2", "system": None, "reference": "sales", "answer": "sales", "score": 1.0}]}
+BEFORE = [{"prompt": "route 1", "system": None, "reference": "billing", "answer": "billing", "score": 1.0},
+          {"prompt": "route 2", "system": None, "reference": "sales", "answer": "billing", "score": 0.0}]
+
+
 def test_a_branched_lineage_is_drawn_as_its_tree_with_the_head_in_view(browser_page, live_url, base_model_dir):
+    from sqlalchemy import select
+
     from app.core.db.session import new_session
     from app.core.db.tables import Evaluation, Model, ModelVersion, Task
 
@@ -213,8 +230,14 @@ def test_a_branched_lineage_is_drawn_as_its_tree_with_the_head_in_view(browser_p
             session.add(Task(model_id="tree", name=f"t{version}", position=0, version=version,
                              training_file="file-x", eval_uri="/x"))
             session.add(Evaluation(model_id="tree", version=version, task_name=f"t{version}", metric="exact_match",
-                                   score=version / 10, n=10))
+                                   score=version / 10, n=10, examples=EXAMPLES.get(version)))
+        # v8's answers on t9's held-out examples, before v9 learned t9: what the head's cell is compared with.
+        session.add(Evaluation(model_id="tree", version=8, task_name="t9", metric="exact_match", score=0.5, n=2,
+                               examples=BEFORE))
         session.get(Model, "tree").head_version = 9
+        row = session.scalars(select(ModelVersion).where(ModelVersion.version == 3)).one()
+        row.deletion, row.checkpoint_uri = "deleted", "gone"
+        session.scalars(select(ModelVersion).where(ModelVersion.version == 5)).one().pinned = True
         session.commit()
 
     page.goto(f"{live_url}/#/models/tree")
@@ -236,4 +259,26 @@ def test_a_branched_lineage_is_drawn_as_its_tree_with_the_head_in_view(browser_p
     page.get_by_label(re.compile("Figures of v9")).select_option("4")
     expect(page.locator("#record-shows")).to_contain_text("Figures of v4, not the head")
     expect(page.locator("#forgetting .figure").first).to_contain_text("0.400")  # ACC over v4's chain: t4 at 0.4
+
+    # Deleted and pinned versions say so in the tree.
+    expect(page.locator("article[data-version='3']")).to_contain_text("deleted")
+    expect(page.locator("article[data-version='5']")).to_contain_text("pinned")
+    expect(page.locator("article[data-version='9']")).not_to_contain_text("deleted")
+    # Counts are whole numbers under readable names.
+    page.get_by_label(re.compile("Figures of v4")).select_option("9")
+    counts = page.locator("#suites .figure").filter(
+        has=page.locator(".name", has_text=re.compile("^(items|lost|base right)$")))
+    expect(counts.locator(".value")).to_have_text(["2", "2", "1"])
+    # A cell of the matrix opens the held-out examples behind it, beside the previous version's answers.
+    page.get_by_role("button", name="Examples of v9 on t9").click()
+    examples = page.get_by_role("table", name="Examples of v9 on t9")
+    expect(examples.locator("thead th")).to_have_text(["Prompt", "Reference", "v8", "v9", "Change"])
+    expect(examples.locator("tbody tr.lost")).to_have_text(re.compile("route 1.*billing.*billing.*sales.*lost"))
+    shot(page, "12-cell-examples")
+    # A long reason wraps inside the head history's card.
+    httpx.post(f"{live_url}/v1/models/tree/head", json={"version": 8, "reason": "x" * 400}).raise_for_status()
+    page.reload()
+    card = page.get_by_role("heading", name="Head history").locator("..")
+    expect(card).to_contain_text("x" * 40)
+    assert card.evaluate("(c) => c.scrollWidth <= c.clientWidth")
     assert problems == []

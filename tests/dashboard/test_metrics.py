@@ -50,7 +50,7 @@ def test_metrics_follow_a_real_job(sqlite_client, tiny_base, workers):
     assert value(after, "sculpt_head_evaluation_score", model="bot", task="alpha", metric="exact_match") == (
         score["score"] if isinstance(score, dict) else score)
     phases = {labels[0][1] for name, labels in after if name == "sculpt_job_phase_duration_seconds_count"}
-    assert phases == {"loading", "calibrating", "decomposing", "training", "evaluating", "saving"}
+    assert phases == {"loading", "evaluating_base", "calibrating", "decomposing", "training", "evaluating", "saving"}
     total = sum(v for (name, _), v in after.items() if name == "sculpt_job_phase_duration_seconds_sum")
     assert 0 < total <= value(after, "sculpt_job_duration_seconds_sum", status="succeeded") + 1
 

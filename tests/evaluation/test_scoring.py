@@ -67,3 +67,13 @@ def test_bad_metric_and_labels_are_rejected(taught_causal):
         score_task(*taught_causal, FRUIT, metric="bleu")
     with pytest.raises(ValueError, match="not among the labels"):
         score_task(*taught_causal, FRUIT, metric="choice", labels=[" yes", " maybe"])
+
+
+def test_each_example_behind_a_score_is_kept_with_its_answer(taught_causal):
+    chat = {"messages": [{"role": "system", "content": "Answer in one word."},
+                         {"role": "user", "content": "Fruit?"}, {"role": "assistant", "content": "apple"}]}
+    result = score_task(*taught_causal, [QA[0], chat], batch_size=4)
+    first, second = result["examples"]
+    assert (first["prompt"], first["system"], first["reference"]) == (QA[0]["prompt"], None, QA[0]["completion"])
+    assert (second["prompt"], second["system"], second["reference"]) == ("Fruit?", "Answer in one word.", "apple")
+    assert result["score"] == (first["score"] + second["score"]) / 2 and isinstance(first["answer"], str)

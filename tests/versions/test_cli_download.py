@@ -50,6 +50,8 @@ def test_download_verifies_and_from_pretrained_gives_the_same_logits(served, cap
     code, out, err = run(capsys, url, "models", "download", "bot:v2", str(tmp_path / "v2"))
     assert code == 0, err
     assert "bot:v2" in out and "sha256" in out
+    size = sum(f.stat().st_size for f in (tmp_path / "v2").iterdir()) / 1e6
+    assert f"files ({size:.1f} MB)" in out  # how much disk a version takes, said where it lands
     assert not (tmp_path / "v2" / PART).exists() and not (tmp_path / "v2" / ".sculpt-download").exists()
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "v2")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "v2")
@@ -57,6 +59,8 @@ def test_download_verifies_and_from_pretrained_gives_the_same_logits(served, cap
 
     code, out, _ = run(capsys, url, "models", "download", "bot", str(tmp_path / "head"), "--json")
     assert code == 0 and json.loads(out)["model"] == "bot:v3"  # a lineage id means its head
+    code, out, _ = run(capsys, url, "models", "download", "bot", "2", str(tmp_path / "two"), "--json")
+    assert code == 0 and json.loads(out)["model"] == "bot:v2"  # 'id N' names a version as 'id:vN' does
 
 
 def test_a_corrupted_byte_is_caught_and_nothing_corrupt_is_left(served, capsys, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from itertools import pairwise
 from pathlib import Path
 
@@ -118,10 +119,11 @@ def test_a_job_records_every_steps_loss_each_epochs_validation_loss_and_a_result
                                                                                       workers):
     client = sqlite_client
     client.post("/v1/models", json={"id": "curve", "base_model": str(tiny_base)})
-    workers(1)
+    workers(1, SCULPT_FAULT_PAUSE_AT="calibrating", SCULPT_FAULT_PAUSE_SECONDS="3")
     response = client.post("/v1/fine_tuning/jobs", json={
         "model": "curve", "training_file": upload(client, records("kappa")), "seed": 0,
-        "validation_file": upload(client, records("kappa", 8)), "hyperparameters": {"n_epochs": 2, "batch_size": 4},
+        "validation_file": upload(client, records("kappa", 32)[24:]),  # held out: none of the 24 trained on
+        "hyperparameters": {"n_epochs": 2, "batch_size": 4},
         "continual": {"task": "kappa", "learning_rate": 3e-3}})
     assert response.status_code == 201, response.text
     job = wait_for(client, response.json()["id"])
@@ -142,3 +144,10 @@ def test_a_job_records_every_steps_loss_each_epochs_validation_loss_and_a_result
     assert [int(r["step"]) for r in rows] == list(range(1, 13)) and rows[0]["valid_loss"] == ""
     assert float(rows[-1]["train_loss"]) == points[-1]["train_loss"]
     assert float(rows[-1]["valid_loss"]) == points[-1]["valid_loss"]
+
+    # "Trained N steps in S s" times the training phase alone, not the 3 s held in calibrating before it.
+    messages = client.get(f"/v1/fine_tuning/jobs/{job['id']}/events?order=asc&limit=100").json()["data"]
+    started = next(e for e in messages if e["message"] == "Phase: training")["created_at"]
+    trained = next(e for e in messages if e["message"].startswith("Trained 12 steps"))
+    seconds = float(re.search(r" in ([0-9.]+)s;", trained["message"])[1])
+    assert seconds <= trained["created_at"] - started + 1  # event times are whole seconds

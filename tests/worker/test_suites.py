@@ -48,6 +48,11 @@ def test_a_suite_defined_here_is_evaluated_on_a_real_jobs_version(sqlite_client,
     assert {"perplexity", "perplexity_ratio"} <= set(client.get("/v1/models/s/versions/2").json()["metrics"]["general"])
     events = client.get(f"/v1/fine_tuning/jobs/{job_id}/events?limit=100").json()["data"]
     assert any((e.get("data") or {}).get("suite") == "toy" for e in events)
+    # The event says what a suite means against the base (general_answers: general_kept), measures first.
+    assert any(e["message"].startswith("Suite toy: toy_records ") and "toy_vocab_ratio 1.000" in e["message"]
+               for e in events)
+    # The default gate's figure is in the job's result, with what it rests on (a tiny base answers none right).
+    assert (job["result"]["general_kept"], job["result"]["general_asked"]) == (None, 0)
 
 
 @pytest.fixture

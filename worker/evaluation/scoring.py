@@ -8,10 +8,11 @@ from typing import Any
 
 from app.core.enums import METRICS
 from worker.evaluation.batching import pad_token_id, prompt_ids
+from worker.evaluation.general_answers import _printable as printable
 from worker.evaluation.generation import default_max_new_tokens, generate_texts
 from worker.evaluation.likelihood import target_log_likelihoods
 from worker.evaluation.text_metrics import TEXT_METRICS
-from worker.prompt_completion import to_prompt_completion
+from worker.prompt_completion import shown_prompt, system_message, to_prompt_completion
 
 
 def _label_ids(tokenizer: Any, label: str) -> list[int]:
@@ -47,7 +48,9 @@ def score_task(
     batch_size: int = 16,
     max_new_tokens: int | None = None,
 ) -> dict:
-    """Mean per-record score in [0, 1]: {"score", "n", "seconds"}.
+    """Mean per-record score in [0, 1]: {"score", "n", "seconds", "examples"}; ``examples``: per record, its
+    prompt as written (and system message, if any), the reference, the model's answer and its score (what a
+    matrix cell rests on).
 
     Records are rendered with ``worker.prompt_completion.to_prompt_completion``, as training renders them.
     ``labels`` (choice only) default to the distinct completions, sorted.
@@ -66,10 +69,14 @@ def score_task(
         unknown = sorted({r.strip() for r in references} - {c.strip() for c in choices})
         if unknown:
             raise ValueError(f"completions not among the labels: {unknown[:5]}")
-        predicted = rank_labels(model, tokenizer, prompts, choices, batch_size=batch_size)
-        per_record = [float(p.strip() == r.strip()) for p, r in zip(predicted, references, strict=True)]
+        answers = rank_labels(model, tokenizer, prompts, choices, batch_size=batch_size)
+        per_record = [float(p.strip() == r.strip()) for p, r in zip(answers, references, strict=True)]
     else:
         limit = max_new_tokens or default_max_new_tokens(tokenizer, references)
-        generated = generate_texts(model, tokenizer, prompts, max_new_tokens=limit, batch_size=batch_size)
-        per_record = [TEXT_METRICS[metric](g, r) for g, r in zip(generated, references, strict=True)]
-    return {"score": fmean(per_record), "n": len(records), "seconds": time.perf_counter() - started}
+        answers = generate_texts(model, tokenizer, prompts, max_new_tokens=limit, batch_size=batch_size)
+        per_record = [TEXT_METRICS[metric](g, r) for g, r in zip(answers, references, strict=True)]
+    examples = [{"prompt": shown_prompt(record), "system": system_message(record), "reference": reference,
+                 "answer": printable(answer), "score": score}
+                for record, reference, answer, score in zip(records, references, answers, per_record, strict=True)]
+    return {"score": fmean(per_record), "n": len(records), "seconds": time.perf_counter() - started,
+            "examples": examples}

@@ -242,6 +242,23 @@ class Evaluation(Base):
     metric: Mapped[str] = mapped_column(String(32))
     score: Mapped[float] = mapped_column(Float)
     n: Mapped[int] = mapped_column(Integer)
+    # Each held-out example behind the score: {"prompt", "reference", "answer", "score"}; None before 0012.
+    examples: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BaseScore(Base):
+    """A suite's results on a base model, kept once per (base weights, suite records): scoring a base is the
+    same work for every lineage that starts from it, and on a real model it takes minutes."""
+
+    __tablename__ = "base_scores"
+    __table_args__ = (UniqueConstraint("base_sha256", "suite", "data_sha256", name="uq_base_scores_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    base_sha256: Mapped[str] = mapped_column(String(64))
+    suite: Mapped[str] = mapped_column(String(64))
+    data_sha256: Mapped[str] = mapped_column(String(64))
+    results: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

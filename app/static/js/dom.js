@@ -38,27 +38,34 @@ export function badge(text, kind = text) {
   return h("span", { class: `badge ${kind}` }, text);
 }
 
-// Where each phase starts and ends on the job's bar: training takes most of it, by its step fraction.
-const PHASE_SPAN = { loading: [0, 5], calibrating: [5, 10], decomposing: [10, 15], training: [15, 85],
-  evaluating: [85, 95], saving: [95, 99] };
+// Where each phase starts and ends on the job's bar: training takes most of it, by its step fraction;
+// the scoring phases move by the share of items scored.
+const PHASE_SPAN = { loading: [0, 3], evaluating_base: [3, 12], calibrating: [12, 15], decomposing: [15, 18],
+  training: [18, 85], evaluating: [85, 97], saving: [97, 99] };
+
+// Whether the job's progress counts something within its phase (training's steps, a scoring phase's items).
+const counted = (progress) => progress.phase === "training" || progress.unit === "items";
 
 export function overallPercent(job) {
   if (job.status === "succeeded") return 100;
   const progress = job.progress || {};
   const [start, end] = PHASE_SPAN[progress.phase] || [0, 0];
   if (job.status !== "running") return start;
-  const within = progress.phase === "training" ? progress.fraction || 0 : 0;
+  const within = counted(progress) ? progress.fraction || 0 : 0;
   return Math.round(start + (end - start) * within);
 }
 
-// The job's progress bar: the whole job's progress; its text names the phase (and training's share).
+export const phaseName = (phase) => phase.replaceAll("_", " ");
+
+// The job's progress bar: the whole job's progress; its text names the phase (and the phase's share).
 export function progressBar(job) {
   const progress = job.progress || {};
   const value = overallPercent(job);
   const label = job.status === "succeeded" ? "done"
     : job.status !== "running" ? job.status
-    : progress.phase === "training" ? `training ${Math.round((progress.fraction || 0) * 100)}%`
-    : progress.phase || "running";
+    : !progress.phase ? "running"
+    : counted(progress) ? `${phaseName(progress.phase)} ${Math.round((progress.fraction || 0) * 100)}%`
+    : phaseName(progress.phase);
   return h("div", {
     class: `progress ${job.status}`, role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100",
     "aria-valuenow": String(value), "aria-valuetext": label, "aria-label": `Progress of ${job.id}`,

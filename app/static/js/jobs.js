@@ -2,7 +2,7 @@
 
 import { api, followJob, isTerminal } from "./api.js";
 import { lineChart } from "./charts.js";
-import { badge, fill, fmt, h, progressBar } from "./dom.js";
+import { badge, fill, fmt, h, phaseName, progressBar } from "./dom.js";
 
 const LIVE_STREAMS = 4;        // browsers allow ~6 connections per host; leave room for API calls
 const LIST_REFRESH_MS = 10000; // picks up jobs created elsewhere; live rows come from their streams
@@ -13,7 +13,7 @@ function jobRow(job) {
     h("td", {}, job.model),
     h("td", {}, job.continual?.task || "–"),
     h("td", {}, badge(job.status)),
-    h("td", {}, job.status === "running" ? job.progress?.phase || "–" : "–"),
+    h("td", {}, job.status === "running" && job.progress?.phase ? phaseName(job.progress.phase) : "–"),
     h("td", {}, progressBar(job)),
     h("td", {}, job.fine_tuned_model ? h("a", { href: `#/models/${job.fine_tuned_model.split(":")[0]}` }, job.fine_tuned_model) : "–"),
     h("td", {}, fmt.time(job.created_at)));
@@ -98,10 +98,14 @@ export async function jobPage(main, [jobId], signal) {
       job.cancel_requested ? "Cancelling…" : "Cancel job")));
     const result = job.result || {};
     fill(summary, h("div", { class: "row" }, h("div", { style: "flex:1" }, progressBar(job)),
+      job.status === "running" && job.progress?.unit === "items"
+        ? h("span", { class: "muted", id: "scoring" }, `${job.progress.stage}: ${job.progress.step} of ${job.progress.total_steps} items scored`) : null,
       job.status === "running" && job.progress?.eta_seconds ? h("span", { class: "muted" }, `ETA ${fmt.seconds(job.progress.eta_seconds)}`) : null),
     job.error ? h("p", { class: "error", role: "alert" }, `${job.error.code}: ${job.error.message}`) : null,
     facts([["Model", job.model], ["Task", job.continual?.task], ["Strategy", job.continual?.strategy],
-      ["Training file", job.training_file], ["Hyperparameters", JSON.stringify(job.hyperparameters)],
+      ["Training file", job.training_file],
+      ["Held-out set", job.validation_file ?? "10% of the training file (a seeded split, not trained on)"],
+      ["Hyperparameters", JSON.stringify(job.hyperparameters)],
       ["Trained tokens", fmt.number(job.trained_tokens)], ["Created", fmt.time(job.created_at)],
       ["Finished", fmt.time(job.finished_at)],
       ["Result", job.fine_tuned_model ? h("span", {}, h("a", { href: `#/models/${job.fine_tuned_model.split(":")[0]}` }, job.fine_tuned_model),
@@ -114,12 +118,12 @@ export async function jobPage(main, [jobId], signal) {
     const steps = events.filter((e) => e.type === "metrics" && e.data?.loss !== undefined).map((e) => e.data);
     const line = (name, key) => [{ name, points: steps.filter((d) => d[key] != null).map((d) => [d.step, d[key]]) }];
     const losses = [...line("train", "loss"), ...line("validation", "valid_loss")].filter((s) => s.points.length);
-    fill(charts, h("div", { class: "card" }, lineChart("Training loss", losses)),
+    fill(charts, h("div", { class: "card" }, lineChart("Training loss", losses, { log: true })),
       h("div", { class: "card" }, lineChart("Learning rate", line("lr", "lr")),
         lineChart("Tokens per second", line("tokens/s", "tokens_per_second"))));
     const spans = phaseDurations(events);
     fill(phases, h("h2", {}, "Phases"), spans.length ? h("table", {}, h("tbody", {}, spans.map(([phase, seconds, current]) =>
-      h("tr", {}, h("th", { scope: "row" }, phase),
+      h("tr", {}, h("th", { scope: "row" }, phaseName(phase)),
         h("td", {}, current && !isTerminal(job.status) ? `${fmt.seconds(seconds)} so far` : fmt.seconds(seconds))))))
       : h("p", { class: "muted" }, isTerminal(job.status) ? "The job never ran." : "Not started yet."));
   };

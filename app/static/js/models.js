@@ -18,11 +18,13 @@ export async function modelsPage(main, _params, signal) {
 
 function versionCard(version) {
   const failed = version.gate_verdict?.failed || [];
-  return h("article", { class: `version ${version.status}${version.is_head ? " is-head" : ""}`, "data-version": String(version.version),
-    "data-parent": version.parent_version ? String(version.parent_version) : "",
-    "aria-label": `Version ${version.version}${version.is_head ? ", the head" : ""}` },
+  return h("article", { class: `version ${version.status}${version.is_head ? " is-head" : ""}${version.deleted ? " deleted" : ""}`,
+    "data-version": String(version.version), "data-parent": version.parent_version ? String(version.parent_version) : "",
+    "aria-label": `Version ${version.version}${version.is_head ? ", the head" : ""}${version.deleted ? ", deleted" : ""}${version.pinned ? ", pinned" : ""}` },
   h("h3", {}, `v${version.version} `, version.is_head ? badge("head") : null),
-  h("p", {}, badge(version.status)),
+  h("p", {}, badge(version.status), " ", version.deleted ? badge("deleted", "failed") : null, " ",
+    version.pinned ? badge("pinned") : null),
+  version.deleted ? h("p", { class: "muted" }, `checkpoint deleted ${fmt.time(version.deleted_at)}`) : null,
   h("p", {}, version.parent_version ? `parent v${version.parent_version}` : "base model"),
   h("p", {}, `task: ${version.task || "–"}`),
   version.strategy ? h("p", { class: "muted" }, version.strategy) : null,
@@ -107,20 +109,50 @@ function shownVersion(record, model, versions, pick) {
   picker);
 }
 
-function forgetting(record, shown) {
+// The examples behind one cell: each held-out prompt with the previous version's answer beside this one's.
+async function openExamples(panel, modelId, version, task) {
+  fill(panel, h("p", { class: "muted" }, `Loading v${version} on ${task}…`));
+  try {
+    const listing = await api(`/v1/models/${encodeURIComponent(modelId)}/versions/${version}/examples?task=${encodeURIComponent(task)}&limit=200`);
+    const previous = listing.data.find((e) => e.previous_version !== null)?.previous_version;
+    fill(panel, h("h2", {}, `v${version} on ${task}: the held-out examples`),
+      h("p", { class: "muted" }, previous ? `Beside v${previous}'s answers (the version before it). ${listing.data.filter((e) => e.change === "lost").length} lost, ${listing.data.filter((e) => e.change === "gained").length} gained.`
+        : "No earlier answers to compare with."),
+      h("table", { class: "examples", "aria-label": `Examples of v${version} on ${task}` },
+        h("thead", {}, h("tr", {}, ["Prompt", "Reference", previous ? `v${previous}` : "Before", `v${version}`, "Change"]
+          .map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, listing.data.map((e) => h("tr", { class: e.change || "" },
+          h("td", {}, e.prompt), h("td", {}, e.reference), h("td", {}, e.previous_answer ?? "–"),
+          h("td", {}, e.answer), h("td", {}, e.change ?? ""))))),
+      listing.has_more ? h("p", { class: "muted" }, "First 200 shown; the API pages the rest.") : null);
+  } catch (e) {
+    fill(panel, h("p", { class: "error", role: "alert" }, e.message));
+  }
+  panel.scrollIntoView({ block: "nearest" });
+}
+
+// A suite's figures as people read them: counts as whole numbers, shares and ratios to three places.
+const FIGURE_LABELS = { n: "items", asked: "asked", lost: "lost", base_right: "base right", n_harmful: "harmful prompts",
+  n_benign: "benign prompts", over_refusal_rate: "over-refusal rate" };
+const isCount = (key) => key in FIGURE_LABELS && key !== "over_refusal_rate";
+
+function forgetting(record, shown, modelId) {
   // Figures only: how long the measurement took is not one.
   const numbers = (group) => Object.entries(group || {}).filter(([k, v]) => typeof v === "number" && k !== "seconds")
-    .map(([k, v]) => [k.replaceAll("_", " "), k.startsWith("n_") ? String(v) : fmt.score(v)]);  // n_*: counts
+    .map(([k, v]) => [FIGURE_LABELS[k] ?? k.replaceAll("_", " "), isCount(k) ? String(Math.round(v)) : fmt.score(v)]);
   // Every suite the version was measured with (older servers sent only general and safety).
   const suites = Object.entries(record.suites || { general: record.general, safety: record.safety })
     .filter(([, result]) => numbers(result).length);
   const perTask = record.tasks.map((task, i) => ({ name: task,
     points: record.versions.map((v, r) => [v, record.matrix[r][i]]).filter(([, score]) => score !== null) }));
+  const examples = h("div", { id: "examples", "aria-live": "polite" });
   return [
     h("div", { class: "card", id: "forgetting" }, h("h2", {}, "Forgetting"), shown,
       figures([["ACC", fmt.score(record.acc)], ["BWT", record.bwt === null ? "–" : (record.bwt >= 0 ? "+" : "") + fmt.score(record.bwt)],
         ...Object.entries(record.forgetting || {}).map(([task, f]) => [`forgetting ${task}`, fmt.score(f)])]),
-      record.versions.length ? heatmap(record) : h("p", { class: "muted" }, "No evaluations yet: train a task first.")),
+      record.versions.length ? [heatmap(record, (version, task) => openExamples(examples, modelId, version, task)),
+        h("p", { class: "muted" }, "Open a score to see the examples behind it.")]
+        : h("p", { class: "muted" }, "No evaluations yet: train a task first."), examples),
     h("div", { class: "grid" },
       h("div", { class: "card" }, lineChart("Score per task across versions", perTask, { xLabel: "version", yFixed: [0, 1] })),
       h("div", { class: "card", id: "suites" }, h("h2", {}, `v${record.version}: general ability and safety`),
@@ -150,10 +182,10 @@ export async function modelPage(main, [modelId], signal) {
     const pick = (version) => { picked = version; reload(); };
     fill(main, h("h1", {}, `Model ${model.id} `, h("span", { class: "muted" }, `head v${model.head}`)),
       h("div", { class: "card" }, h("h2", {}, "Versions"), tree(versions.data)),
-      forgetting(record, shownVersion(record, model, versions.data, pick)),
+      forgetting(record, shownVersion(record, model, versions.data, pick), model.id),
       h("div", { class: "grid" },
         h("div", { class: "card" }, headForm(model, versions.data, reload)),
-        h("div", { class: "card" }, h("h2", {}, "Head history"), h("table", {},
+        h("div", { class: "card" }, h("h2", {}, "Head history"), h("table", { class: "history" },
           h("thead", {}, h("tr", {}, ["When", "From", "To", "By", "Reason"].map((t) => h("th", { scope: "col" }, t)))),
           h("tbody", {}, history.data.slice().reverse().map((change) => h("tr", {},
             h("td", { class: "nowrap" }, fmt.time(change.created_at)), h("td", {}, change.from_version ? `v${change.from_version}` : "–"),

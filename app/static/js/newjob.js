@@ -23,6 +23,9 @@ export async function newJobPage(main, _params, signal) {
   const uploadButton = h("button", { type: "submit" }, "Upload");
   const trainingFile = h("select", { name: "training_file", required: true },
     h("option", { value: "" }, "Choose a dataset…"), files.data.map(fileOption));
+  // The held-out set the accuracy matrix scores the task on; none: the job holds out 10% of the training file.
+  const validationFile = h("select", { name: "validation_file" },
+    h("option", { value: "" }, "None: hold out 10% of the training file"), files.data.map(fileOption));
 
   const upload = async (event) => {
     event.preventDefault();
@@ -35,6 +38,7 @@ export async function newJobPage(main, _params, signal) {
     try {
       const file = await api("/v1/files", { method: "POST", form });
       trainingFile.append(fileOption(file));
+      validationFile.append(fileOption(file));
       trainingFile.value = file.id;
       fill(uploaded, `Uploaded ${file.filename} as ${file.id}: ${file.lines} records, valid.`);
     } catch (e) {
@@ -67,9 +71,10 @@ export async function newJobPage(main, _params, signal) {
     const continual = { task: task.value, strategy: strategy.value };
     if (rate.value) continual.learning_rate = Number(rate.value);
     if (replay.value) continual.replay = Number(replay.value);
+    const body = { model: model.value, training_file: trainingFile.value, hyperparameters, continual };
+    if (validationFile.value) body.validation_file = validationFile.value;
     try {
-      const job = await api("/v1/fine_tuning/jobs", { method: "POST", body: {
-        model: model.value, training_file: trainingFile.value, hyperparameters, continual } });
+      const job = await api("/v1/fine_tuning/jobs", { method: "POST", body });
       location.hash = `#/jobs/${job.id}`;
     } catch (e) {
       fill(jobError, e.param ? `${e.message} (${e.param})` : e.message);
@@ -88,6 +93,8 @@ export async function newJobPage(main, _params, signal) {
         models.data.length ? null : h("p", { class: "error" }, "No model lineage yet: register one first (sculpt models create)."),
         h("div", { class: "form-grid" },
           field("job-model", "Model lineage", model), field("job-file", "Training dataset", trainingFile),
+          field("job-validation", "Held-out set", validationFile,
+            "What the accuracy matrix scores this task on; must share no record with the training dataset"),
           field("job-task", "Task name", task), field("job-strategy", "Strategy", strategy),
           field("job-epochs", "Epochs", epochs), field("job-batch", "Batch size", batch),
           field("job-lr", "Learning rate", rate), field("job-replay", "Replay per earlier task", replay)),

@@ -56,7 +56,30 @@ export async function playgroundPage(main, params, signal) {
 
   const choose = h("select", { id: "lineage", "aria-label": "Lineage", onchange: (e) => { location.hash = `#/playground/${encodeURIComponent(e.target.value)}`; } },
     lineages.map((m) => h("option", { value: m.id, selected: m.id === lineage.id }, m.id)));
+  const system = h("textarea", { id: "system", name: "system", rows: "2",
+    placeholder: "Optional; tasks trained with a system prompt answer in their format only with it" });
   const prompt = h("textarea", { id: "prompt", name: "prompt", rows: "4", required: true, placeholder: "Ask both versions the same thing…" });
+  // A held-out example of a task the head learned (never trained on): what a version learned, and kept, at a glance.
+  const learnedTasks = learned(head, byNumber, record).map(([task]) => task)
+    .filter((task) => record.versions.some((v, r) => record.matrix[r][record.tasks.indexOf(task)] !== null));
+  const example = h("select", { id: "example", "aria-label": "Held-out example", onchange: (e) => prefill(e.target.value) },
+    h("option", { value: "" }, learnedTasks.length ? "Try a held-out example of…" : "No tasks learned yet"),
+    learnedTasks.map((task) => h("option", { value: task }, task)));
+  const expected = h("p", { class: "muted", id: "expected", "aria-live": "polite" });
+  const shownOf = {}; // task -> how many of its examples were prefilled: each pick shows the next one
+  const prefill = async (task) => {
+    if (!task) return;
+    try {
+      const examples = (await api(`/v1/models/${encodeURIComponent(lineage.id)}/versions/${head.version}/examples?task=${encodeURIComponent(task)}&limit=200`, { signal })).data;
+      const chosen = examples[(shownOf[task] = (shownOf[task] ?? -1) + 1) % examples.length];
+      prompt.value = chosen.prompt;
+      system.value = chosen.system ?? "";
+      fill(expected, `Held-out example ${chosen.index + 1} of ${task}; the expected answer: ${chosen.reference}`);
+    } catch (failure) {
+      fill(expected, failure.message);
+    }
+    example.value = "";
+  };
   const maxTokens = h("input", { id: "max-tokens", type: "number", min: "1", value: "64" });
   const temperature = h("input", { id: "temperature", type: "number", min: "0", max: "2", step: "0.1", value: "0" });
   const run = h("button", { type: "submit" }, "Ask both");
@@ -64,7 +87,8 @@ export async function playgroundPage(main, params, signal) {
   const ask = async (event) => {
     event.preventDefault();
     run.disabled = true;
-    const messages = [{ role: "user", content: prompt.value }];
+    const messages = [...(system.value.trim() ? [{ role: "system", content: system.value }] : []),
+      { role: "user", content: prompt.value }];
     try {
       await Promise.all(sides.map(async ({ select, answer, error }) => {
         fill(answer);
@@ -86,6 +110,8 @@ export async function playgroundPage(main, params, signal) {
       h("div", { class: "row" }, h("label", { for: "lineage" }, "Lineage"), choose,
         h("label", { for: "max-tokens" }, "Max tokens"), maxTokens,
         h("label", { for: "temperature" }, "Temperature (0: greedy)"), temperature),
+      h("div", { class: "row" }, example), expected,
+      h("label", { for: "system" }, "System message"), system,
       h("label", { for: "prompt" }, "Prompt"), prompt, run),
     h("div", { class: "sides" }, sides.map((s) => s.card)));
 }

@@ -1,0 +1,37 @@
+"""Suite results on a base model, kept once per (base weights, suite records): a suite's results on a model
+depend on nothing else, so a second lineage on the same base file reuses the first one's instead of asking
+the base the same 120 questions again (minutes on a real model)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from app.core.storage import sha256_of
+
+# Raised whenever how a suite asks or scores a model changes (the base-model question form, <bos>), so
+# results kept by the code before are not reused as if measured now.
+SCORING_VERSION = 2
+
+
+def base_fingerprint(uri: str, sha256: str | None) -> str | None:
+    """The sha256 that names a version's weights: a stored checkpoint's own; for a base registered by path, the
+    file's (GGUF) or the folder's files' (name and sha256 of each); None for a hub id (nothing local to hash)."""
+    if sha256 is not None:
+        return sha256
+    path = Path(uri)
+    if path.is_file():
+        return sha256_of(path)
+    if not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{sha256_of(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def data_fingerprint(records: list[dict]) -> str:
+    """The suite's records, and the version of the code that scores them."""
+    text = json.dumps({"scoring": SCORING_VERSION, "records": records}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
