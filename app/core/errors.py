@@ -93,16 +93,19 @@ def error_response(status: int, message: str, type_: str, param: str | None = No
     return JSONResponse(error_body(message, type_, param, code), status_code=status, headers=headers)
 
 
-def _location_param(loc: tuple) -> str | None:
-    # ("body", "continual", "strategy") -> "continual.strategy"; the source part is noise to a client.
+def _location_param(loc: tuple, ctx: dict | None = None) -> str | None:
+    # ("body", "continual", "strategy") -> "continual.strategy"; the source part is noise to a client. A
+    # validator of a whole object may name the field it refused (ctx "field"), which ends the location.
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form", "cookie")]
+    if (ctx or {}).get("field"):
+        parts.append(str(ctx["field"]))
     return ".".join(parts) or None
 
 
 def _validation_message(errors: list[dict]) -> str:
     lines = []
     for err in errors[:5]:
-        where = _location_param(tuple(err.get("loc", ()))) or "request"
+        where = _location_param(tuple(err.get("loc", ())), err.get("ctx")) or "request"
         if err.get("type") == "extra_forbidden":
             lines.append(f"{where}: unknown field")
         else:
@@ -125,7 +128,7 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = list(exc.errors())
         if errors and errors[0].get("type") == "json_invalid":
             return _invalid_json(errors[0])
-        param = _location_param(tuple(errors[0].get("loc", ()))) if errors else None
+        param = _location_param(tuple(errors[0].get("loc", ())), errors[0].get("ctx")) if errors else None
         return error_response(422, _validation_message(errors), "invalid_request_error", param, "invalid_value")
 
     @app.exception_handler(StarletteHTTPException)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any, Literal, TypedDict, overload
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from app.core.enums import METRICS, SHARDINGS
 from app.core.schemas import StrictModel
 from app.jobs import strategies
 from app.jobs.strategies import DEFAULT_STRATEGY, LoraSettings, Retention, SettingsModel
-from app.lineages.gates import gates_known, validate_gates
+from app.lineages.gates import GateError, gates_known, validate_gates
 
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 # What "auto" hyperparameters mean; the learning rate is continual.learning_rate (default: the strategy's)
@@ -101,7 +102,10 @@ class Gates(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _known(cls, data):
-        return validate_gates(data)  # unknown names and bad thresholds are refused; nulls dropped
+        try:
+            return validate_gates(data)  # unknown names and bad thresholds are refused; nulls dropped
+        except GateError as exc:  # the error points at the gate (its "field"), not the whole object
+            raise PydanticCustomError("invalid_gate", str(exc), {"field": exc.gate}) from exc
 
 
 def check_devices(devices: int, batch_size: int) -> None:

@@ -38,6 +38,14 @@ def default_gates() -> dict[str, float]:
     return {name: gate.default for name, gate in gates_known().items() if gate.default is not None}
 
 
+class GateError(ValueError):
+    """A gate's name or threshold is wrong; ``gate`` names it, so an error can point at that field."""
+
+    def __init__(self, message: str, gate: str | None = None) -> None:
+        super().__init__(message)
+        self.gate = gate
+
+
 def validate_gates(gates: dict[str, Any]) -> dict[str, float]:
     """Return the gates with float thresholds; raise ValueError naming the first bad key or value.
 
@@ -49,16 +57,16 @@ def validate_gates(gates: dict[str, Any]) -> dict[str, float]:
     known = gates_known()
     for name, threshold in gates.items():
         if name not in known:
-            raise ValueError(f"unknown gate {name!r}; known gates: {', '.join(known)}")
+            raise GateError(f"unknown gate {name!r}; known gates: {', '.join(known)}", name)
         if threshold is None:
             continue
         # bool is an int subclass; True as a threshold is a mistake, not 1.0.
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-            raise ValueError(f"gate {name!r} must be a number, got {threshold!r}")
+            raise GateError(f"gate {name!r} must be a number, got {threshold!r}", name)
         gate = known[name]
         # NaN fails every comparison, so it is rejected here too.
         if not gate.in_range(float(threshold)):
-            raise ValueError(f"gate {name!r} must be {gate.wording}, got {threshold!r}")
+            raise GateError(f"gate {name!r} must be {gate.wording}, got {threshold!r}", name)
         clean[name] = float(threshold)
     return clean
 

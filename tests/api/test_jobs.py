@@ -74,8 +74,8 @@ def test_create_validation_errors(client, base_model_dir):
         ({"continual": {"metric": "choice"}}, "continual"),
         ({"continual": {"devices": ["tpu"]}}, "continual.devices"),
         ({"continual": {"learning_rate": 5}}, "continual.learning_rate"),
-        ({"continual": {"gates": {"max_forgetting": 2}}}, "continual.gates"),
-        ({"continual": {"gates": {"min_refusal_rate": -0.5}}}, "continual.gates"),
+        ({"continual": {"gates": {"max_forgetting": 2}}}, "continual.gates.max_forgetting"),
+        ({"continual": {"gates": {"min_refusal_rate": -0.5}}}, "continual.gates.min_refusal_rate"),
         ({"continual": {"bogus": 1}}, "continual.bogus"),
         ({"n_epochs": 3}, "n_epochs"),
     ]
