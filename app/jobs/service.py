@@ -148,7 +148,15 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
     continual = (body.continual or Continual()).model_dump(mode="json", exclude_none=True)
     continual["task"] = task_name(continual, body.suffix, training.id)
     continual["gates"] = {**(model.gates or {}), **continual.get("gates", {})}
-    _check_task_name(session, model_id, continual["task"])
+    try:
+        _check_task_name(session, model_id, continual["task"])
+    except Conflict:
+        # On SQLite the admission lock is no lock: a concurrent twin with this key may have committed its job
+        # (and so its task) since the check above; this request is its replay, not a second task.
+        existing = _replay(session, idempotency_key, digest) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing, False
     hyperparameters = (body.hyperparameters or Hyperparameters()).model_dump(mode="json")
 
     job = Job(id=new_id("ftjob"), model_id=model_id, requested_version=requested, status="queued",
