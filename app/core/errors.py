@@ -97,8 +97,8 @@ def _location_param(loc: tuple, ctx: dict | None = None) -> str | None:
     # ("body", "continual", "strategy") -> "continual.strategy"; the source part is noise to a client. A
     # validator of a whole object may name the field it refused (ctx "field"), which ends the location.
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form", "cookie")]
-    if (ctx or {}).get("field"):
-        parts.append(str(ctx["field"]))
+    if field := (ctx or {}).get("field"):
+        parts.append(str(field))
     return ".".join(parts) or None
 
 
