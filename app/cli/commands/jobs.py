@@ -9,6 +9,7 @@ from app.cli import output
 from app.cli.commands.common import Command, json_flag, local_file, page, pairs, show
 from app.cli.http_client import ApiError, ClientError, SculptClient
 from app.cli.watch import EXIT_HELP, watch
+from app.core.enums import EventType
 
 JOB_COLUMNS = [("id", lambda j: j["id"]), ("model", lambda j: j["model"]),
                ("task", lambda j: j["continual"].get("task")),
@@ -159,5 +160,5 @@ def register(jobs: Command) -> None:
     events.add_argument("--limit", type=int, default=20)
     events.add_argument("--after", help="the last event id of the previous page")
     events.add_argument("--order", choices=["asc", "desc"], default="desc", help="asc: from the job's start")
-    events.add_argument("--type", choices=["message", "metrics"])
+    events.add_argument("--type", choices=[t.value for t in EventType])
     jobs("checkpoints", jobs_checkpoints, "the checkpoint a job produced").add_argument("id")
