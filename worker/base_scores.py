@@ -1,6 +1,7 @@
 """Suite results on a base model, kept once per (base weights, suite records): a suite's results on a model
 depend on nothing else, so a second lineage on the same base file reuses the first one's instead of asking
-the base the same 120 questions again (minutes on a real model)."""
+the base the same 120 questions again (minutes on a real model). The ``base_scores`` table is the worker's
+alone (the API neither reads nor writes it): this module is its one reader and writer."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ import hashlib
 import json
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.core.db.session import session_scope
+from app.core.db.tables import BaseScore
 from app.core.storage import sha256_of
 
 # Raised whenever how a suite asks or scores a model changes (the base-model question form, <bos>), so
@@ -35,3 +41,18 @@ def data_fingerprint(records: list[dict]) -> str:
     """The suite's records, and the version of the code that scores them."""
     text = json.dumps({"scoring": SCORING_VERSION, "records": records}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def kept_results(base_sha256: str, suite: str, data_sha256: str) -> dict | None:
+    """A suite's results on a base measured before (by any lineage), or None."""
+    with session_scope() as session:
+        return session.scalar(select(BaseScore.results).where(
+            BaseScore.base_sha256 == base_sha256, BaseScore.suite == suite, BaseScore.data_sha256 == data_sha256))
+
+
+def keep_results(base_sha256: str, suite: str, data_sha256: str, results: dict) -> None:
+    try:
+        with session_scope() as session:
+            session.add(BaseScore(base_sha256=base_sha256, suite=suite, data_sha256=data_sha256, results=results))
+    except IntegrityError:
+        pass  # another worker kept the same results first

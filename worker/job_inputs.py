@@ -14,13 +14,13 @@ from app.core.db.session import session_scope
 from app.core.db.tables import File, Job, Model, ModelVersion
 from app.core.storage import file_key, get_storage
 from app.files.datasets import MIN_TRAINING_RECORDS, read_records
+from app.files.results import store_content
 from app.jobs.service import add_event
 from app.jobs.service import task_name as job_task_name
 from app.lineages.service import ancestry as lineage_ancestry
 from app.lineages.service import learned_tasks
 from worker.cache import local_file, local_file_at
 from worker.errors import JobFailed
-from worker.results_file import store_content
 
 EVAL_FRACTION = 0.1
 PRIOR_SAMPLES_PER_TASK = 32

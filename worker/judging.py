@@ -1,14 +1,16 @@
 """Judging a trained version from its scores: the continual-learning record, each suite's gate
-measures, and the gates' verdict. Pure: the scores come in, the measures and verdict go out; the
-formulas are ``app.lineages.continual_metrics``'s and the gates ``app.lineages.gates``'s."""
+measures, the gates' verdict, and the job's result that reports them. Pure: the scores come in, the
+measures and verdict go out; the formulas are ``app.lineages.continual_metrics``'s and the gates
+``app.lineages.gates``'s."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.lineages.continual_metrics import gate_measures, summarize
 from app.lineages.gates import check_gates
-from app.lineages.suites import SUITES
+from app.lineages.suites import GENERAL, GENERAL_ANSWERS, SAFETY, SUITES
 from worker.job_inputs import JobInputs
 
 
@@ -51,3 +53,32 @@ def evaluate(inputs: JobInputs, scores: dict[str, dict], suite_results: dict[str
         why_not.update(result.suites[name].get("not_measured") or {})
     result.verdict = check_gates(gates, measured, why_not)
     return result
+
+
+def check_head(evaluation: VersionEvaluation, base_version: int, head_version: int) -> None:
+    """Fail the verdict when someone moved the head by hand since the job started: promoting the version
+    would fork the lineage."""
+    if head_version != base_version:
+        evaluation.verdict = {**evaluation.verdict, "passed": False, "failed": [
+            *evaluation.verdict.get("failed", []),
+            {"gate": "head_unchanged", "threshold": base_version, "value": head_version}]}
+
+
+def _general_kept(answers: dict) -> dict[str, Any]:
+    """The default gate's figure for a job's result: the share of the base's right general answers the version
+    still gets right, with how many it lost of how many it was asked."""
+    return {"general_kept": answers.get("general_kept"), "general_lost": answers.get("lost"),
+            "general_asked": answers.get("asked")}
+
+
+def job_result(evaluation: VersionEvaluation, version: int, promoted: bool) -> dict[str, Any]:
+    """The job's ``result``: the version, whether it was promoted, and what it was judged by."""
+    return {"version": version, "promoted": promoted, "acc": evaluation.summary["acc"],
+            "bwt": evaluation.summary["bwt"], "forgetting": evaluation.summary["forgetting"],
+            "max_forgetting": evaluation.summary["max_forgetting"],
+            "scores": {k: v["score"] for k, v in evaluation.scores.items()},
+            "general": evaluation.suites.get(GENERAL.name, {}),
+            **_general_kept(evaluation.suites.get(GENERAL_ANSWERS.name) or {}),
+            "safety": evaluation.suites.get(SAFETY.name, {}),
+            "failed_gates": evaluation.verdict.get("failed", []),
+            "unmeasured_gates": evaluation.verdict.get("unmeasured", {})}

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from app.core.db.session import session_scope
 from app.core.enums import EventType
 from app.files.datasets import read_records
+from app.lineages.service import suite_file_hashes
 from app.lineages.suites import GENERAL, SUITES, default_records
-from worker import job_db
 from worker.cache import local_file
 from worker.job_inputs import JobInputs
 from worker.progress import ItemProgress
 
 
 class Emit(Protocol):
-    """Log one event of the running job: ``job_db.log_event`` bound to the job's id."""
+    """Log one event of the running job: ``app.jobs.attempts.log_event`` bound to the job's id."""
 
     def __call__(self, message: str, *, type: EventType = ..., data: dict | None = ..., level: str = ...) -> None: ...
 
@@ -48,7 +49,8 @@ def task_items(inputs: JobInputs) -> int:
 
 def suite_data(model_id: str) -> dict[str, list[dict]]:
     """Each suite's records: the lineage's file for the suite's purpose, else the suite's built-in data."""
-    files = job_db.suite_files(model_id)
+    with session_scope() as session:
+        files = suite_file_hashes(session, model_id)
     return {name: read_records(local_file(files[suite.purpose])) if suite.purpose in files
             else default_records(suite) for name, suite in SUITES.items()}
 

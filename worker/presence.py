@@ -9,33 +9,17 @@ from __future__ import annotations
 import logging
 import threading
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
-from app.core.db.session import rows_matched, session_scope
-from app.core.db.tables import Job, Worker, utcnow
+from app.core.db.session import session_scope
+from app.core.db.tables import Job
 from app.core.settings import get_settings
-from app.jobs.service import add_event
-from app.workers.service import live_workers, waiting_for
+from app.jobs.service import note_waiting
+from app.workers.service import announce, live_workers, waiting_for, withdraw
 
 log = logging.getLogger("sculpt.worker")
 
 _stop = threading.Event()
-
-
-def announce(name: str, queues: list[str]) -> None:
-    """Insert or renew this worker's row (an UPDATE first, so it is one code path on PostgreSQL and SQLite)."""
-    now = utcnow()
-    with session_scope() as session:
-        renewed = rows_matched(session, update(Worker).where(Worker.name == name)
-                               .values(queues=queues, seen_at=now))
-        if renewed:
-            return
-    try:
-        with session_scope() as session:
-            session.add(Worker(name=name, queues=queues, started_at=now, seen_at=now))
-    except IntegrityError:
-        pass  # a concurrent announce of the same name inserted it: it is fresh either way
 
 
 def refresh_waiting(name: str) -> int:
@@ -48,21 +32,9 @@ def refresh_waiting(name: str) -> int:
             return 0
         for job in session.scalars(select(Job).where(Job.status == "queued").order_by(Job.seq)).all():
             reason = waiting_for(session, job)
-            if (job.progress or {}).get("waiting_for") == reason:
-                continue
-            # Only while still queued: a worker that starts it meanwhile writes its own progress.
-            if rows_matched(session, update(Job).where(Job.id == job.id, Job.status == "queued")
-                            .values(progress={**(job.progress or {}), "waiting_for": reason})):
-                message = (f"The job cannot start yet: {reason}" if reason
-                           else "A live worker can now take the job")
-                add_event(session, job.id, message, level="warn" if reason else "info", data={"waiting_for": reason})
+            if (job.progress or {}).get("waiting_for") != reason and note_waiting(session, job, reason):
                 changed += 1
     return changed
-
-
-def withdraw(name: str) -> None:
-    with session_scope() as session:
-        session.execute(delete(Worker).where(Worker.name == name))
 
 
 def _loop(name: str, queues: list[str]) -> None:

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from statistics import fmean
 
 from app.core.db.tables import File
-from worker import job_db
+from app.files.results import results_file
+from app.jobs import attempts
 from worker.errors import LeaseLost
 from worker.leases import Heartbeat
-from worker.results_file import results_file
 
 ROW_EVERY_S = 1.0
 CANCEL_EVERY_S = 0.5
@@ -60,7 +60,7 @@ class ProgressReporter:
             return
         progress = {"phase": self.phase, "step": info.step, "total_steps": info.total_steps,
                     "fraction": round(fraction, 4), "eta_seconds": eta}
-        job_db.write_progress(self.job_id, progress, self._unwritten)
+        attempts.write_progress(self.job_id, progress, self._unwritten)
         self._unwritten = []
         self._last_row = now
 
@@ -90,7 +90,7 @@ class ProgressReporter:
         now = time.monotonic()
         if now - self._last_cancel >= CANCEL_EVERY_S:
             self._last_cancel = now
-            self._cancelled = job_db.cancel_requested(self.job_id)
+            self._cancelled = attempts.cancel_requested(self.job_id)
         return self._cancelled
 
 
@@ -119,6 +119,6 @@ class ItemProgress:
         fraction = self.done / self.total
         elapsed = time.monotonic() - self.started
         eta = round(elapsed / fraction * (1 - fraction), 1) if fraction > 0 else None
-        job_db.write_progress(self.job_id, {"phase": self.phase, "stage": stage, "unit": "items", "step": self.done,
+        attempts.write_progress(self.job_id, {"phase": self.phase, "stage": stage, "unit": "items", "step": self.done,
                                            "total_steps": self.total, "fraction": round(fraction, 4),
                                            "eta_seconds": eta})

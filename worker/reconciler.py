@@ -14,29 +14,25 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from app.core.broker import send_job
 from app.core.db.session import session_scope
-from app.core.db.tables import Job, Model, ModelVersion, utcnow
+from app.core.db.tables import Job, ModelVersion, utcnow
+from app.core.enums import PENDING_STATUSES
 from app.core.settings import get_settings
 from app.core.storage import CHECKPOINTS, TMP_PREFIX, get_storage
+from app.lineages import lock
 from app.versions import service as versions
 from app.webhooks.delivery import pending_deliveries, pending_head_changes
 from app.webhooks.dispatch import notify_head_changes, notify_terminal
 from worker.cache import remove_stale_downloads
-from worker.job_db import PENDING
 
 log = logging.getLogger("sculpt.worker")
 STALE_UPLOAD_S = 3600
 MAX_BACKOFF_ROUNDS = 10
 
 _stop = threading.Event()
-
-
-def _unheld_lineages(session, now) -> list[str]:
-    return list(session.scalars(select(Model.id).where(
-        or_(Model.lock_owner.is_(None), Model.lock_expires_at < now))))
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -58,11 +54,11 @@ def requeue_orphans(queues: list[str] | None = None) -> list[str]:
     period = get_settings().reconcile_seconds
     sent: list[str] = []
     with session_scope() as session:
-        unheld = _unheld_lineages(session, now)
+        unheld = lock.unheld(session, now)
         if not unheld:
             return sent
         first = (select(Job.model_id, func.min(Job.seq).label("seq"))
-                 .where(Job.status.in_(PENDING), Job.model_id.in_(unheld)).group_by(Job.model_id).subquery())
+                 .where(Job.status.in_(PENDING_STATUSES), Job.model_id.in_(unheld)).group_by(Job.model_id).subquery())
         jobs = session.scalars(select(Job).join(first, Job.seq == first.c.seq)).all()
         targets = [(job.id, job.queue) for job in jobs
                    if (queues is None or job.queue in queues) and _message_may_be_lost(job, now, period)]
@@ -83,7 +79,7 @@ def sweep_artifacts() -> list[str]:
     and temp files of uploads and downloads that died long ago."""
     storage = get_storage()
     with session_scope() as session:
-        unheld = set(_unheld_lineages(session, utcnow()))
+        unheld = set(lock.unheld(session, utcnow()))
         known = {(m, f"v{v}") for m, v in session.execute(select(ModelVersion.model_id, ModelVersion.version))}
     removed = []
     for lineage in storage.children(CHECKPOINTS):

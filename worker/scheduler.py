@@ -18,7 +18,8 @@ import time
 
 from app.core import logsafe
 from app.core.broker import send_job
-from worker import job_db, leases
+from app.jobs import attempts
+from app.lineages import lock
 from worker.leases import Heartbeat, worker_identity
 
 log = logging.getLogger("sculpt.worker")
@@ -32,18 +33,20 @@ def _shutting_down() -> bool:
 
 def _next_here(model_id: str, queues: frozenset[str]) -> str | None:
     """The lineage's next job if this worker should run it: one of its queues, and not leaving."""
-    next_id = job_db.next_pending(model_id)
-    if next_id is None or _shutting_down():
+    pending = attempts.next_pending(model_id)
+    if pending is None or _shutting_down():
         return None
-    return next_id if job_db.job_queue(next_id) in queues else None
+    next_id, queue = pending
+    return next_id if queue in queues else None
 
 
 def _hand_off(model_id: str, queues: frozenset[str]) -> None:
     """Send the lineage's next job to its queue when this worker will not run it; if the broker is
     down, the reconciler of a worker on that queue sends it later."""
-    next_id = job_db.next_pending(model_id)
-    if next_id is None or (queue := job_db.job_queue(next_id)) is None:
-        return  # nothing waits (or the job went with its lineage meanwhile)
+    pending = attempts.next_pending(model_id)
+    if pending is None:
+        return  # nothing waits
+    next_id, queue = pending
     if queue in queues and not _shutting_down():
         return
     try:
@@ -58,13 +61,13 @@ def run_lineage_for(job_id: str, queues: frozenset[str]) -> None:
     """Run ``job_id``'s lineage for as long as its next job is for one of ``queues``."""
     from worker.pipeline import execute
 
-    model_id = job_db.job_lineage(job_id)
+    model_id = attempts.job_lineage(job_id)
     if model_id is None:
         log.warning("message for unknown job %s dropped", job_id)
         return
     owner = worker_identity()
     while _next_here(model_id, queues) is not None:
-        if not leases.try_lock_lineage(model_id, owner):
+        if not lock.try_lock(model_id, owner):
             log.info("lineage %s is held by another worker; it will run job %s", model_id, job_id)
             return
         try:
@@ -75,6 +78,6 @@ def run_lineage_for(job_id: str, queues: frozenset[str]) -> None:
                     if not started:
                         time.sleep(1)  # its last worker died a moment ago; its lease is about to expire
         finally:
-            leases.release_lineage(model_id, owner)
+            lock.release(model_id, owner)
         # Loop: a job submitted while the lock was being released is ours to run.
     _hand_off(model_id, queues)

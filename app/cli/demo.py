@@ -168,7 +168,7 @@ def _real_demo(client: httpx.Client, model_file: Path) -> None:
     print("\nGeneral ability kept (the share of the base's right answers still right, by each lineage's last "
           "version):")
     for model_id, strategy in lineages.items():
-        answers = _last_version(client, model_id)["metrics"].get("general_answers") or {}
+        answers = _last_version(client, model_id)["metrics"].get(GENERAL_ANSWERS.name) or {}
         kept = answers.get("general_kept")
         verdict = ("" if kept is None or threshold is None else
                    f"   the default gate (min_general_kept {threshold}) "

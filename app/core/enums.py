@@ -9,6 +9,7 @@ from enum import StrEnum
 
 JOB_STATUSES = ("validating_files", "queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+PENDING_STATUSES = ("queued", "running")  # a job a worker has yet to run or to finish
 # What a running job is doing, in the order a job goes through them ("decomposing": adaptive_svd only;
 # "evaluating_base": scoring the model before training, long on a lineage's first job, which asks the base
 # every suite).

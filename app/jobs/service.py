@@ -185,6 +185,18 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
     return job, True
 
 
+def note_waiting(session: Session, job: Job, reason: str | None) -> bool:
+    """Say why a queued job cannot start yet (``reason``; None: a live worker can now take it), on its progress
+    and in an event (the caller commits). Only while it is still queued: a worker that starts it meanwhile
+    writes its own progress. Returns whether it was said."""
+    if not rows_matched(session, update(Job).where(Job.id == job.id, Job.status == "queued")
+                        .values(progress={**(job.progress or {}), "waiting_for": reason})):
+        return False
+    message = f"The job cannot start yet: {reason}" if reason else "A live worker can now take the job"
+    add_event(session, job.id, message, level="warn" if reason else "info", data={"waiting_for": reason})
+    return True
+
+
 def enqueue(job: Job) -> bool:
     """Send the job to its queue; on failure leave it for the reconciler. Returns whether it was sent."""
     try:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.db.tables import Evaluation, HeadChange, Job, Model, ModelVersion, Task
+from app.core.db.tables import Evaluation, File, HeadChange, Job, Model, ModelVersion, Task
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import DB_INT_MAX
 from app.core.settings import get_settings
@@ -31,6 +31,12 @@ def suite_files(session: Session, chosen: dict[str, tuple[str, str]]) -> dict[st
                                 code="unknown_suite")
         usable_file(session, file_id, purpose, param)
     return {purpose: file_id for purpose, (file_id, _) in chosen.items()}
+
+
+def suite_file_hashes(session: Session, model_id: str) -> dict[str, str]:
+    """The lineage's own suite files: purpose -> sha256 of the stored bytes."""
+    chosen = session.get_one(Model, model_id).suites or {}
+    return {purpose: session.get_one(File, file_id).sha256 for purpose, file_id in chosen.items()}
 
 
 def register_model(session: Session, model_id: str, base_model: str, actor: str, *, gates: dict | None = None,
@@ -96,6 +102,33 @@ def learned_tasks(session: Session, model_id: str, version: int | None = None) -
     return sorted(latest.values(), key=lambda row: row.version)
 
 
+def add_learned_task(session: Session, model_id: str, version: int, *, name: str, position: int,
+                     training_file: str, eval_uri: str, metric: str, labels: list[str] | None) -> None:
+    """The task ``version`` learned (the caller commits): one row per version that learned a task, so what a
+    lineage knows is its head chain's rows."""
+    session.add(Task(model_id=model_id, name=name, position=position, version=version,
+                     training_file=training_file, eval_uri=eval_uri, metric=metric, labels=labels))
+
+
+def add_scores(session: Session, model_id: str, version: int, scores: dict[str, dict], metric: str) -> None:
+    """Accuracy-matrix cells of one version (the caller commits): task -> its result (``score``, ``n``, the
+    ``examples`` behind it, its ``metric`` if not ``metric``). A cell measured before stays as it was."""
+    measured = set(session.scalars(select(Evaluation.task_name).where(
+        Evaluation.model_id == model_id, Evaluation.version == version, Evaluation.task_name.in_(scores))))
+    for name, result in scores.items():
+        if name not in measured:
+            session.add(Evaluation(model_id=model_id, version=version, task_name=name,
+                                   metric=result.get("metric", metric), score=result["score"], n=result["n"],
+                                   examples=result.get("examples")))
+
+
+def scores_on(session: Session, model_id: str, versions: list[int]) -> dict[tuple[str, int], float]:
+    """The accuracy-matrix cells (task, version) -> score measured on the given versions."""
+    rows = session.execute(select(Evaluation.task_name, Evaluation.version, Evaluation.score)
+                           .where(Evaluation.model_id == model_id, Evaluation.version.in_(versions))).all()
+    return {(name, version): score for name, version, score in rows}
+
+
 def task_names(session: Session, model_id: str) -> list[str]:
     return [task.name for task in learned_tasks(session, model_id)]
 
@@ -111,10 +144,15 @@ def list_versions(session: Session, model_id: str) -> list[ModelVersion]:
                                 .order_by(ModelVersion.version)))
 
 
+def find_version(session: Session, model_id: str, version: int) -> ModelVersion | None:
+    """The version's row, deleted or not, or None; ``get_version`` also checks the lineage is there."""
+    return None if version > DB_INT_MAX else session.scalar(
+        select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.version == version))
+
+
 def get_version(session: Session, model_id: str, version: int) -> ModelVersion:
     get_model(session, model_id)
-    row = None if version > DB_INT_MAX else session.scalar(
-        select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.version == version))
+    row = find_version(session, model_id, version)
     if row is None:
         raise NotFound(f"Model '{model_id}' has no version {version}", param="version",
                        code="version_not_found")

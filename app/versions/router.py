@@ -12,6 +12,7 @@ from app.http.auth import ADMIN
 from app.http.deps import SessionDep
 from app.lineages.presenters import version_object
 from app.lineages.schemas import VersionObject
+from app.lineages.suites import GENERAL_ANSWERS
 from app.versions import details, service
 from app.versions.archive import parse_range
 from app.versions.schemas import (
@@ -87,7 +88,7 @@ def version_examples(session: SessionDep, model_id: str, version: int = VersionP
 @router.get("/{model_id}/versions/{version}/answers", response_model=ListObject[dict[str, Any]],
             responses=error_responses(401, 404, 422, 429))
 def version_answers(session: SessionDep, model_id: str, version: int = VersionPath,
-                    suite: str = Query("general_answers", description="The suite whose answers to list."),
+                    suite: str = Query(GENERAL_ANSWERS.name, description="The suite whose answers to list."),
                     after: str | None = Query(None, description="The index of the last item of the previous page."),
                     limit: int = Query(20, ge=1, le=200)) -> ListObject[dict[str, Any]]:
     """Every item a suite asked the version, a page at a time: its answer and whether it was right, beside

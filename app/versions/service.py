@@ -1,4 +1,4 @@
-"""Downloading, deleting and retaining versions; deleting lineages.
+"""Recording trained versions; downloading, deleting and retaining versions; deleting lineages.
 
 A deletion is crash-safe by its order: the rows are marked first (a version ``deleting``, a lineage
 ``deleted_at``) and committed, so nothing half removed is ever served or trained from; then the files
@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.db.tables import HeadChange, Job, Model, ModelVersion, utcnow
@@ -23,15 +23,70 @@ from app.core.settings import get_settings
 from app.core.storage import CHECKPOINTS, MANIFEST, get_storage
 from app.core.timeutil import unix
 from app.jobs.service import cancel_job
-from app.lineages.service import get_model, get_version
+from app.lineages.lock import unheld_at
+from app.lineages.service import add_learned_task, add_scores, find_version, get_model, get_version, set_head
 from app.versions.archive import CheckpointArchive
 from app.webhooks.transport import check_webhook_url
+
+
+@dataclass
+class TrainedVersion:
+    """A version a job trained: its checkpoint, the task it learned and what it scored, with the gates' verdict."""
+
+    version: int
+    parent_version: int
+    job_id: str
+    strategy: str
+    checkpoint_uri: str
+    checkpoint_sha256: str
+    retention: dict
+    metrics: dict
+    gate_verdict: dict  # promoted to head when it "passed"
+    task_name: str
+    task_position: int  # how many tasks the lineage had learned before
+    training_file: str
+    eval_uri: str  # the task's held-out records, which later versions are scored on
+    metric: str
+    labels: list[str] | None
+    scores: dict[str, dict]  # task -> its result on this version, the new task's included
 
 
 @dataclass
 class Removal:
     version: int
     bytes: int
+
+
+def next_version(session: Session, model_id: str) -> int:
+    return (session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model_id)) or 0) + 1
+
+
+def add_trained_version(session: Session, model: Model, trained: TrainedVersion) -> bool:
+    """Insert the version, the task it learned and its scores, and move the head to it when its gates passed
+    (the caller commits, with the job's end). Returns whether it was promoted."""
+    promoted = bool(trained.gate_verdict["passed"])
+    session.add(ModelVersion(
+        model_id=model.id, version=trained.version, parent_version=trained.parent_version, job_id=trained.job_id,
+        task_name=trained.task_name, strategy=trained.strategy, status="promoted" if promoted else "rejected",
+        checkpoint_uri=trained.checkpoint_uri, checkpoint_sha256=trained.checkpoint_sha256,
+        retention=trained.retention, metrics=trained.metrics, gate_verdict=trained.gate_verdict))
+    add_learned_task(session, model.id, trained.version, name=trained.task_name, position=trained.task_position,
+                     training_file=trained.training_file, eval_uri=trained.eval_uri, metric=trained.metric,
+                     labels=trained.labels)
+    add_scores(session, model.id, trained.version, trained.scores, trained.metric)
+    if promoted:
+        set_head(session, model, trained.version, f"job {trained.job_id} learned {trained.task_name}; gates passed",
+                 "worker", job_id=trained.job_id)
+    return promoted
+
+
+def add_metrics(session: Session, model_id: str, version: int, results: dict[str, dict]) -> None:
+    """Suite results measured on a version after it was recorded (a base's, before training from it, the
+    baseline later versions meet); the caller commits."""
+    row = find_version(session, model_id, version)
+    if row is None:
+        raise LookupError(f"'{model_id}' has no version {version}")
+    row.metrics = {**(row.metrics or {}), **results}
 
 
 def stored_key(row: ModelVersion) -> str | None:
@@ -203,8 +258,7 @@ def delete_lineage(session: Session, model_id: str, force: bool) -> tuple[int, b
 
 def _finish_lineage(session: Session, model_id: str) -> tuple[int, bool]:
     """Remove a marked lineage's files and rows unless a worker still runs one of its jobs."""
-    unheld = session.scalar(select(Model.id).where(
-        Model.id == model_id, or_(Model.lock_owner.is_(None), Model.lock_expires_at < utcnow())))
+    unheld = session.scalar(select(Model.id).where(Model.id == model_id, unheld_at(utcnow())))
     if unheld is None or _active_jobs(session, model_id):
         return 0, False
     freed = sum(_finish_version(session, row) for row in session.scalars(select(ModelVersion).where(

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from app.core.enums import TERMINAL_STATUSES
+from app.lineages.suites import GENERAL, GENERAL_ANSWERS
 from bench.continual.report import mean_of
 from bench.continual.strategies import TrainSettings
 from bench.continual.streams import Task
@@ -84,7 +85,7 @@ def run_stream_via_api(client: httpx.Client, strategy: str, base_dir: Path, gene
     lineage = {"id": model_id, "base_model": str(Path(base_dir).resolve()), "gates": {}}
     if general.held_out:
         reference = [{"text": r["prompt"] + r["completion"]} for r in general.held_out]
-        lineage["reference_file"] = _upload(client, reference, "reference", "general-reference.jsonl")
+        lineage["reference_file"] = _upload(client, reference, GENERAL.purpose, "general-reference.jsonl")
     started = time.monotonic()
     _json(client.post("/v1/models", json=lineage))
     versions, job_seconds = [], 0.0
@@ -109,9 +110,9 @@ def run_stream_via_api(client: httpx.Client, strategy: str, base_dir: Path, gene
 
 def general_figures(metrics: list[dict]) -> dict:
     """What the service measured of general ability on each version (``metrics``: one per task, in order)."""
-    answers = [m.get("general_answers") or {} for m in metrics]
+    answers = [m.get(GENERAL_ANSWERS.name) or {} for m in metrics]
     after = {"general_kept": [a.get("general_kept") for a in answers],
-             "perplexity_ratio": [(m.get("general") or {}).get("perplexity_ratio") for m in metrics],
+             "perplexity_ratio": [(m.get(GENERAL.name) or {}).get("perplexity_ratio") for m in metrics],
              "general_seconds": [a.get("seconds") for a in answers]}
     return {"general_after_each_task": after, "general_kept": after["general_kept"][-1],
             "perplexity_ratio": after["perplexity_ratio"][-1],

@@ -292,12 +292,12 @@ def test_a_finished_job_is_in_no_phase(client, base_model_dir):
 
 
 def test_the_worker_ends_a_job_without_a_phase(sqlite_client, base_model_dir):
-    from worker import job_db
+    from app.jobs import attempts
 
     register(sqlite_client, "m", base_model_dir)
     job = create_job(sqlite_client, "m", upload_ok(sqlite_client)).json()
     set_job(job["id"], status="running", phase="saving", progress={"phase": "saving"})
-    job_db.finish_job(job["id"], "failed", "the store is full", error_code="disk_full")
+    attempts.finish(job["id"], "failed", "the store is full", error_code="disk_full")
     with session_scope() as session:
         row = session.scalar(select(Job).where(Job.id == job["id"]))
         assert row.phase is None and row.progress["phase"] is None

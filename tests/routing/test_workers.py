@@ -53,7 +53,7 @@ def test_live_workers_are_listed_and_a_job_no_worker_can_take_says_so(pg_client,
 
 
 def test_a_worker_not_heard_from_is_not_live(client):
-    from worker.presence import announce
+    from app.workers.service import announce
 
     announce("w9@host", ["default"])
     assert [w["id"] for w in _live(client)] == ["w9@host"]
@@ -68,7 +68,8 @@ def test_a_worker_not_heard_from_is_not_live(client):
 
 
 def test_queued_jobs_keep_what_they_wait_for_up_to_date(client, base_model_dir):
-    from worker.presence import announce, refresh_waiting
+    from app.workers.service import announce
+    from worker.presence import refresh_waiting
 
     assert client.post("/v1/models", json={"id": "m", "base_model": str(base_model_dir)}).status_code == 201
     train = upload(client, records("alpha", 6))

@@ -16,7 +16,7 @@ from worker.progress import MAX_POINTS, ProgressReporter
 @pytest.fixture
 def written(monkeypatch):
     writes: list[tuple[dict, list[dict]]] = []
-    monkeypatch.setattr(progress_module.job_db, "write_progress",
+    monkeypatch.setattr(progress_module.attempts, "write_progress",
                         lambda _job_id, progress, metrics=(): writes.append((progress, list(metrics))))
     return writes
 

@@ -10,6 +10,7 @@ from app.cli.download import download
 from app.cli.http_client import ClientError, SculptClient
 from app.cli.watch import kept_words
 from app.core.storage import MANIFEST
+from app.lineages.suites import GENERAL_ANSWERS
 
 MODEL_COLUMNS = [("id", lambda m: m["id"]), ("head", lambda m: f"v{m['head']}"),
                  ("versions", lambda m: m["versions"]), ("tasks", lambda m: ", ".join(m["tasks"])),
@@ -20,7 +21,7 @@ VERSION_COLUMNS = [("version", lambda v: f"v{v['version']}" + (" (head)" if v["i
                    ("strategy", lambda v: v["strategy"]),
                    ("checkpoint", lambda v: ("deleted" if v["deleted"] else "stored")
                     + (", pinned" if v["pinned"] else "")),
-                   ("general kept", lambda v: kept_words(*(((v["metrics"] or {}).get("general_answers") or {}).get(k)
+                   ("general kept", lambda v: kept_words(*(((v["metrics"] or {}).get(GENERAL_ANSWERS.name) or {}).get(k)
                                                             for k in ("general_kept", "lost", "asked")))),
                    ("failed gates", lambda v: ", ".join(f["gate"] for f in v["gate_verdict"].get("failed", []))),
                    ("job", lambda v: v["job_id"]), ("created", lambda v: output.when(v["created_at"]))]

@@ -1,5 +1,6 @@
-"""A job's results file, as OpenAI writes one: a CSV of its loss curve (purpose 'fine-tune-results'),
-listed in the job's ``result_files`` and read back with GET /v1/files/{id}/content."""
+"""Files the worker makes: a job's results file, as OpenAI writes one (a CSV of its loss curve, purpose
+'fine-tune-results', listed in the job's ``result_files`` and read back with GET /v1/files/{id}/content),
+and bytes put in the content-addressed store (a held-out split)."""
 
 from __future__ import annotations
 
