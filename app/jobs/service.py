@@ -27,7 +27,7 @@ from app.files.service import usable_file
 from app.jobs.held_out import check_disjoint
 from app.jobs.schemas import JobCreate
 from app.jobs.spec import Continual, Hyperparameters, check_devices
-from app.lineages.service import get_model, learned_tasks
+from app.lineages.service import find_version, get_model, learned_tasks
 from app.webhooks.transport import check_webhook_url
 from app.workers.service import waiting_for
 
@@ -110,9 +110,7 @@ def create_job(session: Session, body: JobCreate, idempotency_key: str | None = 
     model_id, requested = parse_model_ref(body.model)
     model = get_model(session, model_id, param="model")
     if requested is not None:
-        exists = session.scalar(select(ModelVersion.id).where(ModelVersion.model_id == model_id,
-                                                              ModelVersion.version == requested))
-        if not exists:
+        if find_version(session, model_id, requested) is None:
             raise NotFound(f"Model '{model_id}' has no version {requested}", param="model",
                            code="version_not_found")
         if model.head_version != requested:
