@@ -32,6 +32,12 @@ def to_prompt_completion(record: dict[str, Any], tokenizer: Any = None) -> tuple
     return render_chat(messages[:last], tokenizer), messages[last]["content"]
 
 
+def base_question(question: str) -> str:
+    """How a model without a chat template is asked something: the question-and-answer form a pretrained
+    base completes (a base asked in a chat form it never saw rambles)."""
+    return f"Question: {question}\nAnswer:"
+
+
 def leading_special_ids(tokenizer: Any) -> list[int]:
     """The special tokens the tokenizer puts before every text (Gemma's ``<bos>``; none for many models)."""
     plain = tokenizer("a", add_special_tokens=False)["input_ids"]

@@ -141,7 +141,7 @@ def test_a_first_job_keeps_the_reference_sets_inputs_within_its_share_of_the_kep
     assert any(info["activation_rank"] > without[name]["activation_rank"] for name, info in with_reference.items())
 
 
-def test_a_chat_models_reference_texts_are_kept_as_user_turns():
+def test_reference_texts_are_kept_where_the_model_starts_an_answer():
     from types import SimpleNamespace
 
     from worker.engine.trainer import reference_records
@@ -150,8 +150,10 @@ def test_a_chat_models_reference_texts_are_kept_as_user_turns():
     (turn,) = reference_records(["The sun rises in the east."], chat)
     assert turn["messages"][0] == {"role": "user", "content": "The sun rises in the east."}
     assert turn["messages"][-1]["role"] == "assistant"  # rendered up to the start of the answer
+    # A base model is asked in the question form: its answer starts after "Answer:", as a task's does.
     assert reference_records(["The sun rises in the east."], plain) == [
-        {"prompt": "", "completion": "The sun rises in the east."}]
+        {"prompt": "", "completion": "The sun rises in the east."},
+        {"prompt": "Question: The sun rises in the east.\nAnswer:", "completion": ""}]
 
 
 @pytest.mark.parametrize("settings", [{"target_ratio": Retention.max_ratio}, {"mode": "fixed", "fixed_ratio": 0.99},

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from worker.prompt_completion import base_question
+
 from .config import (
     NonFiniteLoss,
     OnPhase,
@@ -54,13 +56,16 @@ def warmup_cosine(warmup_steps: int, total_steps: int):
 
 
 def reference_records(texts, tokenizer) -> list[dict]:
-    """General texts as the model meets them outside any task: for a chat model each is a user's turn,
-    rendered with its chat template up to the assistant's answer, so the kept directions include those the
-    template and the start of an answer occupy, which a chat task's answer format otherwise takes over
-    (measured on SmolLM2-135M-Instruct's first task: bench/RESULTS.md); for other models the plain text."""
+    """General texts as the model meets them outside any task, so the kept directions include those where an
+    answer starts, which a task's answer format otherwise takes over. For a chat model each text is a
+    user's turn rendered with its chat template up to the assistant's answer (measured on SmolLM2-135M-
+    Instruct's first task: bench/RESULTS.md). For a base model each text is kept as plain text and also in
+    the question form it is asked in (``base_question``): task prompts for a base end where an answer
+    starts too, and with plain text alone Gemma 3's general answers wore away (bench/RESULTS.md)."""
     if getattr(tokenizer, "chat_template", None):
         return [{"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": ""}]} for t in texts]
-    return [{"prompt": "", "completion": t} for t in texts]
+    return [record for t in texts
+            for record in ({"prompt": "", "completion": t}, {"prompt": base_question(t), "completion": ""})]
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 
 from worker.evaluation.generation import generate_texts
 from worker.evaluation.safety import suite_prompt
+from worker.prompt_completion import base_question
 
 # Short answers keep the suite cheap: a question of this kind is answered in a few words.
 GENERAL_MAX_NEW_TOKENS = 24
@@ -34,7 +35,7 @@ def question_prompt(question: str, tokenizer: Any) -> str:
     question-and-answer form a pretrained base completes."""
     if getattr(tokenizer, "chat_template", None):
         return suite_prompt({"messages": [{"role": "user", "content": question}]}, tokenizer)
-    return f"Question: {question}\nAnswer:"
+    return base_question(question)
 
 
 def answer_text(generated: str, tokenizer: Any) -> str:
