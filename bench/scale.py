@@ -42,6 +42,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -325,7 +326,7 @@ def launch(run: Run, base: Path, args, scratch: Path) -> dict:
         result["stopped"] = f"deadline of {args.deadline}s reached"
     elif code:
         result["stopped"] = f"exited with code {code}"
-    subprocess.run(["rm", "-rf", str(home)], check=False)
+    shutil.rmtree(home, ignore_errors=True)  # the run's saved version
     return result
 
 
