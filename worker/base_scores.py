@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.db.session import session_scope
 from app.core.db.tables import BaseScore
+from app.core.settings import get_settings
 from app.core.storage import sha256_of
 
 # Raised whenever how a suite asks or scores a model changes (the base-model question form, <bos>), so
@@ -23,12 +24,13 @@ SCORING_VERSION = 2
 
 def base_fingerprint(uri: str, sha256: str | None) -> str | None:
     """The sha256 that names a version's weights: a stored checkpoint's own; for a base registered by path, the
-    file's (GGUF) or the folder's files' (name and sha256 of each); None for a hub id (nothing local to hash)."""
+    file's with the dtype it is dequantized to (GGUF) or the folder's files' (name and sha256 of each); None for a
+    hub id (nothing local to hash)."""
     if sha256 is not None:
         return sha256
     path = Path(uri)
     if path.is_file():
-        return sha256_of(path)
+        return hashlib.sha256(f"{sha256_of(path)}\0{get_settings().gguf_dtype}".encode()).hexdigest()
     if not path.is_dir():
         return None
     digest = hashlib.sha256()

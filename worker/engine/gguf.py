@@ -3,7 +3,8 @@
 transformers reads a ``.gguf`` file with the ``gguf`` package and dequantizes every tensor to float32,
 but a model loaded that way carries a GGUF ``quantization_config`` and refuses ``save_pretrained``.
 Building the same architecture from a config without it and loading the dequantized state dict
-gives an ordinary model, saved as safetensors with its tokenizer (chat template included).
+gives an ordinary model, saved as safetensors in the dtype the operator chose (``SCULPT_GGUF_DTYPE``) with
+its tokenizer (chat template included).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 
-def dequantize_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
-    """Write ``gguf_path`` (a causal LM) to ``out_dir`` as a float32 safetensors model folder."""
+def dequantize_gguf(gguf_path: str | Path, out_dir: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+    """Write ``gguf_path`` (a causal LM) to ``out_dir`` as a safetensors model folder in ``dtype``."""
     source = Path(gguf_path)
     if not source.is_file():
         raise ValueError(f"cannot read GGUF model {source}: no such file")
@@ -39,6 +40,7 @@ def dequantize_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
                          f"or unexpected {unexpected[:3]}")
     if config.tie_word_embeddings:
         plain.tie_weights()
+    plain.to(dtype)
     out = Path(out_dir)
     plain.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)

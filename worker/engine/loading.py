@@ -24,7 +24,8 @@ def _refuse_pickles(directory: Path) -> None:
 
 
 def load_model_and_tokenizer(path, *, trust_remote_code: bool = False, device: str | None = None):
-    """Load (model, tokenizer, kind) in float32 from a local directory (or a cached hub id).
+    """Load (model, tokenizer, kind) in float32 from a local directory (or a cached hub id), whatever dtype it
+    is stored in: training's master weights (``precision``; ``stored_dtype`` says the stored one).
 
     kind is "causal" or "seq2seq", read from the config.
     """
