@@ -63,6 +63,12 @@ def blocks_of(model: nn.Module) -> list[nn.Module]:
     return [block for block in found if block not in inner]
 
 
+def block_indices(targets: list[Target], blocks: list[nn.Module]) -> dict[str, int]:
+    """Each target's block (its index in ``blocks``), -1 for a target outside every block."""
+    index = {module: i for i, block in enumerate(blocks) for module in block.modules()}
+    return {t.name: index.get(t.module, -1) for t in targets}
+
+
 class _Watch:
     """Hooks on every target that hand ``observer`` its input and output at real tokens only."""
 
@@ -71,8 +77,7 @@ class _Watch:
         self.seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
         encoder = model.get_encoder() if self.seq2seq else None
         self.encoder_modules = set(encoder.modules()) if encoder is not None else set()
-        self.block_of = {t.name: next((i for i, b in enumerate(blocks) if t.module in set(b.modules())), -1)
-                         for t in targets}
+        self.block_of = block_indices(targets, blocks)
         self.source, self.masks, self.encoder_output = 0, (torch.empty(0), None), None
         self.read: list[tuple[torch.Tensor, Target, torch.Tensor]] = []  # this block's distinct inputs
         self.block: int | None = None

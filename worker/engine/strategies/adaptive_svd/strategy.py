@@ -7,13 +7,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed as dist
 
 from app.jobs import strategies as specs
 
 from ...targets import Target, find_targets
 from ..base import Prepared, decay_groups, unchanged
-from .calibration import calibration_batches, observe_by_block
-from .distributed import RowShardedProjector, share_bases
+from .calibration import block_indices, blocks_of, calibration_batches, observe_by_block
+from .distributed import RowShardedProjector, bases_from_owners, share_bases
 from .importance import cosine_importance
 from .optimizer import ProjectedAdamW
 from .retention import kept_rank, kept_ratio
@@ -63,20 +64,27 @@ def old_input_bases(model, targets: list[Target], ranks: dict[str, int], prior_i
     """Each target with the input directions old data occupies (``old_inputs_basis``), a block (decoder
     layer) at a time: a block's statistics are gathered, decomposed and dropped before the next block's
     begin, so they never take more memory than one layer's. Targets that read the same input (q/k/v;
-    gate/up) share its statistics and their eigendecomposition."""
+    gate/up) share its statistics and their eigendecomposition.
+
+    Among several processes, each gathers and decomposes the statistics of every ``size``-th block only,
+    and the bases go from the rank that computed them to every rank once all blocks have run.
+    """
+    rank, size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    owner = {name: block % size for name, block in block_indices(targets, blocks_of(model)).items()}
     sources = (prior_inputs, reference_inputs)
     moments: dict[tuple[int, str], Moments] = {}
     readers: dict[str, str] = {}  # target -> the target whose statistics of the same input it shares
 
     def record(source: int, target: Target, x: torch.Tensor, _y: torch.Tensor, reader: Target) -> None:
         readers[target.name] = reader.name
-        if reader is target:
+        if reader is target and owner[target.name] == rank:
             moments.setdefault((source, target.name), Moments(x.shape[1])).add(x)
 
+    mine: dict[str, torch.Tensor] = {}
     for members in observe_by_block(model, targets, sources, record):
         spectra = {key: statistic.spectrum() for key, statistic in moments.items()}
         moments.clear()
-        for target in members:
+        for target in (t for t in members if owner[t.name] == rank):
             # A source the target never ran on (no batches, or a module the forward pass skips) has nothing
             # to keep: no basis without batches, an empty one for a module that never ran.
             tasks, general = (
@@ -85,7 +93,14 @@ def old_input_bases(model, targets: list[Target], ranks: dict[str, int], prior_i
                 if sources[source] else None
                 for source in (0, 1)
             )
-            yield target, old_inputs_basis(ranks[target.name], tasks, general, config)
+            basis = old_inputs_basis(ranks[target.name], tasks, general, config)
+            if size == 1:
+                yield target, basis
+            else:
+                mine[target.name] = basis
+    if size > 1:
+        received = bases_from_owners([t.name for t in targets], mine, owner, targets[0].weight.device)
+        yield from ((target, received[target.name]) for target in targets)
 
 
 def old_inputs_basis(rank: int, tasks: Spectrum | None, general: Spectrum | None, config) -> torch.Tensor | None:
