@@ -74,9 +74,11 @@ class Moments:
         rows = torch.cat(self.rows)
         values, u = torch.linalg.eigh(rows @ rows.T / self.count)
         values, u = values.flip(0).clamp_min(0), u.flip(1)
-        # XᵀX v = N λ v for v = Xᵀu / sqrt(N λ); at eigenvalues float32 cannot tell from zero, v is noise.
-        real = int((values > values[0] * len(values) * torch.finfo(values.dtype).eps).sum())
-        return Spectrum(values, rows.T @ (u[:, :real] / (values[:real] * self.count).sqrt()))
+        # XᵀX (Xᵀu) = N λ Xᵀu: each Xᵀu is an eigenvector, normalised by its own length, which float32 gets
+        # right where λ is too small for sqrt(N λ) to be; below float32's resolution of λ it is noise.
+        real = int((values > values[0] * torch.finfo(values.dtype).eps).sum())
+        vectors = rows.T @ u[:, :real]
+        return Spectrum(values, vectors / vectors.norm(dim=0))
 
 
 def activation_basis(spectrum: Spectrum, energy: float, cap: int) -> torch.Tensor:
