@@ -28,7 +28,9 @@ from worker.engine import (
     train_task,
 )
 from worker.engine.data import Example, encode
-from worker.engine.strategies.adaptive_svd.subspace import weight_bases
+from worker.engine.strategies import get as get_strategy
+from worker.engine.strategies.adaptive_svd.subspace import Moments, weight_bases
+from worker.engine.strategies.base import Context
 from worker.engine.targets import find_targets
 from worker.engine.trainer import TaskData, train_encoded
 from worker.engine.world import World, joined
@@ -140,6 +142,52 @@ def test_every_process_keeps_the_kept_subspace_and_matches_one_process(sharding,
     difference = _max_difference(weights, one_process.model)
     print(f"{sharding}: max |2 processes - 1 process| = {difference:.2e}")
     assert difference < TOLERANCE
+
+
+def _prepared(rank: int, size: int, folder: str | None) -> dict:
+    """adaptive_svd's preparation with earlier tasks and a reference set, as process ``rank`` of ``size``:
+    its retention summary, its kept input bases and how many statistics it decomposed itself."""
+    torch.set_num_threads(1)
+    model, tokenizer = build_tiny_causal_lm(layers=3)
+    encoded = {name: encode(fact_records(name, 24, seed), tokenizer, "causal", 512)
+               for name, seed in (("new", 0), ("old", 1), ("general", 2))}
+    decomposed = []
+    spectrum = Moments.spectrum
+
+    def counted(moments):
+        decomposed.append(1)
+        return spectrum(moments)
+
+    Moments.spectrum = counted
+    context = Context(encoded["new"], encoded["old"], encoded["general"], tokenizer.pad_token_id,
+                      torch.device("cpu"), torch.Generator().manual_seed(0), 1, lambda _phase: None)
+    config = _config(devices=size, retention=Retention())
+    if folder is None:
+        prepared = get_strategy("adaptive_svd").prepare(model, config, context)
+    else:
+        with joined(rank, size, f"file://{folder}/rendezvous", torch.device("cpu"), "ddp"):
+            prepared = get_strategy("adaptive_svd").prepare(model, config, context)
+    Moments.spectrum = spectrum
+    bases = {t.name: prepared.projectors[t.weight].in_side.basis for t in find_targets(model)}
+    return {"retention": prepared.retention, "decomposed": len(decomposed), "bases": bases}
+
+
+def _preparing_rank(rank: int, folder: str) -> None:
+    torch.save(_prepared(rank, 2, folder), Path(folder) / f"prepared-{rank}.pt")
+
+
+def test_two_processes_split_the_decompositions_and_keep_what_one_process_keeps(tmp_path):
+    one = _prepared(0, 1, None)
+    mp.start_processes(_preparing_rank, args=(str(tmp_path),), nprocs=2, start_method="forkserver")
+    ranks = [torch.load(tmp_path / f"prepared-{rank}.pt") for rank in range(2)]
+    # 3 layers of 4 distinct inputs, for earlier tasks and the reference set: layers 0 and 2 on the
+    # first process, layer 1 on the second.
+    assert one["decomposed"] == 24 and [r["decomposed"] for r in ranks] == [16, 8]
+    for rank in ranks:
+        assert _close(rank["retention"], one["retention"])
+        for name, basis in one["bases"].items():
+            assert torch.equal(rank["bases"][name], ranks[0]["bases"][name]), name
+            assert (rank["bases"][name] - basis).abs().max() < 1e-5, name
 
 
 def test_a_cancel_stops_every_process_after_the_same_step(tmp_path):

@@ -8,10 +8,10 @@ import torch
 from app.jobs.strategies import Retention
 from worker.engine import TrainConfig, train_task
 from worker.engine.data import encode
+from worker.engine.strategies.adaptive_svd.calibration import calibration_batches
 from worker.engine.strategies.adaptive_svd.importance import cosine_importance
 from worker.engine.strategies.adaptive_svd.retention import kept_rank, kept_ratio
-from worker.engine.strategies.adaptive_svd.strategy import single_inputs
-from worker.engine.strategies.adaptive_svd.subspace import MatrixProjector, activation_basis, union
+from worker.engine.strategies.adaptive_svd.subspace import MatrixProjector, Moments, activation_basis, union
 from worker.engine.targets import find_targets
 from worker.tiny import build_tiny_causal_lm, build_tiny_t5
 
@@ -75,7 +75,7 @@ def test_kept_ranks_grow_with_task_count_in_training():
 def test_importance_is_finite_and_normalised(builder, kind):
     model, tokenizer = builder()
     examples = encode(fact_records("t", 8, seed=0), tokenizer, kind, 64)
-    inputs = single_inputs(examples, 8, tokenizer.pad_token_id, "cpu", torch.Generator().manual_seed(0))
+    inputs = calibration_batches(examples, 8, tokenizer.pad_token_id, "cpu", torch.Generator().manual_seed(0))
     importance = cosine_importance(model, find_targets(model), inputs)
     values = torch.tensor(list(importance.values()))
     assert torch.isfinite(values).all()
@@ -89,13 +89,16 @@ def test_activation_basis_reaches_requested_energy(energy):
     # Inputs with a decaying spectrum, as real activations have.
     x = torch.randn(500, 32, generator=generator) * torch.logspace(0, -2, 32)
     covariance = x.T @ x / len(x)
-    basis = activation_basis(covariance, energy, cap=32)
+    moments = Moments(32)
+    moments.add(x)
+    spectrum = moments.spectrum()
+    basis = activation_basis(spectrum, energy, cap=32)
     def captured(b):
         return float(torch.trace(b.T @ covariance @ b) / torch.trace(covariance))
     assert captured(basis) >= energy - 1e-6
     assert captured(basis[:, :-1]) < energy  # and it is the smallest such basis
     assert torch.allclose(basis.T @ basis, torch.eye(basis.shape[1]), atol=1e-5)
-    assert activation_basis(covariance, energy, cap=2).shape[1] <= 2
+    assert activation_basis(spectrum, energy, cap=2).shape[1] <= 2
 
 
 def test_union_is_orthonormal_and_spans_both():

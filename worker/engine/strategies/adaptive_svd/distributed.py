@@ -1,9 +1,10 @@
 """adaptive_svd across several processes: every rank projects with rank 0's kept bases, and under FSDP2
-each matrix's projection works on the rows this rank holds.
+each matrix's projection works on the rows this rank holds. Preparation splits its decompositions across
+the ranks (``bases_from_owners``).
 
 (I − U Uᵀ) ΔW mixes rows, so Uᵀ ΔW is summed over the ranks' rows with one all-reduce; ΔW (I − V Vᵀ)
 acts on each row alone. This is how the production OSFT trainer (mini_trainer) projects its sharded
-factors. Calibration and the SVDs run before sharding, on each rank's whole copy.
+factors. Calibration runs before sharding, on each rank's whole copy.
 """
 
 from __future__ import annotations
@@ -57,3 +58,18 @@ def share_bases(projectors) -> None:
         raise RuntimeError("the training processes chose kept subspaces of different sizes from the same model")
     for side in sides:
         dist.broadcast(side.basis, src=0)
+
+
+def bases_from_owners(names: list[str], mine: dict[str, torch.Tensor], owner: dict[str, int],
+                      device) -> dict[str, torch.Tensor]:
+    """Every matrix's basis on every rank, each sent by the rank that computed it (``owner``); ``mine``:
+    this rank's."""
+    shapes: list[dict] = [{} for _ in range(dist.get_world_size())]
+    dist.all_gather_object(shapes, {name: tuple(basis.shape) for name, basis in mine.items()})
+    shape = {name: size for part in shapes for name, size in part.items()}
+    received = {}
+    for name in names:
+        basis = mine[name].contiguous() if name in mine else torch.empty(shape[name], device=device)
+        dist.broadcast(basis, src=owner[name])
+        received[name] = basis
+    return received

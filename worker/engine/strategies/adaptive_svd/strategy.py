@@ -3,22 +3,22 @@ matrix keeps for earlier tasks (by layer importance and tasks learned), with Pro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed as dist
 
 from app.jobs import strategies as specs
 
-from ...data import collate
 from ...targets import Target, find_targets
 from ..base import Prepared, decay_groups, unchanged
-from .calibration import observe
-from .distributed import RowShardedProjector, share_bases
+from .calibration import block_indices, blocks_of, calibration_batches, observe_by_block
+from .distributed import RowShardedProjector, bases_from_owners, share_bases
 from .importance import cosine_importance
 from .optimizer import ProjectedAdamW
 from .retention import kept_rank, kept_ratio
-from .subspace import MatrixProjector, activation_basis, union, weight_bases
+from .subspace import MatrixProjector, Moments, Spectrum, activation_basis, union, weight_bases
 
 PRIOR_SAMPLES_PER_CALIBRATION_BATCH = 4  # prior examples per new-task calibration example
 
@@ -38,22 +38,17 @@ class Projected(Prepared):
                                        for p, projector in self.projectors.items()})
 
 
-def single_inputs(examples, count: int, pad_id: int, device, generator) -> list[dict]:
-    """``count`` seeded examples, each its own unpadded batch, for calibration."""
-    order = torch.randperm(len(examples), generator=generator)[:count].tolist()
-    return [{k: v.to(device) for k, v in collate([examples[i]], pad_id).items()} for i in order]
-
-
 class AdaptiveSvd:
     spec = specs.get("adaptive_svd")
 
     def prepare(self, model, config, context) -> Prepared:
         count = config.retention.calibration_batches * config.batch_size
-        calibration = single_inputs(context.examples, count, context.pad_id, context.device, context.generator)
+        calibration = calibration_batches(context.examples, count, context.pad_id, context.device,
+                                          context.generator)
 
         def old(examples):  # drawn only when there are any, so the shuffler's state is as before
-            return single_inputs(examples, count * PRIOR_SAMPLES_PER_CALIBRATION_BATCH, context.pad_id,
-                                 context.device, context.generator) if examples else []
+            return calibration_batches(examples, count * PRIOR_SAMPLES_PER_CALIBRATION_BATCH, context.pad_id,
+                                       context.device, context.generator) if examples else []
 
         # The reference set (general ability) is old data on every job, not only a first job's: kept on the
         # first job only, a real model's general answers wore away over the later tasks (bench/RESULTS.md).
@@ -64,43 +59,71 @@ class AdaptiveSvd:
                                     on_phase=context.on_phase)
 
 
-def input_covariances(model, targets: list[Target], inputs) -> dict[str, torch.Tensor]:
-    """Uncentred covariance xᵀx / N of each target's inputs (the second moment old inputs live in)."""
-    sums = {t.name: torch.zeros(t.shape[1], t.shape[1], device=t.weight.device) for t in targets}
-    counts = dict.fromkeys(sums, 0)
+def old_input_bases(model, targets: list[Target], ranks: dict[str, int], prior_inputs: list[dict],
+                    reference_inputs: list[dict], config) -> Iterator[tuple[Target, torch.Tensor | None]]:
+    """Each target with the input directions old data occupies (``old_inputs_basis``), a block (decoder
+    layer) at a time: a block's statistics are gathered, decomposed and dropped before the next block's
+    begin, so they never take more memory than one layer's. Targets that read the same input (q/k/v;
+    gate/up) share its statistics and their eigendecomposition.
 
-    def record(target: Target, x: torch.Tensor, _y: torch.Tensor) -> None:
-        sums[target.name].addmm_(x.T, x)
-        counts[target.name] += x.shape[0]
+    Among several processes, each gathers and decomposes the statistics of every ``size``-th block only,
+    and the bases go from the rank that computed them to every rank once all blocks have run.
+    """
+    rank, size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    owner = {name: block % size for name, block in block_indices(targets, blocks_of(model)).items()}
+    sources = (prior_inputs, reference_inputs)
+    moments: dict[tuple[int, str], Moments] = {}
+    readers: dict[str, str] = {}  # target -> the target whose statistics of the same input it shares
 
-    observe(model, targets, inputs, record)
-    return {name: sums[name] / max(counts[name], 1) for name in sums}
+    def record(source: int, target: Target, x: torch.Tensor, _y: torch.Tensor, reader: Target) -> None:
+        readers[target.name] = reader.name
+        if reader is target and owner[target.name] == rank:
+            moments.setdefault((source, target.name), Moments(x.shape[1])).add(x)
+
+    mine: dict[str, torch.Tensor] = {}
+    for members in observe_by_block(model, targets, sources, record):
+        spectra = {key: statistic.spectrum() for key, statistic in moments.items()}
+        moments.clear()
+        for target in (t for t in members if owner[t.name] == rank):
+            # A source the target never ran on (no batches, or a module the forward pass skips) has nothing
+            # to keep: no basis without batches, an empty one for a module that never ran.
+            tasks, general = (
+                spectra.get((source, readers.get(target.name, target.name)),
+                            Spectrum(torch.zeros(0), target.weight.new_zeros(target.shape[1], 0)))
+                if sources[source] else None
+                for source in (0, 1)
+            )
+            basis = old_inputs_basis(ranks[target.name], tasks, general, config)
+            if size == 1:
+                yield target, basis
+            else:
+                mine[target.name] = basis
+    if size > 1:
+        received = bases_from_owners([t.name for t in targets], mine, owner, targets[0].weight.device)
+        yield from ((target, received[target.name]) for target in targets)
 
 
-def old_inputs_basis(rank: int, covariance: torch.Tensor | None, reference: torch.Tensor | None,
-                     config) -> torch.Tensor | None:
+def old_inputs_basis(rank: int, tasks: Spectrum | None, general: Spectrum | None, config) -> torch.Tensor | None:
     """The input directions old data occupies, at most ``rank``: earlier tasks' first (up to ``energy``),
     then the reference set's (up to ``reference_energy``), which may take at most ``reference_share`` of
     ``rank``. The cap is what lets a lineage's first job, whose only old data is the reference set, still
     learn: general text and a chat task share input directions, and keeping all of them would leave the
     task little room. None: no old data at all."""
-    tasks = activation_basis(covariance, config.energy, cap=rank) if covariance is not None else None
-    if reference is None:
-        return tasks
-    general = activation_basis(reference, config.reference_energy, cap=round(config.reference_share * rank))
-    return general if tasks is None else union(tasks, general, cap=rank)
+    kept = activation_basis(tasks, config.energy, cap=rank) if tasks is not None else None
+    if general is None:
+        return kept
+    reference = activation_basis(general, config.reference_energy, cap=round(config.reference_share * rank))
+    return reference if kept is None else union(kept, reference, cap=rank)
 
 
-def kept_bases(target: Target, rank: int, covariance: torch.Tensor | None, config,
-               reference: torch.Tensor | None = None) -> dict:
+def kept_bases(target: Target, rank: int, act: torch.Tensor | None, config) -> dict:
     """The kept output- and input-side bases of one matrix for the configured retention basis.
 
-    ``covariance``, ``reference``: of the target's inputs on earlier tasks and on the reference set.
+    ``act``: the input directions old data occupies (``old_inputs_basis``), None without old data.
     Every basis keeps at most the same budget of ``rank`` directions a side, so the bases differ only in
     which directions they protect: the top singular ones, the ones old inputs occupy, or those old
     inputs occupy first and top singular ones for the rest of the budget.
     """
-    act = None if config.basis == "weights" else old_inputs_basis(rank, covariance, reference, config)
     if act is not None and config.basis == "activations":
         return {"out": None, "in": act, "activation_rank": act.shape[1]}
     weight = target.weight.detach()  # its SVD only where the weights' directions are kept
@@ -113,30 +136,33 @@ def kept_bases(target: Target, rank: int, covariance: torch.Tensor | None, confi
 def prepare_adaptive_svd(
     model, config, *, calibration_inputs, prior_inputs, tasks_learned: int, on_phase, reference_inputs=()
 ) -> Prepared:
+    """``*_inputs``: padded batches (``calibration_batches``) of the new task, earlier tasks and the
+    reference set."""
     retention = config.retention
     targets = find_targets(model, retention.target_regex)
     importance = cosine_importance(model, targets, calibration_inputs)
-    activations = retention.basis != "weights"
-    covariances = input_covariances(model, targets, prior_inputs) if prior_inputs and activations else {}
-    references = input_covariances(model, targets, reference_inputs) if reference_inputs and activations else {}
+    ratios = {t.name: kept_ratio(importance[t.name], retention, tasks_learned) for t in targets}
+    ranks = {t.name: kept_rank(min(t.shape), ratios[t.name]) for t in targets}
+    old_inputs = retention.basis != "weights" and bool(prior_inputs or reference_inputs)
 
+    # Old inputs' statistics are gathered and decomposed a layer at a time, so this phase holds both.
     on_phase("decomposing")
+    pairs = (old_input_bases(model, targets, ranks, list(prior_inputs), list(reference_inputs), retention)
+             if old_inputs else ((target, None) for target in targets))
     projectors, matrices = {}, {}
-    for target in targets:
-        ratio = kept_ratio(importance[target.name], retention, tasks_learned)
-        rank = kept_rank(min(target.shape), ratio)
-        bases = kept_bases(target, rank, covariances.get(target.name), retention, references.get(target.name))
-        projector = MatrixProjector(bases["out"], bases["in"], transposed=target.transposed)
-        projectors[target.weight] = projector
+    for target, act in pairs:
+        bases = kept_bases(target, ranks[target.name], act, retention)
+        projectors[target.weight] = MatrixProjector(bases["out"], bases["in"], transposed=target.transposed)
         matrices[target.name] = {
             "shape": list(target.shape),
             "importance": importance[target.name],
-            "ratio": ratio,
-            "weight_rank": rank,
+            "ratio": ratios[target.name],
+            "weight_rank": ranks[target.name],
             "activation_rank": bases["activation_rank"],
             "kept_out": 0 if bases["out"] is None else bases["out"].shape[1],
             "kept_in": bases["in"].shape[1],
         }
+    matrices = {t.name: matrices[t.name] for t in targets}  # in the model's order, as before
 
     model.requires_grad_(retention.train_embeddings)
     for target in targets:
@@ -150,7 +176,7 @@ def prepare_adaptive_svd(
         model,
         optimizer,
         unchanged,
-        _retention_summary(matrices, retention, tasks_learned, bool(covariances or references), projectors),
+        _retention_summary(matrices, retention, tasks_learned, old_inputs, projectors),
         projectors,
     )
 

@@ -7,6 +7,8 @@ whichever has fewer columns, since both give the same projector and cost scales 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 # Directions of a candidate basis with less than this much length left after removing the existing
@@ -25,17 +27,64 @@ def energy_rank(eigenvalues: torch.Tensor, energy: float) -> int:
     total = eigenvalues.sum()
     if total <= 0:
         return 0
-    cumulative = torch.cumsum(eigenvalues, 0) / total
+    cumulative = torch.cumsum(eigenvalues.double(), 0) / total
     threshold = torch.tensor(energy, dtype=cumulative.dtype, device=cumulative.device)
     return int(torch.searchsorted(cumulative, threshold)) + 1
 
 
-def activation_basis(covariance: torch.Tensor, energy: float, cap: int) -> torch.Tensor:
-    """Leading eigenvectors of an input covariance up to ``energy``, at most ``cap`` of them."""
-    eigenvalues, eigenvectors = torch.linalg.eigh(covariance.double())
-    eigenvalues, eigenvectors = eigenvalues.flip(0).clamp_min(0), eigenvectors.flip(1)
-    rank = min(cap, energy_rank(eigenvalues, energy))
-    return eigenvectors[:, :rank].float().contiguous()
+@dataclass
+class Spectrum:
+    """Eigenvalues (descending, float32) of an input's second moment, and eigenvectors for the leading ones."""
+
+    values: torch.Tensor  # (r,)
+    vectors: torch.Tensor  # (n, c), c <= r: the directions whose eigenvalues float32 tells from zero
+
+
+class Moments:
+    """The uncentred second moment xᵀx / N of one input's rows, the subspace old inputs live in, gathered a
+    batch of rows at a time.
+
+    While there are fewer rows N than features n it holds the rows themselves (less than the n×n sum) and
+    decomposes their N×N Gram matrix, which has the covariance's nonzero eigenvalues: the kept basis cannot
+    have more directions than there are rows. Decompositions are float32; exactness needs float64 only in
+    the projector's final re-orthonormalisation (``SideProjector``).
+    """
+
+    def __init__(self, width: int):
+        self.width, self.count = width, 0
+        self.rows: list[torch.Tensor] = []
+        self.sum: torch.Tensor | None = None
+
+    def add(self, x: torch.Tensor) -> None:
+        self.count += x.shape[0]
+        if self.sum is None and self.count <= self.width:
+            self.rows.append(x)
+            return
+        if self.sum is None:
+            self.sum = torch.zeros(self.width, self.width, device=x.device)
+            for rows in self.rows:
+                self.sum.addmm_(rows.T, rows)
+            self.rows = []
+        self.sum.addmm_(x.T, x)
+
+    def spectrum(self) -> Spectrum:
+        if self.sum is not None:
+            values, vectors = torch.linalg.eigh(self.sum / self.count)
+            return Spectrum(values.flip(0).clamp_min(0), vectors.flip(1))
+        rows = torch.cat(self.rows)
+        values, u = torch.linalg.eigh(rows @ rows.T / self.count)
+        values, u = values.flip(0).clamp_min(0), u.flip(1)
+        # XᵀX (Xᵀu) = N λ Xᵀu: each Xᵀu is an eigenvector, normalised by its own length, which float32 gets
+        # right where λ is too small for sqrt(N λ) to be; below float32's resolution of λ it is noise.
+        real = int((values > values[0] * torch.finfo(values.dtype).eps).sum())
+        vectors = rows.T @ u[:, :real]
+        return Spectrum(values, vectors / vectors.norm(dim=0))
+
+
+def activation_basis(spectrum: Spectrum, energy: float, cap: int) -> torch.Tensor:
+    """Leading eigenvectors of an input's second moment up to ``energy``, at most ``cap`` of them."""
+    rank = min(cap, energy_rank(spectrum.values, energy), spectrum.vectors.shape[1])
+    return spectrum.vectors[:, :rank].contiguous()
 
 
 def union(first: torch.Tensor, second: torch.Tensor, cap: int) -> torch.Tensor:
@@ -46,9 +95,8 @@ def union(first: torch.Tensor, second: torch.Tensor, cap: int) -> torch.Tensor:
     if second.shape[1] == 0:
         return first[:, :cap]
     residual = second - first @ (first.T @ second)
-    u, s, _ = torch.linalg.svd(residual.double(), full_matrices=False)
-    novel = u[:, s > NOVELTY_TOLERANCE].float()
-    return torch.cat([first, novel], dim=1)[:, :cap].contiguous()
+    u, s, _ = torch.linalg.svd(residual, full_matrices=False)
+    return torch.cat([first, u[:, s > NOVELTY_TOLERANCE]], dim=1)[:, :cap].contiguous()
 
 
 class SideProjector:
