@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import sys
+from pathlib import Path
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -42,14 +43,23 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine. A zombie counts as dead: a killed child is reparented to
+    PID 1, and where that is not a reaping init (containers, microVMs) its zombie lingers, answering signals."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # another user's process
-    return True
+        pass  # another user's process: still readable below
+    stat = Path(f"/proc/{pid}/stat")
+    if not Path("/proc/self").exists():  # no procfs (not Linux): the signal's answer is all there is
+        return True
+    try:
+        state = stat.read_text().rpartition(") ")[2][:1]
+    except FileNotFoundError:  # gone since the signal
+        return False
+    return state not in ("Z", "X")
 
 
 def forget_dead_local_processes(session: Session) -> list[str]:
@@ -57,7 +67,7 @@ def forget_dead_local_processes(session: Session) -> list[str]:
     carry the pid: ``sculpt-<pid>@<host>``, ``inference-<pid>@<host>:<port>``); returns their names."""
     own = re.compile(rf"^(?:sculpt|inference)-(\d+)@{re.escape(socket.gethostname())}(?::\d+)?$")
     names = [*session.scalars(select(Worker.name)), *session.scalars(select(InferenceServer.id))]
-    dead = [name for name in names if (match := own.match(name)) and not _alive(int(match.group(1)))]
+    dead = [name for name in names if (match := own.match(name)) and not process_alive(int(match.group(1)))]
     if dead:
         session.execute(delete(Worker).where(Worker.name.in_(dead)))
         session.execute(delete(InferenceServer).where(InferenceServer.id.in_(dead)))

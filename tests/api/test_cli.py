@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from app.cli.main import main
+from app.core.children import process_alive
 
 
 def test_keys_create_list_revoke(sqlite_env, capsys):
@@ -40,15 +41,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _alive(pid: int) -> bool:
-    """Running, not a zombie waiting for a parent that is gone to reap it."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.slow
 def test_serve_runs_api_and_worker_and_stops_both_on_sigterm(tmp_path):
     port = _free_port()
@@ -71,13 +63,13 @@ def test_serve_runs_api_and_worker_and_stops_both_on_sigterm(tmp_path):
         for what in ("Sculpt API", "database", "broker", "artifacts", "auth         none", "worker       pid"):
             assert what in printed, printed
         worker_pid = int(printed.split("worker       pid ")[1].split()[0])
-        assert _alive(worker_pid)
+        assert process_alive(worker_pid)
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
         deadline = time.monotonic() + 10
-        while _alive(worker_pid) and time.monotonic() < deadline:
+        while process_alive(worker_pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not _alive(worker_pid), "the worker outlived `sculpt serve`"
+        assert not process_alive(worker_pid), "the worker outlived `sculpt serve`"
     finally:
         if server.poll() is None:
             server.kill()
@@ -118,9 +110,9 @@ def test_serve_with_several_api_processes_answers_on_one_port_and_stops_them_all
         server.stop()
         assert server.process.returncode == 0
         deadline = time.monotonic() + 5  # a loaded machine may still be running their exit
-        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        while any(process_alive(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(_alive(pid) for pid in children), "an API process outlived `sculpt serve`"
+        assert not any(process_alive(pid) for pid in children), "an API process outlived `sculpt serve`"
     finally:
         if server.process.poll() is None:
             server.process.kill()

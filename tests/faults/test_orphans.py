@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from app.core.children import process_alive
 from tests.faults.services import free_port
 
 STARTUP_SECONDS = 300  # importing torch on a busy machine can take a while
@@ -24,17 +25,6 @@ def _rows() -> set[str]:
 
     with new_session() as session:
         return {row.name for row in session.query(Worker)} | {row.id for row in session.query(InferenceServer)}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(ChildProcessError):  # a zombie of ours is dead
-        if os.waitpid(pid, os.WNOHANG) != (0, 0):
-            return False
-    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
 
 
 def _serve(log_path: Path) -> tuple[subprocess.Popen, list[int]]:
@@ -59,9 +49,9 @@ def test_the_children_of_a_killed_serve_die_and_leave_no_rows(sqlite_env, tmp_pa
         first.send_signal(signal.SIGKILL)
         first.wait()
         deadline = time.monotonic() + DEATH_SECONDS
-        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        while any(process_alive(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not any(_alive(pid) for pid in children), "a child outlived its sculpt serve"
+        assert not any(process_alive(pid) for pid in children), "a child outlived its sculpt serve"
         (tmp_path / "second.log").write_text("")
         second, new_children = _serve(tmp_path / "second.log")
         try:
