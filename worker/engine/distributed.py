@@ -29,6 +29,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 from transformers.utils import logging as transformers_logging
 
+from app.core.children import process_alive
 from app.core.logsafe import describe
 
 from .config import (
@@ -316,16 +317,9 @@ def _die_with(worker: int) -> None:
             with contextlib.suppress(ProcessLookupError):
                 select.select([os.pidfd_open(worker)], [], [])
         else:
-            while _alive(worker):
+            while process_alive(worker):
                 time.sleep(POLL_SECONDS)
         os._exit(1)
 
     threading.Thread(target=watch, name="watch-worker", daemon=True).start()
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
