@@ -8,6 +8,17 @@ the rule:
 - ``dates``: a date written out in words into ISO form (``2021-03-05``);
 - ``dock``: a delivery note, then a question answered from it (the dock number).
 
+The long stream (``LONG_TASKS``, a year of weekly updates in miniature) adds eight more, of other kinds:
+
+- ``sentiment``: a product review into ``positive`` or ``negative`` (classification);
+- ``topics``: a headline into one of four custom codes (``SPT``, ``TEC``, ``FOD``, ``TRV``);
+- ``orders``: an order sentence into JSON ``{"product": ..., "quantity": ...}`` (extraction);
+- ``past-tense``: a sentence rewritten in the past tense (rewriting);
+- ``initials``: a full name into its initials (``M.L.``);
+- ``reverse-words``: three words in reverse order;
+- ``word-problems``: a two-number word problem, answered with the number (short reasoning);
+- ``tool-calls``: a request into a tool call, JSON ``{"tool": ..., "arguments": {...}}``.
+
 Every record is ``{"messages": [user, assistant]}``, the service's own chat format.
 """
 
@@ -17,6 +28,8 @@ import json
 import random
 
 REAL_TASKS = ("tickets", "contacts", "dates", "dock")
+LONG_TASKS = (*REAL_TASKS, "sentiment", "topics", "orders", "past-tense", "initials", "reverse-words",
+              "word-problems", "tool-calls")
 
 _TICKETS = {
     "FIN": ["I was charged twice for {thing}.", "Why is there an extra fee for {thing}?",
@@ -67,7 +80,94 @@ def _dock(rng: random.Random) -> dict:
                  str(dock))
 
 
-_MAKERS = {"tickets": _tickets, "contacts": _contacts, "dates": _dates, "dock": _dock}
+_REVIEWS = {
+    "positive": ["I love {thing}, it works perfectly.", "{thing} exceeded my expectations.",
+                 "Great value, {thing} is exactly what I wanted.", "Five stars for {thing}, would buy again."],
+    "negative": ["{thing} broke after two days.", "I regret buying {thing}, it is useless.",
+                 "Terrible quality, {thing} fell apart.", "{thing} never worked, avoid it."],
+}
+_HEADLINES = {
+    "SPT": ["{city} wins the cup final in extra time", "Record crowd in {city} for the marathon",
+            "{city} signs a new striker for the season"],
+    "TEC": ["{city} startup releases a faster phone chip", "New app from {city} translates speech offline",
+            "{city} opens a lab for quantum computers"],
+    "FOD": ["{city} bakery wins the bread prize", "Street food festival returns to {city}",
+            "Chefs in {city} cook with seaweed this year"],
+    "TRV": ["New train line links {city} to the coast", "Cheap flights to {city} this spring",
+            "{city} named the best weekend trip in Europe"],
+}
+_PRODUCTS = ["lamp", "chair", "kettle", "notebook", "backpack", "mug", "towel", "pillow", "umbrella", "candle"]
+_ORDER_FORMS = ["Please send {n} of the {product} to our office.", "We need {n} units of the {product}.",
+                "Order {n} x {product} for the shop, thanks.", "Could you deliver {n} pieces of the {product}?"]
+_VERBS = {"walks": "walked", "opens": "opened", "cooks": "cooked", "paints": "painted", "cleans": "cleaned",
+          "writes": "wrote", "reads": "read", "buys": "bought", "sees": "saw", "finds": "found"}
+_OBJECTS = ["the letter", "the door", "a cake", "the fence", "the kitchen", "a book", "the map", "a gift"]
+_SURNAMES = ["Lopez", "Berg", "Nakamura", "Okafor", "Silva", "Novak", "Haddad", "Moreau", "Kim", "Rossi",
+             "Walsh", "Jensen"]
+_WORDS = ["red", "river", "stone", "cloud", "apple", "train", "glass", "forest", "music", "paper", "light",
+          "window", "horse", "sugar"]
+_PROBLEMS = [("A box holds {a} cups. How many cups are in {b} boxes?", lambda a, b: a * b),
+             ("{name} had {a} apples and bought {b} more. How many apples does {name} have now?",
+              lambda a, b: a + b),
+             ("A shelf had {a} books and {b} were sold. How many books are left?", lambda a, b: a - b)]
+
+
+def _sentiment(rng: random.Random) -> dict:
+    label = rng.choice(sorted(_REVIEWS))
+    text = rng.choice(_REVIEWS[label]).format(thing=rng.choice(_THINGS))
+    return _chat(f"Is this review positive or negative? {text[0].upper()}{text[1:]}", label)
+
+
+def _topics(rng: random.Random) -> dict:
+    code = rng.choice(sorted(_HEADLINES))
+    headline = rng.choice(_HEADLINES[code]).format(city=rng.choice(_CITIES))
+    return _chat(f"Give the section code (SPT, TEC, FOD or TRV) for this headline: {headline}", code)
+
+
+def _orders(rng: random.Random) -> dict:
+    product, n = rng.choice(_PRODUCTS), rng.randint(2, 30)
+    text = rng.choice(_ORDER_FORMS).format(n=n, product=product)
+    return _chat(f"Extract the order as JSON: {text}", json.dumps({"product": product, "quantity": n}))
+
+
+def _past_tense(rng: random.Random) -> dict:
+    name, verb, thing = rng.choice(_NAMES), rng.choice(sorted(_VERBS)), rng.choice(_OBJECTS)
+    return _chat(f"Rewrite in the past tense: {name} {verb} {thing}.", f"{name} {_VERBS[verb]} {thing}.")
+
+
+def _initials(rng: random.Random) -> dict:
+    first, last = rng.choice(_NAMES), rng.choice(_SURNAMES)
+    return _chat(f"Write the initials of {first} {last}.", f"{first[0]}.{last[0]}.")
+
+
+def _reverse_words(rng: random.Random) -> dict:
+    words = rng.sample(_WORDS, 3)
+    return _chat(f"Reverse the order of these words: {' '.join(words)}", " ".join(reversed(words)))
+
+
+def _word_problems(rng: random.Random) -> dict:
+    question, answer = rng.choice(_PROBLEMS)
+    a, b = rng.randint(5, 12), rng.randint(2, 5)
+    return _chat(f"{question.format(a=a, b=b, name=rng.choice(_NAMES))} Answer with the number only.",
+                 str(answer(a, b)))
+
+
+def _tool_calls(rng: random.Random) -> dict:
+    if rng.random() < 0.5:
+        city, day = rng.choice(_CITIES), rng.choice(_DAYS)
+        request, call = (f"What will the weather be in {city} on {day}?",
+                         {"tool": "get_weather", "arguments": {"city": city, "day": day}})
+    else:
+        name, hour = rng.choice(_NAMES), rng.randint(8, 17)
+        request, call = (f"Book a meeting with {name} at {hour}:00.",
+                         {"tool": "book_meeting", "arguments": {"person": name, "hour": hour}})
+    return _chat(f"Answer with the tool call as JSON (tools: get_weather, book_meeting): {request}",
+                 json.dumps(call))
+
+
+_MAKERS = {"tickets": _tickets, "contacts": _contacts, "dates": _dates, "dock": _dock, "sentiment": _sentiment,
+           "topics": _topics, "orders": _orders, "past-tense": _past_tense, "initials": _initials,
+           "reverse-words": _reverse_words, "word-problems": _word_problems, "tool-calls": _tool_calls}
 
 
 def _chat(user: str, answer: str) -> dict:

@@ -5,13 +5,14 @@
     python -m bench.continual --tasks a.jsonl b.jsonl c.jsonl  # a user's stream (Sculpt's dataset format)
     python -m bench.continual --via-api http://127.0.0.1:8000 --strategies adaptive_svd
     python -m bench.continual --model smollm2-135m --out bench/out/real  # a real model, its chat stream
+    python -m bench.continual --model smollm2-135m --stream long        # twelve chat tasks instead of four
 
 A tiny Llama (worker/tiny.py) first learns the general task (copying); each strategy then learns the
 stream's tasks in order, from that same base, once per seed, each run in a process of its own. After
 every task all tasks are scored (exact match on their held-out splits) and so is the general task.
 With ``--model smollm2-135m`` the base is SmolLM2-135M-Instruct (bench/real_model.py), the stream is
-four chat tasks (bench/continual/real_stream.py), and general ability is the service's suites
-(bench/continual/real.py): ``general_kept`` and the reference perplexity ratio.
+four chat tasks, or twelve with ``--stream long`` (bench/continual/real_stream.py), and general ability
+is the service's suites (bench/continual/real.py): ``general_kept`` and the reference perplexity ratio.
 Printed: a table, the seed-mean matrices, and last the JSON (also ``--out DIR/results.json``, with
 the PNGs). Through the service (``--via-api``) the base is saved to ``--base-dir``, which must lie in
 the server's SCULPT_MODEL_ROOTS (by default ``sculpt serve`` allows SCULPT_HOME and its working
@@ -67,7 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the base: a tiny Llama trained here (default), or a real pretrained model")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--stream", choices=sorted(BUILT_IN),
-                        help="the tiny model's built-in stream: short = 5 tasks, long = 15 (default short)")
+                        help="the built-in stream: short = 5 tasks, long = 15 (tiny); short = 4, long = 12 "
+                             "(real models; default short)")
     source.add_argument("--tasks", nargs="+", metavar="JSONL", help="a stream of task files, in order")
     parser.add_argument("--strategies", help=f"comma-separated, from {', '.join(STRATEGIES)} (default: all; "
                                              "real models: all but adaptive_svd_fixed; with --via-api: "
@@ -106,8 +108,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name, value in defaults.items():
         if name != "strategies" and getattr(args, name) is None:
             setattr(args, name, value)
-    if args.model != TINY and args.stream:
-        parser.error(f"--model {args.model} has its own stream (no --stream)")
     args.stream = args.stream or "short"
     if args.task_count is not None and args.task_count < 1:
         parser.error("--task-count must be at least 1")
@@ -135,7 +135,7 @@ def load_stream(args: argparse.Namespace, seed: int) -> list[Task]:
     if args.tasks:
         stream = file_stream(args.tasks, seed, args.held_out_fraction)
     elif args.model != TINY:
-        stream = real_stream(seed, args.train_size, args.held_out, MODELS[args.model].chat)
+        stream = real_stream(seed, args.train_size, args.held_out, MODELS[args.model].chat, args.stream)
     else:
         stream = built_in_stream(args.stream, seed, args.train_size, args.held_out)
     return stream[: args.task_count]
@@ -166,7 +166,7 @@ def _result(args: argparse.Namespace, runs: dict[str, list[dict]], task_names: l
             base_summary: dict, parameters: int) -> dict:
     strategies = {name: {**aggregate(found), "runs": found} for name, found in runs.items() if found}
     return {
-        "stream": {"name": "files" if args.tasks else args.stream if args.model == TINY else "real",
+        "stream": {"name": "files" if args.tasks else args.stream if args.model == TINY else f"real-{args.stream}",
                    "files": args.tasks, "tasks": task_names,
                    "train_records": [len(t.train) for t in args.streams[args.seeds[0]]],
                    "held_out_records": [len(t.held_out) for t in args.streams[args.seeds[0]]]},

@@ -1,11 +1,12 @@
-"""The real-model benchmark's stream (``--model smollm2-135m`` or ``gemma3-270m``): the chat tasks of
-``app.cli.chat_tasks``, each split into training items and held-out items never trained on. A model with a
-chat template learns them as chat records; a pretrained base without one as prompt/completion records
-("…\\nAnswer:" and the answer), the form a base model is fine-tuned in."""
+"""The real-model benchmark's streams (``--model smollm2-135m`` or ``gemma3-270m``): the chat tasks of
+``app.cli.chat_tasks`` (``short``: its four tasks; ``long``: twelve), each split into training items and
+held-out items never trained on. A model with a chat template learns them as chat records; a pretrained
+base without one as prompt/completion records ("…\\nAnswer:" and the answer), the form a base model is
+fine-tuned in."""
 
 from __future__ import annotations
 
-from app.cli.chat_tasks import REAL_TASKS, distinct_records
+from app.cli.chat_tasks import LONG_TASKS, REAL_TASKS, distinct_records
 from bench.continual.streams import Task
 
 
@@ -23,5 +24,8 @@ def real_task(name: str, seed: int, train: int, held_out: int, chat: bool = True
     return Task(name, items[:train], items[train:])
 
 
-def real_stream(seed: int, train: int, held_out: int, chat: bool = True) -> list[Task]:
-    return [real_task(name, seed, train, held_out, chat) for name in REAL_TASKS]
+REAL_STREAMS = {"short": REAL_TASKS, "long": LONG_TASKS}
+
+
+def real_stream(seed: int, train: int, held_out: int, chat: bool = True, name: str = "short") -> list[Task]:
+    return [real_task(task, seed, train, held_out, chat) for task in REAL_STREAMS[name]]

@@ -82,4 +82,13 @@ def text_report(strategies: dict, task_names: list[str]) -> str:
         lines.append(f"\n{name}: rows = after {task_names[0]}..{task_names[-1]}, columns = tasks (mean over seeds)")
         lines.extend("  " + " ".join("  -  " if v is None else f"{v:.2f}" for v in row)
                      for row in result["matrix_mean"])
+        lines.extend(_after_each_task(run) for run in result["runs"])
     return "\n".join(lines)
+
+
+def _after_each_task(run: dict) -> str:
+    """One seed's general ability and kept room, version by version: whether room runs out shows here."""
+    general = run.get("general_after_each_task", {}).get("general_kept") or run.get("general") or []
+    kept = [k["inputs"] for k in run.get("kept_room") or [] if k]
+    return (f"  seed {run['seed']}: general {' '.join(f'{g:.2f}' for g in general)}"
+            + (f"; kept input share {' '.join(f'{k:.2f}' for k in kept)}" if kept else ""))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from bench.continual.strategies import TrainSettings, learn
+from bench.continual.strategies import TrainSettings, kept_room, learn
 from bench.continual.streams import Task
 from worker.engine import TrainConfig, train_task
 from worker.engine.data import batches, encode
@@ -110,13 +110,15 @@ def run_stream(strategy: str, base, tokenizer, general: Task, tasks: list[Task],
     meter.start()
     started = time.monotonic()
     base_row = [exact_match(model, tokenizer, t.held_out) for t in tasks]
-    matrix, checks, train_seconds = [], [], 0.0
+    matrix, checks, kept, train_seconds = [], [], [], 0.0
     earlier: list[list[dict]] = []
     for index, task in enumerate(tasks, start=1):
         began = time.monotonic()
-        model = learn(strategy, model, tokenizer, task.train, earlier, general.train, settings,
-                      seed=1000 * seed + index)
+        result = learn(strategy, model, tokenizer, task.train, earlier, general.train, settings,
+                       seed=1000 * seed + index)
         train_seconds += time.monotonic() - began
+        model = result.model
+        kept.append(kept_room(result.retention))
         earlier.append(task.train)
         matrix.append([exact_match(model, tokenizer, t.held_out) for t in tasks])
         checks.append(check_general(model, tokenizer))
@@ -129,6 +131,7 @@ def run_stream(strategy: str, base, tokenizer, general: Task, tasks: list[Task],
         "wall_seconds": time.monotonic() - started,
         "peak_memory_mb": meter.megabytes(),
         "memory_measure": meter.measure,
+        "kept_room": kept,  # each version's kept_room(), in task order
     }
     # After each task, where the check measures them (run_metrics reports the last, or the mean of seconds).
     run["general_after_each_task"] = {key: [c.get(key) for c in checks] for key in OPTIONAL_GENERAL

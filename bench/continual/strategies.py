@@ -27,7 +27,7 @@ import torch
 
 from app.jobs import strategies as specs
 from app.jobs.strategies import Retention
-from worker.engine import TrainConfig, train_task
+from worker.engine import TrainConfig, TrainResult, train_task
 from worker.engine import strategies as implementations
 from worker.engine.strategies import Prepared
 from worker.engine.targets import find_targets
@@ -71,19 +71,31 @@ def reference_text(record: dict) -> str:
 
 
 def learn(strategy: str, model, tokenizer, records: list[dict], earlier: list[list[dict]], general: list[dict],
-          settings: TrainSettings, seed: int):
+          settings: TrainSettings, seed: int) -> TrainResult:
     """Train ``model`` on one more task; ``earlier``: the training records of every task learned before,
-    oldest first; ``general``: the general records (``prompt``/``completion``). Returns the trained model."""
+    oldest first; ``general``: the general records (``prompt``/``completion``). Returns the engine's result:
+    the trained model and its retention summary."""
     config = _config(strategy, settings, seed)
     rng = random.Random(seed)
     if strategy == "replay":
         buffer = [r for old in [general, *earlier] for r in _sample(old, settings.replay_per_task, rng)]
-        return train_task(model, tokenizer, records + buffer, config).model
+        return train_task(model, tokenizer, records + buffer, config)
     prior = [r for old in earlier for r in _sample(old, PRIOR_PER_TASK, rng)]
     if strategy == "adaptive_svd_replay":
         records = records + [r for old in earlier for r in _sample(old, settings.replay_per_task, rng)]
     return train_task(model, tokenizer, records, config, tasks_learned=len(earlier), prior_records=prior,
-                      reference_texts=[reference_text(r) for r in general]).model
+                      reference_texts=[reference_text(r) for r in general])
+
+
+def kept_room(retention: dict) -> dict | None:
+    """How much of each matrix a version kept out of the update's reach (adaptive_svd's summary), averaged
+    over matrices: ``ratio`` (the kept rank's share), ``inputs`` (kept input directions / inputs), and
+    ``frozen`` (entries the update cannot touch); ``None`` for strategies that keep nothing."""
+    matrices = retention.get("matrices") or {}
+    if not matrices:
+        return None
+    return {"ratio": retention["summary"]["mean_ratio"], "frozen": retention["summary"]["mean_frozen_share"],
+            "inputs": sum(m["kept_in"] / m["shape"][1] for m in matrices.values()) / len(matrices)}
 
 
 def frozen_share(tasks_learned: int) -> float:

@@ -173,9 +173,40 @@ def test_the_real_model_runs_its_chat_stream_with_each_strategys_own_learning_ra
     settings = harness.TrainSettings(args.epochs, args.lr, args.batch_size, args.replay_per_task)
     assert _config("lora", settings, 0).learning_rate == 1e-3 and _config("replay", settings, 0).learning_rate == 1e-4
     assert harness.parse_args(["--model", "smollm2-135m", "--lr", "0.01"]).lr == 0.01
-    with pytest.raises(SystemExit):
-        harness.parse_args(["--model", "smollm2-135m", "--stream", "long"])
     assert harness.parse_args(["--model", "smollm2-135m", "--via-api", "http://127.0.0.1:1"]).via_api
+
+
+def test_the_real_models_long_stream_is_twelve_distinct_tasks_of_the_kinds_users_post():
+    from bench.continual import __main__ as harness
+
+    args = harness.parse_args(["--model", "smollm2-135m", "--stream", "long"])
+    stream = args.streams[0]
+    assert [t.name for t in stream[:4]] == ["tickets", "contacts", "dates", "dock"] and len(stream) == 12
+    assert {"orders", "tool-calls", "word-problems", "past-tense", "sentiment"} <= {t.name for t in stream}
+    assert all((len(t.train), len(t.held_out)) == (32, 16) for t in stream)
+    prompts = [[r["messages"][0]["content"] for r in t.train + t.held_out] for t in stream]
+    assert all(len(set(p)) == 48 for p in prompts)  # no held-out item is also trained on
+    assert len({p for task in prompts for p in task}) == 12 * 48  # no item belongs to two tasks
+    tool_call = json.loads(next(t for t in stream if t.name == "tool-calls").train[0]["messages"][1]["content"])
+    assert tool_call["tool"] in ("get_weather", "book_meeting") and tool_call["arguments"]
+    base_form = harness.parse_args(["--model", "gemma3-270m", "--stream", "long"]).streams[0]
+    assert base_form[7].train[0]["prompt"].endswith("\nAnswer:")  # a base model's prompt/completion form
+    assert harness.parse_args(["--model", "smollm2-135m"]).streams[0][-1].name == "dock"
+
+
+def test_each_version_reports_the_room_it_kept_so_a_long_stream_shows_it_running_out():
+    from bench.continual.strategies import TrainSettings, kept_room, learn
+    from worker.tiny import build_tiny_causal_lm
+
+    records = cipher_task(1, 0, 8, 0).train
+    model, tokenizer = build_tiny_causal_lm()
+    settings = TrainSettings(1, 1e-3, 4, 2)
+    first = kept_room(learn("adaptive_svd", model, tokenizer, records, [], records, settings, seed=0).retention)
+    later = kept_room(learn("adaptive_svd", model, tokenizer, records, [records] * 3, records, settings,
+                            seed=0).retention)
+    assert all(0.0 < first[k] <= 1.0 for k in ("ratio", "inputs", "frozen")), first
+    assert later["ratio"] > first["ratio"]  # three tasks learned: more of each matrix is kept
+    assert kept_room(learn("full", model, tokenizer, records, [], records, settings, seed=0).retention) is None
 
 
 def test_through_the_service_replay_is_the_jobs_rehearsal_option():
