@@ -88,14 +88,15 @@ def learn(strategy: str, model, tokenizer, records: list[dict], earlier: list[li
 
 
 def kept_room(retention: dict) -> dict | None:
-    """How much of each matrix a version kept out of the update's reach (adaptive_svd's summary), averaged
-    over matrices: ``ratio`` (the kept rank's share), ``inputs`` (kept input directions / inputs), and
-    ``frozen`` (entries the update cannot touch); ``None`` for strategies that keep nothing."""
-    matrices = retention.get("matrices") or {}
-    if not matrices:
+    """How much of each matrix a version kept out of the update's reach, averaged over matrices (adaptive_svd's
+    retention summary, the engine's or the service's version object): ``ratio`` (the kept rank's share),
+    ``inputs`` (kept input directions / inputs) and ``frozen`` (entries the update cannot touch); ``None``
+    for strategies that keep nothing."""
+    summary = retention.get("summary") or {}
+    if "mean_kept_input_share" not in summary:
         return None
-    return {"ratio": retention["summary"]["mean_ratio"], "frozen": retention["summary"]["mean_frozen_share"],
-            "inputs": sum(m["kept_in"] / m["shape"][1] for m in matrices.values()) / len(matrices)}
+    return {"ratio": summary["mean_ratio"], "frozen": summary["mean_frozen_share"],
+            "inputs": summary["mean_kept_input_share"]}
 
 
 def frozen_share(tasks_learned: int) -> float:

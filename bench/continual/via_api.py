@@ -23,7 +23,7 @@ import httpx
 from app.core.enums import TERMINAL_STATUSES
 from app.lineages.suites import GENERAL, GENERAL_ANSWERS
 from bench.continual.report import mean_of
-from bench.continual.strategies import TrainSettings
+from bench.continual.strategies import TrainSettings, kept_room
 from bench.continual.streams import Task
 
 # The harness's strategies as a job's continual options: (the service's strategy, what else it sets).
@@ -102,10 +102,11 @@ def run_stream_via_api(client: httpx.Client, strategy: str, base_dir: Path, gene
         versions.append(job["result"]["version"])
         job_seconds += job["finished_at"] - job["created_at"]
     record = _json(client.get(f"/v1/models/{model_id}/evaluations", params={"version": versions[-1]}))
-    metrics = [_json(client.get(f"/v1/models/{model_id}/versions/{v}"))["metrics"] for v in versions]
+    objects = [_json(client.get(f"/v1/models/{model_id}/versions/{v}")) for v in versions]
     run = from_evaluations(record, [t.name for t in tasks], versions, seed,
                            wall_seconds=time.monotonic() - started, job_seconds=job_seconds, model_id=model_id)
-    return {**run, **general_figures(metrics)}
+    return {**run, **general_figures([o["metrics"] for o in objects]),
+            "kept_room": [kept_room(o["retention"]) for o in objects]}
 
 
 def general_figures(metrics: list[dict]) -> dict:

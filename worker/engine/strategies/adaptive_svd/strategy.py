@@ -197,6 +197,9 @@ def _retention_summary(matrices, retention, tasks_learned, old_inputs: bool, pro
             "mean_ratio": sum(m["ratio"] for m in matrices.values()) / len(matrices),
             # Share of each matrix's entries the update cannot touch: 1 - (1 - ku/m)(1 - kv/n), averaged.
             "mean_frozen_share": sum(kept_fraction) / len(kept_fraction),
+            # Share of each matrix's input directions kept from the update, averaged: the room left to learn
+            # in is 1 minus it, so a long lineage shows here whether that room runs out.
+            "mean_kept_input_share": sum(m["kept_in"] / m["shape"][1] for m in matrices.values()) / len(matrices),
             "basis_parameters": sum(p.numel() for p in projectors.values()),
         },
     }
