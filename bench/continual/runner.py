@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import multiprocessing
 import resource
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -122,6 +123,8 @@ def run_stream(strategy: str, base, tokenizer, general: Task, tasks: list[Task],
         earlier.append(task.train)
         matrix.append([exact_match(model, tokenizer, t.held_out) for t in tasks])
         checks.append(check_general(model, tokenizer))
+        print(f"{strategy} seed {seed}: task {index}/{len(tasks)} {task.name}: {matrix[-1][index - 1]:.2f}, "
+              f"general {checks[-1]['score']:.3f} ({time.monotonic() - began:.0f} s)", file=sys.stderr, flush=True)
     run = {
         "seed": seed,
         "matrix": matrix,

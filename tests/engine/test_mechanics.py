@@ -113,6 +113,18 @@ def test_union_is_orthonormal_and_spans_both():
     assert union(first, second, cap=8).shape[1] == 8
 
 
+def test_union_adds_nothing_where_the_first_basis_already_covers_the_second():
+    # Late in a long lineage the earlier tasks' basis holds nearly all of the reference set's directions:
+    # what is left of them is float32 noise, and none of it may enter the kept basis as a direction.
+    first = _orthonormal(64, 60, 1)
+    covered = first @ torch.randn(60, 40, generator=torch.Generator().manual_seed(3))
+    covered = covered / covered.norm(dim=0)
+    assert torch.equal(union(first, covered, cap=64), first)
+    novel = _orthonormal(64, 64, 4)[:, 62:]  # two directions at most partly outside span(first)
+    joint = union(first, torch.cat([covered, novel], dim=1), cap=64)
+    assert joint.shape[1] == 62 and torch.allclose(joint.T @ joint, torch.eye(62), atol=1e-5)
+
+
 def test_a_first_job_keeps_the_reference_sets_inputs_within_its_share_of_the_kept_rank():
     # A lineage's first job has no earlier task: its only old data is the reference set (general text).
     # Without it the job fell back to the weights basis; with it the kept input directions are the
