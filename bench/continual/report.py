@@ -87,8 +87,11 @@ def text_report(strategies: dict, task_names: list[str]) -> str:
 
 
 def _after_each_task(run: dict) -> str:
-    """One seed's general ability and kept room, version by version: whether room runs out shows here."""
-    general = run.get("general_after_each_task", {}).get("general_kept") or run.get("general") or []
-    kept = [k["inputs"] for k in run.get("kept_room") or [] if k]
-    return (f"  seed {run['seed']}: general {' '.join(f'{g:.2f}' for g in general)}"
-            + (f"; kept input share {' '.join(f'{k:.2f}' for k in kept)}" if kept else ""))
+    """One seed's general ability and kept room, version by version: whether room runs out shows here.
+    General ability is ``general_kept`` where it was measured, else the general task's score (tiny models)."""
+    kept = [g for g in run.get("general_after_each_task", {}).get("general_kept", []) if g is not None]
+    scores = run.get("general") if isinstance(run.get("general"), list) else []
+    general = kept or scores
+    room = [k["inputs"] for k in run.get("kept_room") or [] if k]
+    return (f"  seed {run['seed']}: general {' '.join(f'{g:.2f}' for g in general) or 'n/a'}"
+            + (f"; kept input share {' '.join(f'{k:.2f}' for k in room)}" if room else ""))
