@@ -91,9 +91,9 @@ def union(first: torch.Tensor, second: torch.Tensor, cap: int) -> torch.Tensor:
     """Orthonormal basis of span(first) + span(second), ``first`` kept whole, at most ``cap`` columns.
 
     The part of ``second`` not already in ``first`` is added most-novel direction first. Its directions are
-    the eigenvectors of the residual's small Gram matrix, in float64, not an SVD of the residual: late in a
-    long lineage ``first`` covers nearly all of ``second``, and LAPACK's SVD of that near-zero residual
-    failed to converge on the twelve-task stream (bench/RESULTS.md) where eigh of its Gram does not.
+    the eigenvectors of the residual's small Gram matrix, in float64, not an SVD of the residual: an SVD
+    here failed to converge on the twelve-task stream (bench/RESULTS.md; the inputs that made it fail were
+    not kept), and the float64 eigh of a few hundred columns' Gram went through the same stream.
     """
     if second.shape[1] == 0 or first.shape[1] >= cap:
         return first[:, :cap].contiguous()
