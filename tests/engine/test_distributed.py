@@ -4,6 +4,7 @@ and 6e-7 for FSDP; what remains is the order of floating-point sums, as each pro
 a batch; weighting the parts wrongly gives 1e-2). The processes hold bit-identical weights, and none leaks
 into the kept subspace (measured 2.8e-7 on each, as in one process)."""
 
+import gc
 import hashlib
 import json
 import math
@@ -11,6 +12,7 @@ import multiprocessing
 import os
 import signal
 import tempfile
+import weakref
 from pathlib import Path
 
 import pytest
@@ -142,6 +144,32 @@ def test_every_process_keeps_the_kept_subspace_and_matches_one_process(sharding,
     difference = _max_difference(weights, one_process.model)
     print(f"{sharding}: max |2 processes - 1 process| = {difference:.2e}")
     assert difference < TOLERANCE
+
+
+def _sharding_rank(rank: int, folder: str, strategy: str) -> None:
+    """Prepare ``strategy`` and shard it over 2 processes; write how many of the model's whole (unsharded)
+    parameters are still alive on this process."""
+    torch.set_num_threads(1)
+    model, tokenizer = build_tiny_causal_lm()
+    examples = encode(RECORDS, tokenizer, "causal", 512)
+    whole = [weakref.ref(p) for p in model.parameters()]
+    context = Context(examples, examples, examples, tokenizer.pad_token_id, torch.device("cpu"),
+                      torch.Generator().manual_seed(0), 1, lambda _phase: None)
+    config = _config(devices=2, sharding="fsdp", strategy=strategy, retention=Retention())
+    with joined(rank, 2, f"file://{folder}/rendezvous", torch.device("cpu"), "fsdp") as world:
+        prepared = world.distribute(get_strategy(strategy).prepare(model, config, context))
+        gc.collect()
+        alive = sum(ref() is not None for ref in whole)
+        del prepared
+    (Path(folder) / f"alive-{rank}.json").write_text(json.dumps(alive))
+
+
+@pytest.mark.parametrize("strategy", ["full", "adaptive_svd"])
+def test_a_sharded_process_keeps_no_whole_parameter(strategy, tmp_path):
+    # A whole parameter kept beside the shard (adaptive_svd's projectors were keyed by them) keeps the whole
+    # model on every rank: at 8B, 32 GB a rank that sharding was meant to save.
+    mp.start_processes(_sharding_rank, args=(str(tmp_path), strategy), nprocs=2, start_method="forkserver")
+    assert [json.loads((tmp_path / f"alive-{rank}.json").read_text()) for rank in range(2)] == [0, 0]
 
 
 def _prepared(rank: int, size: int, folder: str | None) -> dict:

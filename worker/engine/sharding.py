@@ -4,8 +4,6 @@ projects each matrix's update on the rows this rank holds)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
@@ -25,4 +23,4 @@ def shard(prepared):
     sharded = dict(model.named_parameters())  # fully_shard replaced every parameter; names are kept
     shards = {param: sharded[name] for param, name in names.items()}
     groups = [{**group, "params": [shards[p] for p in group["params"]]} for group in optimizer.param_groups]
-    return replace(prepared, model=model, optimizer=prepared.sharded_optimizer(groups, shards))
+    return prepared.on_shards(model, groups, shards)

@@ -4,7 +4,7 @@ task and says how to turn the trained model back into a plain Hugging Face model
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 import torch
@@ -28,10 +28,12 @@ class Prepared:
     def share_from_lead(self) -> None:
         """Make what each rank prepared for itself rank 0's before training starts; nothing by default."""
 
-    def sharded_optimizer(self, groups: list[dict],
-                          shards: Mapping[torch.Tensor, torch.Tensor]) -> torch.optim.Optimizer:  # noqa: ARG002
-        """The optimizer rebuilt on FSDP's parameter groups; ``shards`` maps each parameter to its shard."""
-        return type(self.optimizer)(groups)
+    def on_shards(self, model: torch.nn.Module, groups: list[dict],
+                  shards: Mapping[torch.Tensor, torch.Tensor]) -> Prepared:  # noqa: ARG002
+        """This preparation on FSDP's sharded ``model``: the optimizer rebuilt on its parameter ``groups``;
+        ``shards`` maps each whole parameter to its shard. Nothing returned may keep a whole parameter:
+        each rank would hold the whole model beside its shard."""
+        return replace(self, model=model, optimizer=type(self.optimizer)(groups))
 
 
 @dataclass

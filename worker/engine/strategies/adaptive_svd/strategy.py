@@ -4,7 +4,7 @@ matrix keeps for earlier tasks (by layer importance and tasks learned), with Pro
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.distributed as dist
@@ -32,10 +32,12 @@ class Projected(Prepared):
     def share_from_lead(self) -> None:
         share_bases(self.projectors.values())
 
-    def sharded_optimizer(self, groups: list[dict],
-                          shards: Mapping[torch.Tensor, torch.Tensor]) -> torch.optim.Optimizer:
-        return ProjectedAdamW(groups, {shards[p]: RowShardedProjector(projector, shards[p])
-                                       for p, projector in self.projectors.items()})
+    def on_shards(self, model, groups: list[dict], shards: Mapping[torch.Tensor, torch.Tensor]) -> Projected:
+        optimizer = ProjectedAdamW(groups, {shards[p]: RowShardedProjector(projector, shards[p])
+                                            for p, projector in self.projectors.items()})
+        # The sharded optimizer holds the projectors now. Keeping these, keyed by the whole parameters, kept
+        # every rank's whole float32 copy of the matrices alive beside its shard (bench/RESULTS.md, "Scale").
+        return replace(self, model=model, optimizer=optimizer, projectors={})
 
 
 class AdaptiveSvd:
