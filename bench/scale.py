@@ -27,19 +27,21 @@ on the float32 master weights (the method's exactness) and on the weights as the
 
 The memory model (``extrapolate``): a process's peak in a phase is
     M(L, R) = fixed + L * (replicated + sharded / R)
-with ``fixed`` its resident memory before the model loads (the runtime), and the per-layer terms from the
-smallest layer count's runs on 1 and 2 ranks (its vocabulary's parameters counted with its layer). The ranks'
-phases are calibrate, decompose and train_step; load and save are the launching process's, whole. It is
-checked against every larger run, then applied to Llama-3-8B: 32 layers, 8 ranks, and its 128256-token
-vocabulary's embedding and LM head (1.05 B parameters) at the same bytes per parameter as a layer's. What
-does not grow with layers but is measured on one layer, such as the one block FSDP gathers at a time, counts
-per layer: the extrapolation is an upper bound where that is large. Last line is JSON.
+fitted on 1 and on 2 ranks. Where a rank count has runs of two layer counts, the slope between them is the
+per-layer cost and ``fixed`` what is left at the smaller one (the runtime, and what does not grow with
+layers: the one block FSDP gathers at a time, the bench's small vocabulary). Where it has one, ``fixed`` is
+the runtime and everything else counts per layer, an upper bound where one-off costs are large. The terms
+that halve from 1 to 2 ranks are ``sharded``, the rest ``replicated``. The ranks' phases are calibrate,
+decompose and train_step; load and save are the launching process's, whole. It is checked against every run
+it was not fitted on, then applied to Llama-3-8B: 32 layers, 8 ranks, and its 128256-token vocabulary's
+embedding and LM head (1.05 B parameters) at the same bytes per parameter as a layer's. Last line is JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -261,6 +263,7 @@ def run_one(run: Run, base: Path, args, out: Path) -> None:
         meter.enter("leak")  # not a job's phase: kept out of train_step's and save's figures
         result["leak"] = _leaks(prepared[-1], trained.model, base, dtype, trained.steps, projector_leak)
     prepared.clear()  # its optimizer state, which the engine lets go of when training ends
+    _return_freed_memory()
     meter.enter("save")
     round_to(trained.model, dtype)
     save_checkpoint(trained.model, tokenizer, checkpoint_key("scale", 2), dtype=dtype)
@@ -269,6 +272,14 @@ def run_one(run: Run, base: Path, args, out: Path) -> None:
     result.update(finished=True, dtype=dtype_name(dtype),
                   summary=trained.retention.get("summary", {}))
     record()
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap's freed pages back to the system, so the next phase's peak resident set starts from what
+    is alive: the leak phase's copy of the base, freed, would otherwise stay resident under the save phase's
+    peak on one rank, a cost of the bench's own measuring that no job pays."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _leaks(prepared, model, base: Path, dtype, steps: int, projector_leak) -> dict | None:
@@ -365,39 +376,54 @@ def _fixed(run: dict, phase: str, cuda: bool) -> int:
     return ranks or run["runtime_bytes"]
 
 
+def _fit(runs: dict, ranks: int, phase: str, cuda: bool) -> tuple[float, int, list[int]] | None:
+    """Bytes per layer and fixed bytes of a phase's peak on ``ranks`` ranks, and the layer counts fitted.
+
+    With two layer counts the slope between them is the per-layer cost and what is left at the smaller one
+    is fixed (the runtime, and what does not grow with layers: the one block FSDP gathers, the bench's small
+    vocabulary); with one, everything above the runtime counts per layer, an upper bound."""
+    counts = sorted(layers for layers, r in runs if r == ranks and rank_peak(runs[layers, r]["phases"][phase], cuda))
+    if not counts:
+        return None
+    a = counts[0]
+    peak_a = rank_peak(runs[a, ranks]["phases"][phase], cuda)
+    if len(counts) == 1:
+        fixed = _fixed(runs[a, ranks], phase, cuda)
+        return (peak_a - fixed) / a, fixed, [a]
+    b = counts[1]
+    slope = (rank_peak(runs[b, ranks]["phases"][phase], cuda) - peak_a) / (b - a)
+    return slope, round(peak_a - a * slope), [a, b]
+
+
 def extrapolate(results: list[dict], shapes: str, cuda: bool) -> dict:
-    """The memory model (module docstring) per strategy and phase, checked against the larger runs."""
+    """The memory model (module docstring) per strategy and phase, checked against the runs it was not fitted on."""
     per_layer_params = layer_parameters(shapes)
     vocab_params = 2 * (TARGET["vocab"] - VOCAB) * SHAPES[shapes]["hidden_size"]
     model: dict = {"formula": "M(L, R) = fixed + L * (replicated + sharded / R), per rank and phase",
-                   "fixed": "resident memory before the model loads (0 for the CUDA allocator)",
+                   "fixed": "fitted: what the smallest run holds beyond L layers' cost (at least the runtime, "
+                            "0 for the CUDA allocator)",
                    "target": TARGET, "layer_parameters": per_layer_params,
                    "vocabulary_parameters_added": vocab_params, "strategies": {}}
     for strategy in STRATEGIES:
         runs = {(r["layers"], r["ranks"]): r for r in results if r.get("strategy") == strategy}
-        if not runs:
-            continue
-        smallest = min(layers for layers, _ in runs)
-        one, two = runs.get((smallest, 1)), runs.get((smallest, 2))
-        if one is None:
+        smallest = min((layers for layers, ranks in runs if ranks == 1), default=None)
+        if smallest is None:
             continue
         phases = {}
         for phase in PHASES:
-            m1 = rank_peak(one["phases"][phase], cuda)
-            if m1 is None:
+            one = _fit(runs, 1, phase, cuda)
+            if one is None:
                 phases[phase] = {"note": "not measured (not reached, or the strategy has no such phase)"}
                 continue
-            fixed = _fixed(one, phase, cuda)
-            layer_1 = (m1 - fixed) / smallest
             # Loading and saving are the launching process's, whole, however many ranks train.
-            m2 = rank_peak(two["phases"][phase], cuda) if two and phase in RANK_PHASES else None
+            two = _fit(runs, 2, phase, cuda) if phase in RANK_PHASES else None
             # Only what shards shrinks with ranks: from 1 to 2 ranks it halves (less is measurement noise).
-            sharded = max(0.0, 2 * (layer_1 - (m2 - _fixed(two, phase, cuda)) / smallest)) if m2 is not None else 0.0
-            replicated = layer_1 - sharded
-            fixed_many = _fixed(two, phase, cuda) if m2 is not None else fixed
+            sharded = max(0.0, 2 * (one[0] - two[0])) if two else 0.0
+            replicated = one[0] - sharded
+            fitted = {f"{layers}x1" for layers in one[2]} | ({f"{layers}x2" for layers in two[2]} if two else set())
 
             def predict(layers: int, ranks: int, extra_params: int = 0, *, r=replicated, s=sharded,
-                        f=(fixed, fixed_many)) -> float:
+                        f=(one[1], two[1] if two else one[1])) -> float:
                 per_layer = r + s / ranks
                 return f[ranks > 1] + layers * per_layer + extra_params * per_layer / per_layer_params
 
@@ -405,17 +431,18 @@ def extrapolate(results: list[dict], shapes: str, cuda: bool) -> dict:
                        "predicted_bytes": round(predict(layers, ranks)),
                        "error": round(predict(layers, ranks) / measured - 1, 3)}
                       for (layers, ranks), run in sorted(runs.items())
-                      if layers > smallest and (measured := rank_peak(run["phases"][phase], cuda))]
+                      if f"{layers}x{ranks}" not in fitted and (measured := rank_peak(run["phases"][phase], cuda))]
             target = predict(TARGET["layers"], TARGET["ranks"], vocab_params)
-            unfinished = any(run["phases"][phase].get("unfinished") for run in (one, two) if run)
+            unfinished = any(runs[name]["phases"][phase].get("unfinished") for name in runs
+                             if f"{name[0]}x{name[1]}" in fitted)
             phases[phase] = {"process": "rank" if phase in RANK_PHASES else "host", "lower_bound": unfinished,
-                             "fixed_bytes": fixed_many,
+                             "fitted_on": sorted(fitted), "fixed_bytes": two[1] if two else one[1],
                              "replicated_bytes_per_layer": round(replicated),
-                             "sharded_bytes_per_layer": round(sharded), "sharding_measured": m2 is not None,
+                             "sharded_bytes_per_layer": round(sharded), "sharding_measured": two is not None,
                              "checks": checks, "target_rank_bytes": round(target),
                              "target_rank_gb": round(target / 1e9, 1)}
         model["strategies"][strategy] = phases
-        model["strategies"][strategy]["time"] = _time_model(one, smallest)
+        model["strategies"][strategy]["time"] = _time_model(runs[smallest, 1], smallest)
     return model
 
 

@@ -14,12 +14,12 @@ from bench.scale import PHASES, STRATEGIES
 @pytest.mark.timeout(600)
 def test_scale_reports_every_phase_of_both_strategies_on_one_and_two_ranks(tmp_path):
     out = tmp_path / "scale.json"
-    subprocess.run([sys.executable, "-m", "bench.scale", "--shapes", "toy", "--runs", "1x1,2x1,1x2", "--steps", "1",
+    subprocess.run([sys.executable, "-m", "bench.scale", "--shapes", "toy", "--runs", "1x1,2x1,1x2,3x1", "--steps", "1",
                     "--threads", "1", "--deadline", "240", "--out", str(out)], check=True, timeout=590)
     report = json.loads(out.read_text())
 
     runs = {(r["strategy"], r["layers"], r["ranks"]): r for r in report["runs"]}
-    assert set(runs) == {(s, layers, ranks) for s in STRATEGIES for layers, ranks in ((1, 1), (2, 1), (1, 2))}
+    assert set(runs) == {(s, layers, ranks) for s in STRATEGIES for layers, ranks in ((1, 1), (2, 1), (1, 2), (3, 1))}
     for (_strategy, _layers, ranks), run in runs.items():
         assert run["finished"], run
         assert list(run["phases"]) == list(PHASES)
@@ -36,7 +36,9 @@ def test_scale_reports_every_phase_of_both_strategies_on_one_and_two_ranks(tmp_p
 
     for strategy in STRATEGIES:
         model = report["extrapolated"]["strategies"][strategy]
-        assert model["train_step"]["checks"][0]["run"] == "2x1"
+        # Fitted on two layer counts where a rank count has them, checked on the run it was not fitted on.
+        assert model["train_step"]["fitted_on"] == ["1x1", "1x2", "2x1"]
+        assert [check["run"] for check in model["train_step"]["checks"]] == ["3x1"]
         assert model["train_step"]["sharding_measured"]
         assert "preparation_share_of_500_step_job" in model["time"]
-    assert set(report["compare"]["peak_ratio_adaptive_over_full"]) == {"1x1", "2x1", "1x2"}
+    assert set(report["compare"]["peak_ratio_adaptive_over_full"]) == {"1x1", "2x1", "1x2", "3x1"}
