@@ -27,6 +27,7 @@ PRIOR_SAMPLES_PER_CALIBRATION_BATCH = 4  # prior examples per new-task calibrati
 class Projected(Prepared):
     """adaptive_svd's prepared task: its optimizer projects each target matrix's update."""
 
+    # Each target's projector, keyed by its parameter; empty once sharded (the sharded optimizer holds them).
     projectors: dict[torch.Tensor, MatrixProjector] = field(default_factory=dict)
 
     def share_from_lead(self) -> None:
