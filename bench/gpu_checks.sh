@@ -3,9 +3,10 @@
 #   1. step overhead on the Qwen2-0.5B shape under bf16 autocast, 8 x 128 and 8 x 512 tokens
 #      (python -m bench.step_overhead);
 #   2. the engine's tests with the trainer on CUDA (device None means cuda when there is one);
-#   3. the scale benchmark at Llama-3-8B layer shapes on the GPU, 1 and 4 decoder layers, full and
+#   3. the scale benchmark at Llama-3-8B layer shapes on the GPU, 1, 2 and 4 decoder layers, full and
 #      adaptive_svd (python -m bench.scale; JSON in $OUT/scale_8b_gpu.json): per-phase CUDA peaks and seconds,
-#      the leak after training, and the 32-layer extrapolation checked against the 4-layer run.
+#      the leak after training, and the 32-layer extrapolation (fitted on 1 and 2 layers) checked against the
+#      4-layer run.
 # Run only some of them by naming them: bash bench/gpu_checks.sh scale   (step_overhead, engine, scale).
 # That machine has its own python3 with torch; the project's peft and transformers can travel as
 # wheels in .whl/. The root tests/conftest.py needs the service's stack, so --confcutdir skips it.
@@ -26,6 +27,6 @@ wants step_overhead && for seq in 128 512; do
         | tee "$out/step_overhead_qwen05b_seq$seq.txt"
 done
 wants engine && timeout 200 python3 -m pytest --confcutdir=tests/engine tests/engine --deselect tests/engine/test_distributed.py -q -p no:cacheprovider 2>&1 | tee "$out/engine_tests_cuda.txt"
-# Each run stops at its deadline and reports the phases it finished; 4 runs, the base built on the CPU first.
-wants scale && timeout 1000 python3 -m bench.scale --device cuda --runs 1x1,4x1 --threads 8 --deadline 220 \
+# Each run stops at its deadline and reports the phases it finished; 6 runs, the base built on the CPU first.
+wants scale && timeout 1000 python3 -m bench.scale --device cuda --runs 1x1,2x1,4x1 --threads 8 --deadline 160 \
     --out "$out/scale_8b_gpu.json" 2>&1 | tail -c 4000 | tee "$out/scale_8b_gpu.txt"
