@@ -175,6 +175,7 @@ class Continual(SettingsModel):
             raise ValueError("metric 'choice' needs labels")
         spec = strategies.get(self.strategy)
         strategies.check_sharding(spec, self.sharding)
+        rate_given = self.learning_rate is not None
         for name in ("lora", "options"):
             if getattr(self, name) is not None and spec.settings_field != name:
                 raise ValueError(f"continual.{name} does not apply to strategy {self.strategy!r}")
@@ -185,4 +186,6 @@ class Continual(SettingsModel):
         elif spec.settings_field is not None and getattr(self, spec.settings_field) is None:
             # Stored with the job, so the job object shows the settings it trains with.
             setattr(self, spec.settings_field, spec.settings())
+        if self.retention is not None:  # written on the job, so it shows whether the rate was scaled
+            self.retention = strategies.settle_relative_step(self.retention, rate_given)
         return self

@@ -68,6 +68,13 @@ class Retention(SettingsModel):
     target_regex: str | None = Field(None, max_length=500, description="Which linear layers are constrained "
                                                                        "(or adapted, with strategy 'lora').")
     train_embeddings: bool = False
+    # Unset, on exactly when the job gives no learning rate (``settle_relative_step``): the default rate then
+    # suits every family (bench/RESULTS.md, "The step relative to the weights"), and a rate given is used as given.
+    relative_step: bool | None = Field(
+        None, description="Scale learning_rate by the target matrices' median RMS over 0.19 (SmolLM2-135M's, "
+                          "where the default rate was measured), at most 1: Adam moves each weight by about the "
+                          "rate, so smaller weights (Gemma 3's 0.04) would otherwise take a larger relative step. "
+                          "Default: on when the job sets no learning_rate, off when it does.")
 
     @field_validator("target_regex")
     @classmethod
@@ -81,6 +88,13 @@ class Retention(SettingsModel):
         if self.min_ratio > self.target_ratio:
             raise ValueError("min_ratio must not exceed target_ratio")
         return self
+
+
+def settle_relative_step(retention: Retention, rate_given: bool) -> Retention:
+    """``retention`` with ``relative_step`` decided: where unset, on exactly when no learning rate was given."""
+    if retention.relative_step is not None:
+        return retention
+    return retention.model_copy(update={"relative_step": not rate_given})
 
 
 class LoraSettings(SettingsModel):

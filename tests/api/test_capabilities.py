@@ -56,6 +56,12 @@ def test_capabilities_list_what_the_spec_accepts(sqlite_client, base_model_dir, 
     chosen = create_job(client, "m", training,
                         continual={"task": "own-rate", "strategy": "lora", "learning_rate": 0.02})
     assert chosen.json()["continual"]["learning_rate"] == 0.02
+    # adaptive_svd scales its default rate to the model's weights, and uses a rate given as given; the job
+    # says which it does.
+    default_rate, own_rate = (create_job(client, "m", training, continual={"task": task, **rate}).json()
+                              for task, rate in (("default-rate", {}), ("own-svd-rate", {"learning_rate": 1e-5})))
+    assert default_rate["continual"]["retention"]["relative_step"] is True
+    assert own_rate["continual"]["retention"]["relative_step"] is False
     error = assert_error(create_job(client, "m", training, continual={"strategy": "magic"}), 422,
                          param="continual.strategy")
     assert all(name in error["message"] for name in names)

@@ -71,6 +71,33 @@ def test_kept_ranks_grow_with_task_count_in_training():
     assert all(later >= earlier for earlier, later in zip(*ranks, strict=True)) and sum(ranks[1]) > sum(ranks[0])
 
 
+def test_a_model_with_smaller_weights_takes_the_same_relative_step():
+    # Adam moves each weight by about the learning rate whatever its scale: at one rate a family whose
+    # weights are five times smaller (Gemma 3's against SmolLM2's) changed five times as much and lost its
+    # general answers. With relative_step (the default) one rate changes both by the same share.
+    records = fact_records("t", 8, seed=0)
+
+    def relative_change(weight_scale: float, relative_step: bool) -> tuple[float, float]:
+        torch.manual_seed(0)
+        model, tokenizer = build_tiny_causal_lm()
+        targets = find_targets(model, None)
+        with torch.no_grad():
+            for target in targets:
+                target.weight.mul_(weight_scale)
+        before = [target.weight.detach().clone() for target in targets]
+        config = TrainConfig(n_epochs=1, batch_size=8, learning_rate=1e-3,
+                             retention=Retention(relative_step=relative_step))
+        result = train_task(model, tokenizer, records, config)
+        changes = [float((t.weight.detach() - w).norm() / w.norm()) for t, w in zip(targets, before, strict=True)]
+        return sorted(changes)[len(changes) // 2], result.retention["summary"]["step_scale"]
+
+    (large, large_scale), (small, small_scale) = relative_change(1.0, True), relative_change(0.2, True)
+    assert small_scale == pytest.approx(0.2 * large_scale, rel=1e-3) and large_scale < 1
+    assert small == pytest.approx(large, rel=0.3)
+    (plain_large, plain_scale), (plain_small, _) = relative_change(1.0, False), relative_change(0.2, False)
+    assert plain_scale == 1.0 and plain_small > 3 * plain_large
+
+
 @pytest.mark.parametrize(("builder", "kind"), [(build_tiny_causal_lm, "causal"), (build_tiny_t5, "seq2seq")])
 def test_importance_is_finite_and_normalised(builder, kind):
     model, tokenizer = builder()

@@ -40,8 +40,10 @@ class TrainConfig:
     sharding: str = _default(spec.Continual, "sharding")
 
     def __post_init__(self) -> None:
-        if self.learning_rate is None and self.strategy in strategies.names():
+        rate_given = self.learning_rate is not None
+        if not rate_given and self.strategy in strategies.names():
             self.learning_rate = strategies.get(self.strategy).learning_rate
+        self.retention = strategies.settle_relative_step(self.retention, rate_given)
 
     def validate(self) -> None:
         from .strategies import registry  # the implementations import this module

@@ -33,9 +33,13 @@ class ProjectedAdamW(torch.optim.Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.01,
+        step_scale: float = 1.0,
     ):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
         self.projectors = projectors or {}
+        # Every step is lr times this (``step_size.step_scale``), so the schedule and what progress reports
+        # stay the learning rate the job was given.
+        self.step_scale = step_scale
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -66,5 +70,5 @@ class ProjectedAdamW(torch.optim.Optimizer):
                 projector = self.projectors.get(param)
                 if projector is not None:
                     update = projector(update)
-                weight.add_(update, alpha=-group["lr"])
+                weight.add_(update, alpha=-group["lr"] * self.step_scale)
         return loss

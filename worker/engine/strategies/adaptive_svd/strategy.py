@@ -18,6 +18,7 @@ from .distributed import RowShardedProjector, bases_from_owners, share_bases
 from .importance import cosine_importance
 from .optimizer import ProjectedAdamW
 from .retention import kept_rank, kept_ratio
+from .step_size import step_scale
 from .subspace import MatrixProjector, Moments, Spectrum, activation_basis, union, weight_bases
 
 PRIOR_SAMPLES_PER_CALIBRATION_BATCH = 4  # prior examples per new-task calibration example
@@ -35,7 +36,8 @@ class Projected(Prepared):
 
     def on_shards(self, model, groups: list[dict], shards: Mapping[torch.Tensor, torch.Tensor]) -> Projected:
         optimizer = ProjectedAdamW(groups, {shards[p]: RowShardedProjector(projector, shards[p])
-                                            for p, projector in self.projectors.items()})
+                                            for p, projector in self.projectors.items()},
+                                   step_scale=self.optimizer.step_scale)
         # The sharded optimizer holds the projectors now. Keeping these, keyed by the whole parameters, kept
         # every rank's whole float32 copy of the matrices alive beside its shard (bench/RESULTS.md, "Scale").
         return replace(self, model=model, optimizer=optimizer, projectors={})
@@ -174,14 +176,11 @@ def prepare_adaptive_svd(
             # A bias shift would move outputs even for inputs in the kept subspace.
             target.module.bias.requires_grad_(False)
     groups = decay_groups(model.named_parameters(), config.weight_decay)
-    optimizer = ProjectedAdamW(groups, projectors, lr=config.learning_rate)
-    return Projected(
-        model,
-        optimizer,
-        unchanged,
-        _retention_summary(matrices, retention, tasks_learned, old_inputs, projectors),
-        projectors,
-    )
+    scale = step_scale(targets) if retention.relative_step else 1.0
+    optimizer = ProjectedAdamW(groups, projectors, lr=config.learning_rate, step_scale=scale)
+    summary = _retention_summary(matrices, retention, tasks_learned, old_inputs, projectors)
+    summary["summary"]["step_scale"] = scale
+    return Projected(model, optimizer, unchanged, summary, projectors)
 
 
 def _retention_summary(matrices, retention, tasks_learned, old_inputs: bool, projectors) -> dict:
