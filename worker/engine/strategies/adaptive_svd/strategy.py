@@ -178,12 +178,11 @@ def prepare_adaptive_svd(
     groups = decay_groups(model.named_parameters(), config.weight_decay)
     scale = step_scale(targets) if retention.relative_step else 1.0
     optimizer = ProjectedAdamW(groups, projectors, lr=config.learning_rate, step_scale=scale)
-    summary = _retention_summary(matrices, retention, tasks_learned, old_inputs, projectors)
-    summary["summary"]["step_scale"] = scale
+    summary = _retention_summary(matrices, retention, tasks_learned, old_inputs, projectors, scale)
     return Projected(model, optimizer, unchanged, summary, projectors)
 
 
-def _retention_summary(matrices, retention, tasks_learned, old_inputs: bool, projectors) -> dict:
+def _retention_summary(matrices, retention, tasks_learned, old_inputs: bool, projectors, scale: float) -> dict:
     kept_fraction = [
         1 - (1 - m["kept_out"] / m["shape"][0]) * (1 - m["kept_in"] / m["shape"][1])
         for m in matrices.values()
@@ -203,6 +202,7 @@ def _retention_summary(matrices, retention, tasks_learned, old_inputs: bool, pro
             # in is 1 minus it, so a long lineage shows here whether that room runs out.
             "mean_kept_input_share": sum(m["kept_in"] / m["shape"][1] for m in matrices.values()) / len(matrices),
             "basis_parameters": sum(p.numel() for p in projectors.values()),
+            "step_scale": scale,  # what the learning rate was multiplied by (``step_size``)
         },
     }
 
