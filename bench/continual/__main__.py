@@ -46,7 +46,7 @@ from bench.continual.runner import (
 )
 from bench.continual.strategies import STRATEGIES, TrainSettings
 from bench.continual.streams import BUILT_IN, StreamError, Task, built_in_stream, file_stream, general_task
-from bench.continual.via_api import API_STRATEGIES, ApiError, client_for, run_stream_via_api
+from bench.continual.via_api import API_STRATEGIES, ApiError, client_for, run_stream_via_api, save_base
 from bench.real_model import MODELS
 
 TINY = "tiny"
@@ -100,8 +100,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--via-api", metavar="URL", help="run through a Sculpt service at URL instead")
     parser.add_argument("--api-key", default=os.environ.get("SCULPT_API_KEY"),
                         help="the service's API key (default: $SCULPT_API_KEY)")
-    parser.add_argument("--base-dir", type=Path, default=Path(".sculpt/bench-base"),
-                        help="with --via-api: where the base is saved (inside the server's model roots)")
+    parser.add_argument("--base-dir", type=Path,
+                        help="with --via-api: where the base is saved, replacing what is there (inside the "
+                             "server's model roots; default .sculpt/bench-base/MODEL)")
     parser.add_argument("--job-timeout", type=float, default=1800, help="with --via-api: seconds per job")
     args = parser.parse_args(argv)
     defaults = MODEL_DEFAULTS[args.model]
@@ -109,6 +110,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if name != "strategies" and getattr(args, name) is None:
             setattr(args, name, value)
     args.stream = args.stream or "short"
+    args.base_dir = args.base_dir or Path(".sculpt/bench-base") / args.model  # one folder a model: no stale files
     if args.task_count is not None and args.task_count < 1:
         parser.error("--task-count must be at least 1")
     allowed = API_STRATEGIES if args.via_api else STRATEGIES
@@ -209,8 +211,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     runs: dict[str, list[dict]] = {name: [] for name in args.strategies}
     if args.via_api:
-        base.save_pretrained(args.base_dir, safe_serialization=True)
-        tokenizer.save_pretrained(args.base_dir)
+        try:
+            save_base(base, tokenizer, args.base_dir)
+        except ApiError as exc:
+            raise SystemExit(f"bench.continual --via-api: {exc}") from exc
         with client_for(args.via_api, args.api_key) as client:
             for strategy in args.strategies:
                 for seed in args.seeds:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import time
 from pathlib import Path
 
@@ -46,6 +47,21 @@ def _json(response: httpx.Response) -> dict:
         raise ApiError(f"{response.request.method} {response.request.url.path} -> {response.status_code}: "
                        f"{response.text[:500]}")
     return response.json()
+
+
+def save_base(model, tokenizer, folder: Path) -> None:
+    """Save the harness's base where the service will read it, with nothing left of an earlier save.
+
+    A file the new model does not write stays otherwise, and changes how the service reads the folder:
+    Gemma's base saved over SmolLM2's folder kept SmolLM2's ``chat_template.jinja``, and the service
+    asked the base model in chat form. A folder that holds something other than a saved model is refused.
+    """
+    if folder.exists():
+        if any(folder.iterdir()) and not (folder / "config.json").is_file():
+            raise ApiError(f"--base-dir {folder} holds files that are not a saved model; give an empty or new folder")
+        shutil.rmtree(folder)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
 
 
 def _upload(client: httpx.Client, records: list[dict], purpose: str, filename: str) -> str:

@@ -222,3 +222,29 @@ def test_through_the_service_replay_is_the_jobs_rehearsal_option():
     assert replay["strategy"] == "full" and replay["replay"] == 4
     assert "replay" not in _continual("adaptive_svd", "t", settings)
     assert _continual("adaptive_svd_fixed", "t", settings)["retention"] == {"mode": "fixed"}
+
+
+def test_a_base_saved_over_another_models_folder_keeps_nothing_of_it(tmp_path):
+    # A chat model's chat_template.jinja left beside a base model's files made the service ask the base
+    # model in chat form.
+    from bench.continual.via_api import ApiError, save_base
+    from worker.tiny import build_tiny_causal_lm
+
+    folder = tmp_path / "bench-base"
+    chat_model, chat_tokenizer = build_tiny_causal_lm()
+    chat_tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    save_base(chat_model, chat_tokenizer, folder)
+    assert any("chat_template" in p.name for p in folder.iterdir())
+    base_model, base_tokenizer = build_tiny_causal_lm()
+    base_tokenizer.chat_template = None  # a pretrained base: no chat template
+    save_base(base_model, base_tokenizer, folder)
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(folder).chat_template is None
+
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "mine.txt").write_text("keep me")
+    with pytest.raises(ApiError, match="not a saved model"):
+        save_base(*build_tiny_causal_lm(), other)
+    assert (other / "mine.txt").read_text() == "keep me"
