@@ -46,7 +46,14 @@ from bench.continual.runner import (
 )
 from bench.continual.strategies import STRATEGIES, TrainSettings
 from bench.continual.streams import BUILT_IN, StreamError, Task, built_in_stream, file_stream, general_task
-from bench.continual.via_api import API_STRATEGIES, ApiError, client_for, run_stream_via_api, save_base
+from bench.continual.via_api import (
+    API_STRATEGIES,
+    ApiError,
+    client_for,
+    holds_other_files,
+    run_stream_via_api,
+    save_base,
+)
 from bench.real_model import MODELS
 
 TINY = "tiny"
@@ -111,6 +118,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             setattr(args, name, value)
     args.stream = args.stream or "short"
     args.base_dir = args.base_dir or Path(".sculpt/bench-base") / args.model  # one folder a model: no stale files
+    if args.via_api and holds_other_files(args.base_dir):
+        parser.error(f"--base-dir {args.base_dir} holds files that are not a saved model, and the base replaces "
+                     "what is there; give an empty or new folder")
     if args.task_count is not None and args.task_count < 1:
         parser.error("--task-count must be at least 1")
     allowed = API_STRATEGIES if args.via_api else STRATEGIES
@@ -211,10 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     runs: dict[str, list[dict]] = {name: [] for name in args.strategies}
     if args.via_api:
-        try:
-            save_base(base, tokenizer, args.base_dir)
-        except ApiError as exc:
-            raise SystemExit(f"bench.continual --via-api: {exc}") from exc
+        save_base(base, tokenizer, args.base_dir)
         with client_for(args.via_api, args.api_key) as client:
             for strategy in args.strategies:
                 for seed in args.seeds:

@@ -54,14 +54,17 @@ def save_base(model, tokenizer, folder: Path) -> None:
 
     A file the new model does not write stays otherwise, and changes how the service reads the folder:
     Gemma's base saved over SmolLM2's folder kept SmolLM2's ``chat_template.jinja``, and the service
-    asked the base model in chat form. A folder that holds something other than a saved model is refused.
+    asked the base model in chat form. ``holds_other_files`` refuses a folder that is not a saved model.
     """
     if folder.exists():
-        if any(folder.iterdir()) and not (folder / "config.json").is_file():
-            raise ApiError(f"--base-dir {folder} holds files that are not a saved model; give an empty or new folder")
         shutil.rmtree(folder)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
+
+
+def holds_other_files(folder: Path) -> bool:
+    """Whether ``folder`` holds files that are not a saved model (``save_base`` would delete them)."""
+    return folder.is_dir() and any(folder.iterdir()) and not (folder / "config.json").is_file()
 
 
 def _upload(client: httpx.Client, records: list[dict], purpose: str, filename: str) -> str:

@@ -224,10 +224,12 @@ def test_through_the_service_replay_is_the_jobs_rehearsal_option():
     assert _continual("adaptive_svd_fixed", "t", settings)["retention"] == {"mode": "fixed"}
 
 
-def test_a_base_saved_over_another_models_folder_keeps_nothing_of_it(tmp_path):
+def test_a_base_saved_over_another_models_folder_keeps_nothing_of_it(tmp_path, capsys):
     # A chat model's chat_template.jinja left beside a base model's files made the service ask the base
     # model in chat form.
-    from bench.continual.via_api import ApiError, save_base
+    from transformers import AutoTokenizer
+
+    from bench.continual.via_api import save_base
     from worker.tiny import build_tiny_causal_lm
 
     folder = tmp_path / "bench-base"
@@ -238,13 +240,13 @@ def test_a_base_saved_over_another_models_folder_keeps_nothing_of_it(tmp_path):
     base_model, base_tokenizer = build_tiny_causal_lm()
     base_tokenizer.chat_template = None  # a pretrained base: no chat template
     save_base(base_model, base_tokenizer, folder)
-    from transformers import AutoTokenizer
-
     assert AutoTokenizer.from_pretrained(folder).chat_template is None
 
+    # A folder of other files is refused before anything is built, and left as it was.
     other = tmp_path / "notes"
     other.mkdir()
     (other / "mine.txt").write_text("keep me")
-    with pytest.raises(ApiError, match="not a saved model"):
-        save_base(*build_tiny_causal_lm(), other)
+    with pytest.raises(SystemExit):
+        main([*MICRO, "--via-api", "http://127.0.0.1:9", "--base-dir", str(other)])
+    assert "not a saved model" in capsys.readouterr().err
     assert (other / "mine.txt").read_text() == "keep me"
