@@ -183,6 +183,27 @@ def test_a_first_job_keeps_the_reference_sets_inputs_within_its_share_of_the_kep
     assert any(info["activation_rank"] > without[name]["activation_rank"] for name, info in with_reference.items())
 
 
+def test_matrices_that_read_one_input_hold_its_kept_basis_once():
+    # q/k/v read one input, as do gate/up: at one kept rank they keep the same input directions, and the job
+    # holds that basis once (at 8B shapes, 3 of a layer's 7 bases), not once a matrix.
+    config = TrainConfig(n_epochs=1, retention=Retention(mode="fixed", fixed_ratio=0.5, reference_share=0))
+    model, tokenizer = build_tiny_causal_lm()
+    result = train_task(model, tokenizer, fact_records("t", 16, seed=0), config, tasks_learned=1,
+                        prior_records=fact_records("p", 32, seed=6))
+    matrices = result.retention["matrices"]
+
+    def floats(name):  # a side stores its basis or, where smaller, the basis's complement
+        info = matrices[name]
+        return info["shape"][1] * min(info["kept_in"], info["shape"][1] - info["kept_in"])
+
+    layers = sorted({name.rsplit(".", 2)[0] for name in matrices})
+    for layer in layers:
+        assert len({matrices[f"{layer}.self_attn.{m}_proj"]["kept_in"] for m in "qkv"}) == 1
+    once = sum(floats(f"{layer}.{m}") for layer in layers
+               for m in ("self_attn.q_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.down_proj"))
+    assert result.retention["summary"]["basis_parameters"] == once < sum(map(floats, matrices))
+
+
 def test_reference_texts_are_kept_where_the_model_starts_an_answer():
     from types import SimpleNamespace
 

@@ -19,7 +19,16 @@ from .importance import cosine_importance
 from .optimizer import ProjectedAdamW
 from .retention import kept_rank, kept_ratio
 from .step_size import step_scale
-from .subspace import MatrixProjector, Moments, Spectrum, activation_basis, union, weight_bases
+from .subspace import (
+    MatrixProjector,
+    Moments,
+    SharedInputSides,
+    Spectrum,
+    activation_basis,
+    basis_parameters,
+    union,
+    weight_bases,
+)
 
 PRIOR_SAMPLES_PER_CALIBRATION_BATCH = 4  # prior examples per new-task calibration example
 
@@ -154,10 +163,11 @@ def prepare_adaptive_svd(
     on_phase("decomposing")
     pairs = (old_input_bases(model, targets, ranks, list(prior_inputs), list(reference_inputs), retention)
              if old_inputs else ((target, None) for target in targets))
-    projectors, matrices = {}, {}
+    projectors, matrices, shared = {}, {}, SharedInputSides()
     for target, act in pairs:
         bases = kept_bases(target, ranks[target.name], act, retention)
-        projectors[target.weight] = MatrixProjector(bases["out"], bases["in"], transposed=target.transposed)
+        projectors[target.weight] = MatrixProjector(bases["out"], None, transposed=target.transposed,
+                                                    in_side=shared(bases["in"]))
         matrices[target.name] = {
             "shape": list(target.shape),
             "importance": importance[target.name],
@@ -201,7 +211,7 @@ def _retention_summary(matrices, retention, tasks_learned, old_inputs: bool, pro
             # Share of each matrix's input directions kept from the update, averaged: the room left to learn
             # in is 1 minus it, so a long lineage shows here whether that room runs out.
             "mean_kept_input_share": sum(m["kept_in"] / m["shape"][1] for m in matrices.values()) / len(matrices),
-            "basis_parameters": sum(p.numel() for p in projectors.values()),
+            "basis_parameters": basis_parameters(projectors.values()),  # a basis shared by matrices, once
             "step_scale": scale,  # what the learning rate was multiplied by (``step_size``)
         },
     }

@@ -132,12 +132,40 @@ class SideProjector:
         return self.basis.numel()
 
 
-class MatrixProjector:
-    """ΔW ↦ (I - U Uᵀ) ΔW (I - V Vᵀ) for a weight stored as (out, in), or transposed (GPT-2 Conv1D)."""
+def side_projector(kept: torch.Tensor | None) -> SideProjector | None:
+    return SideProjector(kept) if kept is not None and kept.shape[1] else None
 
-    def __init__(self, out_kept: torch.Tensor | None, in_kept: torch.Tensor | None, transposed: bool = False):
-        self.out_side = SideProjector(out_kept) if out_kept is not None and out_kept.shape[1] else None
-        self.in_side = SideProjector(in_kept) if in_kept is not None and in_kept.shape[1] else None
+
+class SharedInputSides:
+    """One input-side projector for consecutive matrices that keep the same input basis.
+
+    q/k/v (and gate/up) read one input, so where their kept rank does not cut it they keep the same
+    directions: one projector holds that basis once (its memory and its float64 QR), not once a matrix.
+    """
+
+    def __init__(self):
+        self._last: tuple[torch.Tensor, SideProjector] | None = None
+
+    def __call__(self, kept: torch.Tensor | None) -> SideProjector | None:
+        last = self._last
+        if kept is not None and last is not None and last[0].shape == kept.shape and torch.equal(last[0], kept):
+            return last[1]
+        side = side_projector(kept)
+        self._last = None if side is None else (kept, side)
+        return side
+
+
+class MatrixProjector:
+    """ΔW ↦ (I - U Uᵀ) ΔW (I - V Vᵀ) for a weight stored as (out, in), or transposed (GPT-2 Conv1D).
+
+    ``in_side``: the input side's projector where it is shared (``SharedInputSides``); else built from
+    ``in_kept``.
+    """
+
+    def __init__(self, out_kept: torch.Tensor | None, in_kept: torch.Tensor | None, transposed: bool = False,
+                 in_side: SideProjector | None = None):
+        self.out_side = side_projector(out_kept)
+        self.in_side = in_side if in_side is not None else side_projector(in_kept)
         self.transposed = transposed
 
     def __call__(self, delta: torch.Tensor) -> torch.Tensor:
@@ -149,11 +177,10 @@ class MatrixProjector:
             delta = cols.right(delta)
         return delta
 
-    def to(self, device) -> MatrixProjector:
-        for side in (self.out_side, self.in_side):
-            if side is not None:
-                side.basis = side.basis.to(device)
-        return self
+    def sides(self) -> list[SideProjector]:
+        return [side for side in (self.out_side, self.in_side) if side is not None]
 
-    def numel(self) -> int:
-        return sum(side.numel() for side in (self.out_side, self.in_side) if side is not None)
+
+def basis_parameters(projectors) -> int:
+    """Floats the projectors' kept bases hold, a shared side counted once."""
+    return sum(side.numel() for side in {id(s): s for p in projectors for s in p.sides()}.values())
