@@ -50,15 +50,16 @@ class Retention(SettingsModel):
     basis: Literal[RETENTION_BASES] = "activations"  # type: ignore[valid-type]
     energy: float = Field(0.9, gt=0.0, lt=1.0,
                           description="Activation-covariance energy to keep (activations basis).")
-    # Half the kept rank for general ability, on every job: on a real model's task stream that kept most of
+    # Half a first job's kept rank for general ability, on every job: on a real model's task stream that kept most of
     # its right general answers with the tasks still learned, more than on the first job only (figures:
     # bench/RESULTS.md). A tiny model built from scratch whose reference set is its tasks' own inputs
     # learns less with it.
     reference_share: float = Field(
         0.5, ge=0.0, le=1.0,
         description="Most of the kept rank the lineage's reference set (general text, as user turns for a chat "
-                    "model) may claim beside earlier tasks' inputs (activations and both bases); 0: none, and "
-                    "a lineage's first job keeps the weights' own top directions.")
+                    "model) may claim beside earlier tasks' inputs (activations and both bases), as a share of "
+                    "the rank a lineage's first job keeps: it does not grow with the tasks learned; 0: none, "
+                    "and a lineage's first job keeps the weights' own top directions.")
     # Higher than energy: under its share's cap the reference set may keep its small directions too, which
     # on a real model kept more of its right general answers with the task learned as well (bench/RESULTS.md);
     # tasks' energy stays lower, as keeping that much of theirs stops tasks being learned.

@@ -124,7 +124,7 @@ def test_statistics_are_held_for_one_layer_at_a_time(monkeypatch):
     monkeypatch.setattr(strategy, "Moments", Counted)
     targets = find_targets(model)
     ranks = {t.name: min(t.shape) // 2 for t in targets}
-    bases = list(strategy.old_input_bases(model, targets, ranks, batches, batches, Retention()))
+    bases = list(strategy.old_input_bases(model, targets, ranks, ranks, batches, batches, Retention()))
     assert len(bases) == len(targets) and all(basis.shape[1] for _, basis in bases)
     # A layer's 4 distinct inputs (q/k/v's, o's, gate/up's, down's), for earlier tasks and the reference set.
     assert peak[0] == 8
@@ -176,7 +176,7 @@ def test_a_tiny_models_kept_bases_span_what_the_float64_covariance_route_keeps(c
 
     rows = {}
     observe(model, targets, [prior], lambda _s, target, x, _y, _r: rows.setdefault(target.name, []).append(x))
-    for target, kept in strategy.old_input_bases(model, targets, ranks, prior, [], config):
+    for target, kept in strategy.old_input_bases(model, targets, ranks, ranks, prior, [], config):
         expected = _float64_basis(torch.cat(rows[target.name]), config.energy, ranks[target.name])
         assert kept.shape[1] <= min(tokens, ranks[target.name])
         if kept.shape[1] != expected.shape[1]:

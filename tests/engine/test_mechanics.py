@@ -204,6 +204,22 @@ def test_matrices_that_read_one_input_hold_its_kept_basis_once():
     assert result.retention["summary"]["basis_parameters"] == once < sum(map(floats, matrices))
 
 
+def test_the_reference_sets_room_does_not_grow_with_the_tasks_learned():
+    # The kept rank grows with every task learned; the reference set's room stays what a first job gives it,
+    # so a long lineage's late tasks keep room to learn (bench/RESULTS.md, "Late-task plasticity").
+    texts = [r["prompt"] + r["completion"] for r in fact_records("g", 32, seed=5)]
+    config = TrainConfig(n_epochs=1, retention=Retention(reference_energy=0.999, reference_share=0.25))
+    kept = []
+    for tasks_learned in (0, 8):
+        model, tokenizer = build_tiny_causal_lm()
+        result = train_task(model, tokenizer, fact_records("t", 16, seed=0), config, tasks_learned=tasks_learned,
+                            reference_texts=texts)
+        kept.append(result.retention["matrices"])
+    first, late = kept
+    assert all(late[name]["weight_rank"] > info["weight_rank"] for name, info in first.items())
+    assert all(late[name]["activation_rank"] == info["activation_rank"] for name, info in first.items())
+
+
 def test_reference_texts_are_kept_where_the_model_starts_an_answer():
     from types import SimpleNamespace
 

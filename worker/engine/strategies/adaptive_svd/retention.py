@@ -24,3 +24,14 @@ def kept_ratio(importance: float, config: Retention, tasks_learned: int) -> floa
 def kept_rank(dim: int, ratio: float) -> int:
     """k = round(d * ratio), leaving at least one direction trainable."""
     return min(dim - 1, max(0, round(dim * ratio)))
+
+
+def reference_cap(dim: int, importance: float, config: Retention) -> int:
+    """The most input directions the reference set (general ability) may keep in a matrix:
+    ``reference_share`` of the rank a lineage's first job keeps there, whatever the tasks learned since.
+
+    Tied to the growing kept rank instead, general text's small directions claimed twice the room by the
+    twelfth task, and the late tasks were learned less (bench/RESULTS.md, "Late-task plasticity"). The
+    earlier tasks' inputs take the growing rest.
+    """
+    return round(config.reference_share * kept_rank(dim, kept_ratio(importance, config, 0)))

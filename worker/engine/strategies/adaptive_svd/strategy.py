@@ -17,7 +17,7 @@ from .calibration import block_indices, blocks_of, calibration_batches, observe_
 from .distributed import RowShardedProjector, bases_from_owners, share_bases
 from .importance import cosine_importance
 from .optimizer import ProjectedAdamW
-from .retention import kept_rank, kept_ratio
+from .retention import kept_rank, kept_ratio, reference_cap
 from .step_size import step_scale
 from .subspace import (
     MatrixProjector,
@@ -73,8 +73,9 @@ class AdaptiveSvd:
                                     on_phase=context.on_phase)
 
 
-def old_input_bases(model, targets: list[Target], ranks: dict[str, int], prior_inputs: list[dict],
-                    reference_inputs: list[dict], config) -> Iterator[tuple[Target, torch.Tensor | None]]:
+def old_input_bases(model, targets: list[Target], ranks: dict[str, int], reference_caps: dict[str, int],
+                    prior_inputs: list[dict], reference_inputs: list[dict],
+                    config) -> Iterator[tuple[Target, torch.Tensor | None]]:
     """Each target with the input directions old data occupies (``old_inputs_basis``), a block (decoder
     layer) at a time: a block's statistics are gathered, decomposed and dropped before the next block's
     begin, so they never take more memory than one layer's. Targets that read the same input (q/k/v;
@@ -107,7 +108,7 @@ def old_input_bases(model, targets: list[Target], ranks: dict[str, int], prior_i
                 if sources[source] else None
                 for source in (0, 1)
             )
-            basis = old_inputs_basis(ranks[target.name], tasks, general, config)
+            basis = old_inputs_basis(ranks[target.name], reference_caps[target.name], tasks, general, config)
             if size == 1:
                 yield target, basis
             else:
@@ -117,16 +118,17 @@ def old_input_bases(model, targets: list[Target], ranks: dict[str, int], prior_i
         yield from ((target, received[target.name]) for target in targets)
 
 
-def old_inputs_basis(rank: int, tasks: Spectrum | None, general: Spectrum | None, config) -> torch.Tensor | None:
+def old_inputs_basis(rank: int, reference_rank: int, tasks: Spectrum | None, general: Spectrum | None,
+                     config) -> torch.Tensor | None:
     """The input directions old data occupies, at most ``rank``: earlier tasks' first (up to ``energy``),
-    then the reference set's (up to ``reference_energy``), which may take at most ``reference_share`` of
-    ``rank``. The cap is what lets a lineage's first job, whose only old data is the reference set, still
-    learn: general text and a chat task share input directions, and keeping all of them would leave the
-    task little room. None: no old data at all."""
+    then the reference set's (up to ``reference_energy``), at most ``reference_rank`` of them
+    (``retention.reference_cap``). The cap is what lets a lineage's first job, whose only old data is the
+    reference set, still learn: general text and a chat task share input directions, and keeping all of them
+    would leave the task little room. None: no old data at all."""
     kept = activation_basis(tasks, config.energy, cap=rank) if tasks is not None else None
     if general is None:
         return kept
-    reference = activation_basis(general, config.reference_energy, cap=round(config.reference_share * rank))
+    reference = activation_basis(general, config.reference_energy, cap=reference_rank)
     return reference if kept is None else union(kept, reference, cap=rank)
 
 
@@ -161,7 +163,8 @@ def prepare_adaptive_svd(
 
     # Old inputs' statistics are gathered and decomposed a layer at a time, so this phase holds both.
     on_phase("decomposing")
-    pairs = (old_input_bases(model, targets, ranks, list(prior_inputs), list(reference_inputs), retention)
+    caps = {t.name: reference_cap(min(t.shape), importance[t.name], retention) for t in targets}
+    pairs = (old_input_bases(model, targets, ranks, caps, list(prior_inputs), list(reference_inputs), retention)
              if old_inputs else ((target, None) for target in targets))
     projectors, matrices, shared = {}, {}, SharedInputSides()
     for target, act in pairs:
