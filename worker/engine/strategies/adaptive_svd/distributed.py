@@ -14,7 +14,7 @@ import math
 import torch
 import torch.distributed as dist
 
-from .subspace import MatrixProjector
+from .subspace import MatrixProjector, distinct_sides
 
 
 class RowShardedProjector:
@@ -50,7 +50,7 @@ def share_bases(projectors) -> None:
     Every rank computed them from the same weights and data; sending rank 0's anyway means a last-bit
     difference between two devices' SVDs can never make ranks project differently.
     """
-    sides = list({id(side): side for p in projectors for side in p.sides()}.values())  # a shared one once
+    sides = distinct_sides(projectors)
     shapes = [tuple(side.basis.shape) for side in sides]
     received = [shapes]
     dist.broadcast_object_list(received, src=0)

@@ -181,6 +181,11 @@ class MatrixProjector:
         return [side for side in (self.out_side, self.in_side) if side is not None]
 
 
+def distinct_sides(projectors) -> list[SideProjector]:
+    """The projectors' sides, one shared by several matrices (``SharedInputSides``) once."""
+    return list({id(side): side for p in projectors for side in p.sides()}.values())
+
+
 def basis_parameters(projectors) -> int:
-    """Floats the projectors' kept bases hold, a shared side counted once."""
-    return sum(side.numel() for side in {id(s): s for p in projectors for s in p.sides()}.values())
+    """Floats the projectors' kept bases hold."""
+    return sum(side.numel() for side in distinct_sides(projectors))
